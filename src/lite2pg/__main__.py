@@ -1,0 +1,3 @@
+from lite2pg.cli import main
+
+main()

@@ -1,0 +1,209 @@
+"""The lite2pg command line: flags -> options -> one library call -> exit code.
+
+Exit codes: 0 success; 1 finished but rows were rejected or keys could not be built
+(0 with --allow-rejects); 2 a known error (one line on stderr, nothing half-written).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from lite2pg import target as target_mod
+from lite2pg.errors import Lite2pgError
+from lite2pg.load import TableResult
+from lite2pg.report import RunReport, print_summary
+from lite2pg.run import MigrateOptions, migrate
+
+
+class PlainProgress:
+    """Progress as plain lines, for logs and pipes."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._started = 0.0
+
+    def start_table(self, name: str, total: int) -> None:
+        self._started = time.perf_counter()
+        self.console.print(f"loading {name} ({total} rows)")
+
+    def advance(self, name: str, done: int) -> None:
+        pass
+
+    def end_table(self, result: TableResult) -> None:
+        extra = f", {result.rejected} rejected" if result.rejected else ""
+        self.console.print(
+            f"loaded {result.source}: {result.loaded} rows{extra} in {result.seconds:.2f}s"
+        )
+
+    def phase(self, name: str) -> None:
+        self.console.print(f"{name} ...")
+
+
+class BarProgress:
+    """Rich progress bars, one per table, on a terminal."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self._tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> BarProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def start_table(self, name: str, total: int) -> None:
+        self._tasks[name] = self.progress.add_task(name, total=total)
+
+    def advance(self, name: str, done: int) -> None:
+        self.progress.update(self._tasks[name], completed=done)
+
+    def end_table(self, result: TableResult) -> None:
+        task = self._tasks[result.source]
+        self.progress.update(task, completed=result.read, total=result.read)
+
+    def phase(self, name: str) -> None:
+        self.progress.console.print(f"{name} ...")
+
+
+def _fail(e: Lite2pgError) -> None:
+    click.echo(f"lite2pg: error: {e}", err=True)
+    sys.exit(e.exit_code)
+
+
+def _parse_casts(values: tuple[str, ...]) -> dict[str, str]:
+    casts: dict[str, str] = {}
+    for v in values:
+        key, sep, typ = v.partition("=")
+        if not sep or not key or not typ:
+            raise click.BadParameter(f"{v!r}: write TABLE.COLUMN=TYPE", param_hint="--cast")
+        casts[key.strip()] = typ.strip()
+    return casts
+
+
+def run_migrate(
+    source: Path,
+    target_uri: str | None,
+    options: MigrateOptions,
+    *,
+    allow_rejects: bool,
+    quiet: bool,
+) -> int:
+    """Resolve the target, migrate with progress, print the summary; return the exit code."""
+    err = Console(stderr=True)
+    out = Console()
+    tgt = target_mod.resolve(target_uri)
+    if tgt.origin == "embedded":
+        err.print(f"embedded PostgreSQL: {tgt.dsn}")
+        err.print(f"open it with: {tgt.psql_command}")
+    report: RunReport
+    if quiet:
+        report = migrate(source, tgt, options)
+    elif err.is_terminal:
+        with BarProgress(err) as bars:
+            report = migrate(source, tgt, options, bars)
+    else:
+        report = migrate(source, tgt, options, PlainProgress(err))
+    if not quiet:
+        print_summary(report, out)
+    out.print(report.verdict())
+    out.print(f"report: {Path(report.run_dir) / 'report.json'}")
+    return report.exit_code(allow_rejects)
+
+
+@click.group()
+@click.version_option(package_name="lite2pg")
+def main() -> None:
+    """Move a SQLite database into PostgreSQL, proven row by row."""
+
+
+@main.command("migrate")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option(
+    "--target",
+    "target_uri",
+    metavar="URI",
+    help="libpq URI; default DATABASE_URL, PG*, else embedded.",
+)
+@click.option("--schema", default="public", show_default=True, help="Target schema.")
+@click.option(
+    "--data-only", is_flag=True, help="Load into tables that already exist (matched by name)."
+)
+@click.option("--truncate", is_flag=True, help="With --data-only: empty the target tables first.")
+@click.option("--drop", is_flag=True, help="Drop target tables of the same name first.")
+@click.option(
+    "--cast", "casts", multiple=True, metavar="TABLE.COLUMN=TYPE", help="Override a column's type."
+)
+@click.option(
+    "--table", "tables", multiple=True, metavar="NAME", help="Only these tables (repeatable)."
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(path_type=Path),
+    help="Run directory (default .lite2pg/runs/<UTC time>).",
+)
+@click.option("--allow-rejects", is_flag=True, help="Exit 0 even when rows were rejected.")
+@click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=5_000, show_default=True)
+@click.option("-q", "--quiet", is_flag=True, help="Only the verdict.")
+def migrate_cmd(
+    source: Path,
+    target_uri: str | None,
+    schema: str,
+    data_only: bool,
+    truncate: bool,
+    drop: bool,
+    casts: tuple[str, ...],
+    tables: tuple[str, ...],
+    run_dir: Path | None,
+    allow_rejects: bool,
+    batch_size: int,
+    quiet: bool,
+) -> None:
+    """Copy every table of SOURCE (a SQLite file) into PostgreSQL.
+
+    Example: lite2pg migrate legacy.db --target postgresql://app@localhost/app
+    """
+    if truncate and not data_only:
+        raise click.UsageError("--truncate goes with --data-only")
+    if drop and data_only:
+        raise click.UsageError("--drop and --data-only exclude each other")
+    options = MigrateOptions(
+        schema=schema,
+        data_only=data_only,
+        truncate=truncate,
+        drop=drop,
+        casts=_parse_casts(casts),
+        run_dir=run_dir,
+        batch_size=batch_size,
+        tables=list(tables) or None,
+    )
+    try:
+        code = run_migrate(source, target_uri, options, allow_rejects=allow_rejects, quiet=quiet)
+    except Lite2pgError as e:
+        _fail(e)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

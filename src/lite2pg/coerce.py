@@ -1,0 +1,480 @@
+"""Coerce SQLite's loosely typed values into PostgreSQL types, or reject them with a reason.
+
+Each target type gets two things:
+- a SQLite SQL predicate that is true when a stored value can go to PostgreSQL exactly as
+  SQLite hands it over (evaluated in C inside SQLite, so the common case costs no Python);
+- a Python converter for every other value: it returns the exact PostgreSQL value or raises
+  `TransformError` with the reason. Nothing is rounded, truncated or reinterpreted silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+from typing import Any
+
+from lite2pg.errors import TransformError
+
+Converter = Callable[[Any], Any]
+
+
+class Family(Enum):
+    """How a PostgreSQL type takes values."""
+
+    INTEGER = "integer"
+    FLOAT = "float"
+    NUMERIC = "numeric"
+    TEXT = "text"
+    BYTEA = "bytea"
+    BOOLEAN = "boolean"
+    TIMESTAMPTZ = "timestamptz"
+    TIMESTAMP = "timestamp"
+    DATE = "date"
+    ENUM = "enum"
+    OTHER = "other"  # left to PostgreSQL to parse; failures are caught per row by the loader
+
+
+INT_RANGES = {
+    "smallint": (-(2**15), 2**15 - 1),
+    "integer": (-(2**31), 2**31 - 1),
+    "bigint": (-(2**63), 2**63 - 1),
+}
+
+
+@dataclass(frozen=True)
+class PgType:
+    """A PostgreSQL column type as lite2pg needs to know it."""
+
+    sql: str  # as written in DDL, e.g. "numeric(10,2)"
+    family: Family
+    precision: int | None = None
+    scale: int | None = None
+    max_length: int | None = None  # varchar(n) / char(n)
+    int_range: tuple[int, int] | None = None
+    labels: tuple[str, ...] = field(default=())  # enum labels
+
+    def __str__(self) -> str:
+        return self.sql
+
+
+BIGINT = PgType("bigint", Family.INTEGER, int_range=INT_RANGES["bigint"])
+DOUBLE = PgType("double precision", Family.FLOAT)
+NUMERIC = PgType("numeric", Family.NUMERIC)
+TEXT = PgType("text", Family.TEXT)
+BYTEA = PgType("bytea", Family.BYTEA)
+BOOLEAN = PgType("boolean", Family.BOOLEAN)
+TIMESTAMPTZ = PgType("timestamptz", Family.TIMESTAMPTZ)
+TIMESTAMP = PgType("timestamp", Family.TIMESTAMP)
+DATE = PgType("date", Family.DATE)
+
+_NUMERIC_RE = re.compile(r"^(?:numeric|decimal)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?$", re.I)
+_VARCHAR_RE = re.compile(
+    r"^(?:character varying|varchar|character|char|bpchar)\s*(?:\(\s*(\d+)\s*\))?$", re.I
+)
+
+
+def parse_pg_type(sql: str, enum_labels: tuple[str, ...] | None = None) -> PgType:
+    """Turn a PostgreSQL type name (as `format_type` or a user writes it) into a PgType."""
+    s = " ".join(sql.strip().lower().split())
+    if enum_labels is not None:
+        return PgType(sql, Family.ENUM, labels=enum_labels)
+    aliases = {
+        "int8": "bigint", "int": "integer", "int4": "integer", "int2": "smallint",
+        "float8": "double precision", "float": "double precision", "real": "real",
+        "float4": "real", "bool": "boolean", "timestamp with time zone": "timestamptz",
+        "timestamp without time zone": "timestamp", "bytea": "bytea",
+    }  # fmt: skip
+    s = aliases.get(s, s)
+    if s in INT_RANGES:
+        return PgType(s, Family.INTEGER, int_range=INT_RANGES[s])
+    if s in ("double precision", "real"):
+        return PgType(s, Family.FLOAT)
+    if s == "text":
+        return TEXT
+    if s == "bytea":
+        return BYTEA
+    if s == "boolean":
+        return BOOLEAN
+    if s == "timestamptz":
+        return TIMESTAMPTZ
+    if s == "timestamp":
+        return TIMESTAMP
+    if s == "date":
+        return DATE
+    m = _NUMERIC_RE.match(s)
+    if m:
+        p = int(m.group(1)) if m.group(1) else None
+        sc = int(m.group(2)) if m.group(2) else (0 if p is not None else None)
+        text = "numeric" if p is None else f"numeric({p},{sc})"
+        return PgType(text, Family.NUMERIC, precision=p, scale=sc)
+    m = _VARCHAR_RE.match(s)
+    if m:
+        n = int(m.group(1)) if m.group(1) else None
+        if s.startswith(("character varying", "varchar")):
+            return PgType(s, Family.TEXT, max_length=n)
+        # char(n) pads with blanks, which changes values: treat as text with a length limit.
+        return PgType(s, Family.TEXT, max_length=n or 1)
+    return PgType(sql, Family.OTHER)
+
+
+def _render(value: Any) -> str:
+    """A short, safe rendering of a value for a reject reason."""
+    if isinstance(value, bytes):
+        head = value[:16].hex()
+        return f"blob x'{head}{'...' if len(value) > 16 else ''}' ({len(value)} bytes)"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        return f"text {shown!r}"
+    if isinstance(value, float):
+        return f"real {value!r}"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _storage(value: Any) -> str:
+    if isinstance(value, bytes):
+        return "blob"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, float):
+        return "real"
+    if isinstance(value, int):
+        return "integer"
+    return type(value).__name__
+
+
+def ok_predicate(pg: PgType, column_sql: str) -> str | None:
+    """SQLite SQL that is true when the value in `column_sql` needs no conversion.
+
+    None means: every value must go through the Python converter.
+    """
+    c = column_sql
+    fam = pg.family
+    if fam is Family.INTEGER:
+        lo, hi = pg.int_range or INT_RANGES["bigint"]
+        if pg.int_range == INT_RANGES["bigint"]:
+            return f"typeof({c}) IN ('integer','null')"
+        return f"({c} IS NULL OR (typeof({c})='integer' AND {c} BETWEEN {lo} AND {hi}))"
+    if fam is Family.FLOAT:
+        if pg.sql == "real":
+            return None  # float4 rounds doubles: check each value in Python
+        return f"typeof({c}) IN ('real','null')"
+    if fam is Family.NUMERIC:
+        if pg.precision is None:
+            return f"typeof({c}) IN ('integer','null')"
+        limit = 10 ** (pg.precision - (pg.scale or 0))
+        return f"({c} IS NULL OR (typeof({c})='integer' AND abs({c}) < {limit}))"
+    if fam is Family.TEXT:
+        # PostgreSQL text cannot hold NUL; SQLite text can.
+        base = f"({c} IS NULL OR (typeof({c})='text' AND instr(CAST({c} AS BLOB), x'00')=0"
+        if pg.max_length is not None:
+            base += f" AND length({c}) <= {pg.max_length}"
+            if pg.sql.startswith(("char", "character", "bpchar")) and not pg.sql.startswith(
+                "character varying"
+            ):
+                # char(n) strips trailing blanks on output: only values without them are exact.
+                base += f" AND {c} NOT LIKE '% '"
+        return base + "))"
+    if fam is Family.BYTEA:
+        return f"typeof({c}) IN ('blob','null')"
+    if fam is Family.BOOLEAN:
+        return f"({c} IS NULL OR (typeof({c})='integer' AND {c} IN (0,1)))"
+    if fam in (Family.TIMESTAMPTZ, Family.TIMESTAMP):
+        # datetime(x) = x holds only for text in exactly 'YYYY-MM-DD HH:MM:SS' form that
+        # names a real instant (SQLite normalises '2021-02-30' to March, so it fails here).
+        return (
+            f"({c} IS NULL OR (typeof({c})='text' AND {c} >= '0001' "
+            f"AND (datetime({c})={c} OR date({c})={c})))"
+        )
+    if fam is Family.DATE:
+        return f"({c} IS NULL OR (typeof({c})='text' AND {c} >= '0001' AND date({c})={c}))"
+    if fam is Family.ENUM:
+        labels = ",".join("'" + label.replace("'", "''") + "'" for label in pg.labels)
+        return f"({c} IS NULL OR (typeof({c})='text' AND {c} IN ({labels})))"
+    return None
+
+
+_TRUE = {"1", "t", "true", "y", "yes", "on"}
+_FALSE = {"0", "f", "false", "n", "no", "off"}
+
+
+def converter(pg: PgType, *, secret: bool = False) -> Converter:
+    """The Python converter for values that the fast predicate did not pass."""
+    fam = pg.family
+    conv: Converter
+    if fam is Family.INTEGER:
+        conv = _to_int(pg.int_range or INT_RANGES["bigint"], pg.sql)
+    elif fam is Family.FLOAT:
+        conv = _to_float(single=pg.sql == "real")
+    elif fam is Family.NUMERIC:
+        conv = _to_numeric(pg)
+    elif fam is Family.TEXT:
+        conv = _to_text(pg)
+    elif fam is Family.BYTEA:
+        conv = _to_bytes
+    elif fam is Family.BOOLEAN:
+        conv = _to_bool
+    elif fam is Family.TIMESTAMPTZ:
+        conv = _to_timestamp(aware=True)
+    elif fam is Family.TIMESTAMP:
+        conv = _to_timestamp(aware=False)
+    elif fam is Family.DATE:
+        conv = _to_date
+    elif fam is Family.ENUM:
+        conv = _to_enum(pg.labels)
+    else:
+        conv = _to_other
+    if not secret:
+        return conv
+
+    def redacted(value: Any) -> Any:
+        try:
+            return conv(value)
+        except TransformError:
+            raise TransformError(f"secret {_storage(value)} value does not fit {pg}") from None
+
+    return redacted
+
+
+def _reject(value: Any, pg: str, why: str = "") -> TransformError:
+    return TransformError(f"{_render(value)} does not fit {pg}" + (f": {why}" if why else ""))
+
+
+def _to_int(rng: tuple[int, int], name: str) -> Converter:
+    lo, hi = rng
+
+    def conv(v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, bool):
+            return int(v)
+        if isinstance(v, int):
+            if lo <= v <= hi:
+                return v
+            raise _reject(v, name, "out of range")
+        if isinstance(v, float):
+            if math.isfinite(v) and v.is_integer() and lo <= v <= hi:
+                return int(v)
+            raise _reject(v, name, "not a whole number" if math.isfinite(v) else "not finite")
+        if isinstance(v, Decimal):
+            if v == v.to_integral_value() and lo <= v <= hi:
+                return int(v)
+            raise _reject(v, name)
+        raise _reject(v, name)
+
+    return conv
+
+
+def _to_float(single: bool) -> Converter:
+    name = "real" if single else "double precision"
+
+    def conv(v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, float):
+            f = v
+        elif isinstance(v, int) and not isinstance(v, bool):
+            f = float(v)
+            if int(f) != v:
+                raise _reject(v, name, "would lose precision")
+        else:
+            raise _reject(v, name)
+        if single and math.isfinite(f):
+            import struct
+
+            if struct.unpack("f", struct.pack("f", f))[0] != f:
+                raise _reject(v, name, "would be rounded to single precision")
+        return f
+
+    return conv
+
+
+def _to_numeric(pg: PgType) -> Converter:
+    def conv(v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int | float | Decimal):
+            if isinstance(v, str):
+                try:
+                    d = Decimal(v.strip())
+                except InvalidOperation:
+                    raise _reject(v, pg.sql) from None
+                # Text that SQLite's NUMERIC affinity did not convert is kept as written
+                # only when it is an exact decimal literal.
+                if not d.is_finite() or v.strip() != v:
+                    raise _reject(v, pg.sql)
+            else:
+                raise _reject(v, pg.sql)
+        elif isinstance(v, float):
+            if not math.isfinite(v):
+                raise _reject(v, pg.sql, "not finite")
+            # The shortest decimal that reads back as the same double: 0.99, not 0.98999...
+            d = Decimal(repr(v))
+        else:
+            d = Decimal(v)
+        if pg.precision is not None:
+            scale = pg.scale or 0
+            exp = d.as_tuple().exponent
+            assert isinstance(exp, int)
+            if -exp > scale and d != d.quantize(Decimal(1).scaleb(-scale)):
+                raise _reject(v, pg.sql, f"would be rounded to {scale} decimal places")
+            if d.adjusted() >= pg.precision - scale:
+                raise _reject(v, pg.sql, "too many digits")
+        return d
+
+    return conv
+
+
+def _to_text(pg: PgType) -> Converter:
+    def conv(v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, str):
+            s = v
+        elif isinstance(v, bytes):
+            try:
+                s = bytes(v).decode("utf-8")
+            except UnicodeDecodeError:
+                raise _reject(v, pg.sql, "not valid UTF-8") from None
+        elif isinstance(v, bool):
+            raise _reject(v, pg.sql)
+        elif isinstance(v, int):
+            s = str(v)
+        elif isinstance(v, float):
+            s = repr(v)
+        else:
+            raise _reject(v, pg.sql)
+        if "\x00" in s:
+            raise _reject(v, pg.sql, "contains a NUL character, which PostgreSQL text cannot hold")
+        if _has_surrogate(s):
+            raise _reject(v, pg.sql, "contains a lone surrogate, which is not valid UTF-8")
+        if pg.max_length is not None and len(s) > pg.max_length:
+            raise _reject(v, pg.sql, f"longer than {pg.max_length} characters")
+        return s
+
+    return conv
+
+
+def _has_surrogate(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _to_bytes(v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, bytes):
+        return bytes(v)
+    if isinstance(v, str):
+        try:
+            return v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _reject(v, "bytea", "not valid UTF-8") from None
+    raise _reject(v, "bytea")
+
+
+def _to_bool(v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int) and v in (0, 1):
+        return bool(v)
+    if isinstance(v, float) and v in (0.0, 1.0):
+        return bool(v)
+    if isinstance(v, str):
+        s = v.strip().lower()
+        if s in _TRUE:
+            return True
+        if s in _FALSE:
+            return False
+    raise _reject(v, "boolean")
+
+
+def parse_iso_datetime(s: str) -> dt.datetime:
+    """Parse ISO-8601 text as SQLite apps write it ('T' or space, fractions, Z or offset)."""
+    text = s.strip()
+    if text != s or not text or not text[:4].isdigit():
+        raise ValueError(s)
+    return dt.datetime.fromisoformat(text)
+
+
+def _to_timestamp(aware: bool) -> Converter:
+    name = "timestamptz" if aware else "timestamp"
+
+    def conv(v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, dt.datetime):
+            parsed = v
+        elif isinstance(v, str):
+            try:
+                parsed = parse_iso_datetime(v)
+            except ValueError:
+                raise _reject(v, name, "not an ISO-8601 date/time") from None
+        elif isinstance(v, int | float) and not isinstance(v, bool):
+            raise _reject(
+                v,
+                name,
+                "numbers in a date column are ambiguous (epoch seconds, milliseconds or "
+                "Julian day?); say which with a plan `timestamp` transform",
+            )
+        else:
+            raise _reject(v, name)
+        if aware:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=dt.UTC)
+            return parsed.astimezone(dt.UTC)
+        if parsed.tzinfo is not None:
+            return parsed.astimezone(dt.UTC).replace(tzinfo=None)
+        return parsed
+
+    return conv
+
+
+def _to_date(v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, dt.datetime):
+        parsed = v
+    elif isinstance(v, dt.date):
+        return v
+    elif isinstance(v, str):
+        try:
+            parsed = parse_iso_datetime(v)
+        except ValueError:
+            raise _reject(v, "date", "not an ISO-8601 date") from None
+    else:
+        raise _reject(v, "date")
+    if parsed.time() != dt.time(0) or (parsed.tzinfo and parsed.utcoffset()):
+        raise _reject(v, "date", "has a time of day, which a date cannot hold")
+    return parsed.date()
+
+
+def _to_enum(labels: tuple[str, ...]) -> Converter:
+    allowed = set(labels)
+
+    def conv(v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, str) and v in allowed:
+            return v
+        raise _reject(v, "enum", f"not one of {', '.join(labels)}")
+
+    return conv
+
+
+def _to_other(v: Any) -> Any:
+    # PostgreSQL parses these (uuid, json, ...); a value it refuses is rejected by the loader.
+    if v is None or isinstance(v, str | int | float):
+        if isinstance(v, str) and "\x00" in v:
+            raise _reject(v, "text", "contains a NUL character")
+        return v
+    raise _reject(v, "this type")

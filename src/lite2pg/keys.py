@@ -1,0 +1,229 @@
+"""After the data: primary keys, unique constraints, indexes, CHECKs, foreign keys,
+sequences and views, each under its own savepoint so one refusal is a note, not a failure."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from lite2pg.load import PhaseResult, _attempt, _ident_list
+from lite2pg.schema import NameAllocator, TableMap, sqlite_sql_to_pg
+from lite2pg.source import Skipped
+
+_ACTIONS = {"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"}
+
+
+def _qualified(schema: str, table: str) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+
+
+def build_keys(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    maps: Sequence[TableMap],
+    names: NameAllocator,
+) -> list[PhaseResult]:
+    """Primary keys and unique constraints, then indexes, then CHECKs, then foreign keys."""
+    by_source = {tm.source.name.lower(): tm for tm in maps}
+    keys = PhaseResult("keys")
+    indexes = PhaseResult("indexes")
+    checks = PhaseResult("checks")
+    fks = PhaseResult("foreign keys")
+
+    started = time.perf_counter()
+    for tm in maps:
+        t = tm.source
+        table = _qualified(schema, tm.target)
+        if t.primary_key:
+            cols = [tm.target_of(c) for c in t.primary_key]
+            name = names.take(f"{tm.target}_pkey")
+            stmt = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
+                table, sql.Identifier(name), _ident_list(cols)
+            )
+            if not _attempt(conn, keys, f"primary key of {t.name}", stmt):
+                # SQLite lets a non-INTEGER primary key hold NULLs (a legacy quirk);
+                # PostgreSQL cannot. Keep uniqueness at least.
+                stmt = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} UNIQUE ({})").format(
+                    table, sql.Identifier(name), _ident_list(cols)
+                )
+                if _attempt(conn, keys, f"unique key of {t.name}", stmt):
+                    keys.failed -= 1
+                    keys.notes[-1] += "; created as UNIQUE instead (the key has NULLs)"
+        for ix in t.indexes:
+            if ix.origin != "u":
+                continue
+            cols = [tm.target_of(c) for c in ix.columns]
+            name = names.take(f"{tm.target}_{'_'.join(cols)}_key")
+            stmt = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} UNIQUE ({})").format(
+                table, sql.Identifier(name), _ident_list(cols)
+            )
+            _attempt(conn, keys, f"unique constraint {ix.name} of {t.name}", stmt)
+    keys.seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    for tm in maps:
+        t = tm.source
+        for ix in t.indexes:
+            if ix.origin != "c":
+                continue
+            name = names.take(ix.name)
+            if ix.plain:
+                cols = sql.SQL(", ").join(
+                    sql.SQL("{}{}").format(
+                        sql.Identifier(tm.target_of(c)), sql.SQL(" DESC" if d else "")
+                    )
+                    for c, d in zip(
+                        ix.columns, ix.descending or [False] * len(ix.columns), strict=True
+                    )
+                )
+                stmt = sql.SQL("CREATE {}INDEX {} ON {} ({})").format(
+                    sql.SQL("UNIQUE " if ix.unique else ""),
+                    sql.Identifier(name),
+                    _qualified(schema, tm.target),
+                    cols,
+                )
+                _attempt(conn, indexes, f"index {ix.name}", stmt)
+            elif ix.sql:
+                # Partial and expression indexes are SQLite SQL: try them as written.
+                _attempt(conn, indexes, f"index {ix.name}", sql.SQL(sqlite_sql_to_pg(ix.sql)))  # type: ignore[arg-type]
+    indexes.seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    for tm in maps:
+        for expr in tm.source.checks:
+            stmt = sql.SQL("ALTER TABLE {} ADD CHECK ({})").format(
+                _qualified(schema, tm.target),
+                sql.SQL(sqlite_sql_to_pg(expr)),  # type: ignore[arg-type]
+            )
+            _attempt(conn, checks, f"CHECK ({expr}) on {tm.source.name}", stmt)
+    checks.seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    for tm in maps:
+        for fk in tm.source.foreign_keys:
+            parent = by_source.get(fk.ref_table.lower())
+            what = f"foreign key {tm.source.name}({', '.join(fk.columns)}) -> {fk.ref_table}"
+            if parent is None:
+                fks.failed += 1
+                fks.notes.append(f"{what}: not created: {fk.ref_table} is not migrated")
+                continue
+            if len(fk.ref_columns) != len(fk.columns):
+                fks.failed += 1
+                fks.notes.append(f"{what}: not created: the parent key cannot be resolved")
+                continue
+            cols = [tm.target_of(c) for c in fk.columns]
+            ref_cols = [parent.target_of(c) for c in fk.ref_columns]
+            name = names.take(f"{tm.target}_{'_'.join(cols)}_fkey")
+            tail = []
+            for verb, action in (("UPDATE", fk.on_update), ("DELETE", fk.on_delete)):
+                if action.upper() in _ACTIONS and action.upper() != "NO ACTION":
+                    tail.append(f"ON {verb} {action.upper()}")
+            if fk.deferrable:
+                tail.append("DEFERRABLE INITIALLY DEFERRED")
+            base = sql.SQL(
+                "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) {}"
+            ).format(
+                _qualified(schema, tm.target),
+                sql.Identifier(name),
+                _ident_list(cols),
+                _qualified(schema, parent.target),
+                _ident_list(ref_cols),
+                sql.SQL(" ".join(tail)),
+            )
+            if _attempt(conn, fks, what, base):
+                continue
+            if "violates foreign key" in fks.notes[-1]:
+                # Legacy data has orphans (SQLite does not enforce FKs by default): keep the
+                # constraint for new rows and say how many rows break it.
+                orphans = _count_orphans(conn, schema, tm.target, cols, parent.target, ref_cols)
+                if _attempt(conn, fks, what, sql.Composed([base, sql.SQL(" NOT VALID")])):
+                    fks.done -= 1
+                    fks.notes[-1] = (
+                        f"{what}: {orphans} orphan row(s); constraint added NOT VALID "
+                        "(set an on_orphan policy in a plan to clean them)"
+                    )
+    fks.seconds = time.perf_counter() - started
+    return [keys, indexes, checks, fks]
+
+
+def _count_orphans(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    child: str,
+    cols: list[str],
+    parent: str,
+    ref_cols: list[str],
+) -> int:
+    cond = sql.SQL(" AND ").join(
+        sql.SQL("p.{} = c.{}").format(sql.Identifier(r), sql.Identifier(c))
+        for c, r in zip(cols, ref_cols, strict=True)
+    )
+    not_null = sql.SQL(" AND ").join(
+        sql.SQL("c.{} IS NOT NULL").format(sql.Identifier(c)) for c in cols
+    )
+    stmt = sql.SQL(
+        "SELECT count(*) FROM {} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {})"
+    ).format(_qualified(schema, child), not_null, _qualified(schema, parent), cond)
+    with conn.cursor() as cur:
+        cur.execute(stmt)
+        row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def reset_sequences(
+    conn: psycopg.Connection[Any], schema: str, maps: Sequence[TableMap]
+) -> PhaseResult:
+    """Move every identity past the largest loaded id (and past SQLite's AUTOINCREMENT
+    high-water mark, so ids of deleted rows are never handed out again)."""
+    phase = PhaseResult("sequences")
+    started = time.perf_counter()
+    for tm in maps:
+        for c in tm.columns:
+            if not c.identity:
+                continue
+            floor = tm.source.sequence_value or 0
+            stmt = sql.SQL(
+                "SELECT setval(pg_get_serial_sequence({}, {}), "
+                "GREATEST(COALESCE(max({}), 0), {}, 1), "
+                "GREATEST(COALESCE(max({}), 0), {}) > 0) FROM {}"
+            ).format(
+                sql.Literal(
+                    f'"{schema.replace(chr(34), chr(34) * 2)}".'
+                    f'"{tm.target.replace(chr(34), chr(34) * 2)}"'
+                ),
+                sql.Literal(c.target),
+                sql.Identifier(c.target),
+                sql.Literal(floor),
+                sql.Identifier(c.target),
+                sql.Literal(floor),
+                _qualified(schema, tm.target),
+            )
+            _attempt(conn, phase, f"sequence of {tm.target}.{c.target}", stmt)
+    phase.seconds = time.perf_counter() - started
+    return phase
+
+
+def create_views(
+    conn: psycopg.Connection[Any], schema: str, views: Sequence[Skipped]
+) -> PhaseResult:
+    """Create the views whose SQL PostgreSQL accepts as written; report the others."""
+    phase = PhaseResult("views")
+    started = time.perf_counter()
+    for v in views:
+        if not v.sql:
+            continue
+        # Unqualified names in the view resolve through the run's search_path (the schema).
+        _attempt(conn, phase, f"view {v.name}", sql.SQL(sqlite_sql_to_pg(v.sql)))  # type: ignore[arg-type]
+    phase.seconds = time.perf_counter() - started
+    return phase
+
+
+def analyze(conn: psycopg.Connection[Any], schema: str, maps: Sequence[TableMap]) -> None:
+    """Give the planner statistics, so the app's first queries on the new database are sane."""
+    with conn.cursor() as cur:
+        for tm in maps:
+            cur.execute(sql.SQL("ANALYZE {}").format(_qualified(schema, tm.target)))

@@ -1,0 +1,152 @@
+"""RunReport: what a run did, as JSON for machines and a summary table for people."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from lite2pg.load import PhaseResult, TableResult
+
+REPORT_VERSION = 1
+
+
+@dataclass
+class RunReport:
+    """Everything a migrate run did; `as_dict()` is the stable report.json schema."""
+
+    source: str
+    target: str
+    schema: str
+    run_dir: str
+    mode: str  # "create" or "data-only"
+    started_at: str
+    seconds: float = 0.0
+    tables: list[TableResult] = field(default_factory=list)
+    phases: list[PhaseResult] = field(default_factory=list)
+    not_migrated: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    rejects_dir: str | None = None
+
+    @property
+    def rows_read(self) -> int:
+        return sum(t.read for t in self.tables)
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(t.loaded for t in self.tables)
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(t.rejected for t in self.tables)
+
+    @property
+    def rows_filtered(self) -> int:
+        return sum(t.filtered for t in self.tables)
+
+    @property
+    def problems(self) -> int:
+        """Schema objects that should have been created and were not (e.g. an FK left NOT VALID)."""
+        return sum(p.failed for p in self.phases if p.name != "views")
+
+    @property
+    def reconciled(self) -> bool:
+        return all(t.read == t.loaded + t.rejected + t.filtered for t in self.tables)
+
+    def verdict(self) -> str:
+        if not self.reconciled:
+            return "FAILED: row counts do not reconcile"
+        parts = [f"{self.rows_loaded} rows loaded into {len(self.tables)} tables"]
+        if self.rows_rejected:
+            parts.append(f"{self.rows_rejected} rejected (see {self.rejects_dir})")
+        if self.rows_filtered:
+            parts.append(f"{self.rows_filtered} filtered out by the plan")
+        if self.problems:
+            parts.append(f"{self.problems} key/index/constraint problems (see notes)")
+        ok = not self.rows_rejected and not self.problems
+        return ("OK: " if ok else "ATTENTION: ") + ", ".join(parts)
+
+    def exit_code(self, allow_rejects: bool = False) -> int:
+        """0 when clean; 1 when rows were rejected or constraints could not be built."""
+        if not self.reconciled:
+            return 1
+        if (self.rows_rejected or self.problems) and not allow_rejects:
+            return 1
+        return 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": REPORT_VERSION,
+            "source": self.source,
+            "target": self.target,
+            "schema": self.schema,
+            "run_dir": self.run_dir,
+            "mode": self.mode,
+            "started_at": self.started_at,
+            "seconds": round(self.seconds, 3),
+            "verdict": self.verdict(),
+            "totals": {
+                "read": self.rows_read,
+                "loaded": self.rows_loaded,
+                "rejected": self.rows_rejected,
+                "filtered": self.rows_filtered,
+            },
+            "tables": [t.as_dict() for t in self.tables],
+            "phases": [p.as_dict() for p in self.phases],
+            "not_migrated": self.not_migrated,
+            "notes": self.notes,
+            "rejects_dir": self.rejects_dir,
+        }
+
+    def write_json(self, path: Path) -> None:
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.as_dict(), indent=2, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+
+    def __str__(self) -> str:
+        return self.verdict()
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def print_summary(report: RunReport, console: Console) -> None:
+    """A pgloader-like summary: per table, then per phase, then the total."""
+    t = RichTable(title=f"lite2pg migrate {report.source}", title_justify="left")
+    for col in ("table", "read", "loaded", "rejected", "filtered", "bytes", "time"):
+        t.add_column(col, justify="left" if col == "table" else "right")
+    for r in report.tables:
+        name = r.source if r.source == r.target else f"{r.source} -> {r.target}"
+        t.add_row(
+            name, str(r.read), str(r.loaded), str(r.rejected), str(r.filtered),
+            _size(r.bytes), f"{r.seconds:.3f}s",
+        )  # fmt: skip
+    t.add_section()
+    for p in report.phases:
+        status = f"{p.done} done" + (f", {p.failed} not" if p.failed else "")
+        t.add_row(p.name, "", status, "", "", "", f"{p.seconds:.3f}s")
+    t.add_section()
+    t.add_row(
+        "total", str(report.rows_read), str(report.rows_loaded), str(report.rows_rejected),
+        str(report.rows_filtered), _size(sum(r.bytes for r in report.tables)),
+        f"{report.seconds:.3f}s",
+    )  # fmt: skip
+    console.print(t)
+    for item in report.not_migrated:
+        console.print(f"not migrated: {item['kind']} {item['name']}: {item['reason']}")
+    for note in report.notes:
+        console.print(f"note: {note}")
+    for p in report.phases:
+        for note in p.notes:
+            console.print(f"note: {note}")

@@ -1,0 +1,467 @@
+"""SQLite side: open read-only, snapshot, discover the schema, stream rows in batches."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lite2pg.errors import SourceError
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+# How long to wait for another process's write lock before giving up with a clear error.
+BUSY_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column as SQLite declares it."""
+
+    name: str
+    declared_type: str
+    not_null: bool
+    default_sql: str | None
+    pk_position: int  # 0 when not part of the primary key, else 1-based position
+    generated: bool = False
+
+
+@dataclass(frozen=True)
+class Index:
+    """An index, a UNIQUE constraint (origin 'u') or the primary key (origin 'pk')."""
+
+    name: str
+    columns: tuple[str, ...]
+    unique: bool
+    origin: str  # 'c' CREATE INDEX, 'u' UNIQUE constraint, 'pk' primary key
+    sql: str | None  # CREATE INDEX text, for partial or expression indexes
+    plain: bool  # False for partial or expression indexes
+    descending: tuple[bool, ...] = ()
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """A foreign key from `columns` of a table to `ref_columns` of `ref_table`."""
+
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]  # resolved to the parent's primary key when omitted
+    on_update: str
+    on_delete: str
+    deferrable: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    """A migratable SQLite table and everything that hangs on it."""
+
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    rowid_alias: str | None  # the INTEGER PRIMARY KEY column that is the rowid, if any
+    autoincrement: bool
+    without_rowid: bool
+    strict: bool
+    indexes: tuple[Index, ...]
+    foreign_keys: tuple[ForeignKey, ...]
+    checks: tuple[str, ...]  # CHECK expressions in SQLite SQL
+    sql: str
+    sequence_value: int | None  # sqlite_sequence.seq for AUTOINCREMENT tables
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A schema object that lite2pg does not migrate as such, and why."""
+
+    kind: str  # view, trigger, virtual table, shadow table, internal table
+    name: str
+    reason: str
+    sql: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceSchema:
+    """Everything discovered in one SQLite database."""
+
+    tables: tuple[Table, ...]
+    views: tuple[Skipped, ...]
+    skipped: tuple[Skipped, ...] = field(default=())
+
+    def table(self, name: str) -> Table:
+        for t in self.tables:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier for SQLite."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def check_sqlite_file(path: Path) -> None:
+    """Fail with a clear SourceError unless `path` is a readable SQLite 3 database file."""
+    if not path.exists():
+        raise SourceError(str(path), "no such file", "check the path")
+    if path.is_dir():
+        raise SourceError(str(path), "is a directory, not a SQLite file", "give the .db file")
+    try:
+        with path.open("rb") as f:
+            header = f.read(100)
+    except OSError as e:
+        raise SourceError(str(path), f"cannot read: {e.strerror}", "check permissions") from e
+    if len(header) == 0:
+        raise SourceError(str(path), "file is empty", "is this the right file?")
+    if not header.startswith(SQLITE_HEADER):
+        raise SourceError(
+            str(path),
+            "not a SQLite 3 database (bad header)",
+            "encrypted (SQLCipher) files must be decrypted first; other files are not SQLite",
+        )
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """Open a SQLite database read-only; the source is never modified."""
+    check_sqlite_file(path)
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as e:
+        raise SourceError(
+            str(path), f"cannot open: {e}", "is the file complete and not corrupt?"
+        ) from e
+    return conn
+
+
+def snapshot(path: Path, dest: Path) -> None:
+    """Copy a consistent snapshot of `path` to `dest` with SQLite's online backup API.
+
+    One backup step copies every page under a single read lock, so the copy is consistent
+    even while the application writes (WAL or rollback journal); committed WAL frames are
+    included.
+    """
+    src = open_readonly(path)
+    try:
+        dst = sqlite3.connect(dest)
+        try:
+            src.backup(dst, pages=-1)
+        except sqlite3.DatabaseError as e:
+            raise SourceError(str(path), f"snapshot failed: {e}", "is the file corrupt?") from e
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+_AUTOINC = re.compile(r"\bAUTOINCREMENT\b", re.IGNORECASE)
+
+
+_TOKEN = re.compile(
+    r"""
+    '(?:[^']|'')*'            # string
+  | "(?:[^"]|"")*"            # quoted identifier
+  | `(?:[^`]|``)*`            # backtick identifier
+  | \[[^\]]*\]                # bracket identifier
+  | --[^\n]*                  # line comment
+  | /\*.*?\*/                 # block comment
+  | [A-Za-z_][A-Za-z0-9_$]*   # word
+  | \d+(?:\.\d*)?(?:[eE][+-]?\d+)? # number
+  | \S                        # any other single character
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+
+def _tokens(sql: str) -> list[re.Match[str]]:
+    """Tokens of SQLite SQL (quoted strings and identifiers whole), comments dropped."""
+    return [m for m in _TOKEN.finditer(sql) if not m.group(0).startswith(("--", "/*"))]
+
+
+def extract_checks(create_sql: str) -> tuple[str, ...]:
+    """Return the expressions of every CHECK constraint in a CREATE TABLE statement."""
+    toks = _tokens(create_sql)
+    checks: list[str] = []
+    i = 0
+    while i < len(toks):
+        if (
+            toks[i].group(0).upper() == "CHECK"
+            and i + 1 < len(toks)
+            and toks[i + 1].group(0) == "("
+        ):
+            depth = 0
+            for j in range(i + 1, len(toks)):
+                t = toks[j].group(0)
+                depth += t == "("
+                depth -= t == ")"
+                if depth == 0:
+                    checks.append(create_sql[toks[i + 1].end() : toks[j].start()].strip())
+                    i = j
+                    break
+        i += 1
+    return tuple(checks)
+
+
+def has_autoincrement(create_sql: str) -> bool:
+    """True when the table was declared with AUTOINCREMENT (outside strings and comments)."""
+    if not _AUTOINC.search(create_sql):
+        return False
+    return any(t.group(0).upper() == "AUTOINCREMENT" for t in _tokens(create_sql))
+
+
+def discover(conn: sqlite3.Connection) -> SourceSchema:
+    """Read the schema of every table, index, foreign key, view and trigger."""
+    try:
+        return _discover(conn)
+    except sqlite3.DatabaseError as e:
+        raise SourceError("database", f"cannot read the schema: {e}", "is the file corrupt?") from e
+
+
+def _discover(conn: sqlite3.Connection) -> SourceSchema:
+    master = {
+        (row[0], row[1]): (row[2], row[3])
+        for row in conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")
+    }
+    sequences: dict[str, int] = {}
+    if ("table", "sqlite_sequence") in master:
+        sequences = {
+            str(n): int(s) for n, s in conn.execute("SELECT name, seq FROM sqlite_sequence")
+        }
+
+    tables: list[Table] = []
+    skipped: list[Skipped] = []
+    views: list[Skipped] = []
+    for schema, name, kind, _ncol, wr, strict in conn.execute("PRAGMA main.table_list").fetchall():
+        if schema != "main":
+            continue
+        if kind == "view":
+            views.append(Skipped("view", name, "view", master.get(("view", name), ("", None))[1]))
+            continue
+        if name.startswith("sqlite_"):
+            if name not in (
+                "sqlite_sequence",
+                "sqlite_schema",
+                "sqlite_master",
+                "sqlite_temp_master",
+            ):
+                skipped.append(Skipped("internal table", name, "SQLite internal table"))
+            continue
+        if kind == "virtual":
+            sql = master.get(("table", name), ("", None))[1]
+            skipped.append(Skipped("virtual table", name, "virtual tables are not migrated", sql))
+            continue
+        if kind == "shadow":
+            skipped.append(Skipped("shadow table", name, "belongs to a virtual table"))
+            continue
+        tables.append(_table(conn, name, bool(wr), bool(strict), master, sequences))
+
+    for (kind, name), (tbl, sql) in sorted(master.items()):
+        if kind == "trigger":
+            skipped.append(
+                Skipped(
+                    "trigger",
+                    name,
+                    f"trigger on {tbl}: SQLite trigger bodies are not migrated",
+                    sql,
+                )
+            )
+    _resolve_fk_targets(tables)
+    return SourceSchema(tuple(tables), tuple(views), tuple(skipped))
+
+
+def _table(
+    conn: sqlite3.Connection,
+    name: str,
+    without_rowid: bool,
+    strict: bool,
+    master: dict[tuple[str, str], tuple[str, str | None]],
+    sequences: dict[str, int],
+) -> Table:
+    q = quote_ident(name)
+    cols: list[Column] = []
+    for _cid, cname, ctype, notnull, dflt, pk, hidden in conn.execute(f"PRAGMA table_xinfo({q})"):
+        if hidden == 1:  # hidden column of a virtual table
+            continue
+        cols.append(
+            Column(
+                name=cname,
+                declared_type=ctype or "",
+                not_null=bool(notnull),
+                default_sql=dflt,
+                pk_position=int(pk),
+                generated=hidden in (2, 3),
+            )
+        )
+    pk_cols = tuple(
+        c.name for c in sorted((c for c in cols if c.pk_position), key=lambda c: c.pk_position)
+    )
+    sql = master.get(("table", name), ("", ""))[1] or ""
+    rowid_alias = None
+    if (
+        not without_rowid
+        and len(pk_cols) == 1
+        and next(c for c in cols if c.name == pk_cols[0]).declared_type.upper() == "INTEGER"
+    ):
+        rowid_alias = pk_cols[0]
+
+    indexes: list[Index] = []
+    for _seq, iname, unique, origin, partial in conn.execute(f"PRAGMA index_list({q})").fetchall():
+        icols: list[str] = []
+        desc: list[bool] = []
+        plain = not partial
+        for _seqno, cid, icname, idesc, _coll, key in conn.execute(
+            f"PRAGMA index_xinfo({quote_ident(iname)})"
+        ):
+            if not key:
+                continue
+            if cid == -2 or icname is None:  # expression
+                plain = False
+                continue
+            icols.append(icname)
+            desc.append(bool(idesc))
+        indexes.append(
+            Index(
+                name=iname,
+                columns=tuple(icols),
+                unique=bool(unique),
+                origin=origin,
+                sql=master.get(("index", iname), ("", None))[1],
+                plain=plain,
+                descending=tuple(desc),
+            )
+        )
+    if pk_cols and rowid_alias is None and not any(i.origin == "pk" for i in indexes):
+        indexes.append(Index(f"{name}_pk", pk_cols, True, "pk", None, True))
+
+    fks: dict[int, list[Any]] = {}
+    for fid, _seq, ref, frm, to, on_update, on_delete, _match in conn.execute(
+        f"PRAGMA foreign_key_list({q})"
+    ):
+        fks.setdefault(fid, []).append((ref, frm, to, on_update, on_delete))
+    deferrable = "DEFERRABLE INITIALLY DEFERRED" in re.sub(r"\s+", " ", sql.upper())
+    foreign_keys = tuple(
+        ForeignKey(
+            columns=tuple(p[1] for p in parts),
+            ref_table=parts[0][0],
+            ref_columns=tuple(p[2] for p in parts if p[2] is not None),
+            on_update=parts[0][3],
+            on_delete=parts[0][4],
+            deferrable=deferrable,
+        )
+        for _fid, parts in sorted(fks.items())
+    )
+    autoinc = has_autoincrement(sql)
+    return Table(
+        name=name,
+        columns=tuple(cols),
+        primary_key=pk_cols,
+        rowid_alias=rowid_alias,
+        autoincrement=autoinc,
+        without_rowid=without_rowid,
+        strict=strict,
+        indexes=tuple(indexes),
+        foreign_keys=foreign_keys,
+        checks=extract_checks(sql),
+        sql=sql,
+        sequence_value=sequences.get(name) if autoinc else None,
+    )
+
+
+def _resolve_fk_targets(tables: list[Table]) -> None:
+    """Fill in parent columns for `REFERENCES parent` without a column list (the parent's PK)."""
+    by_name = {t.name.lower(): t for t in tables}
+    for i, t in enumerate(tables):
+        fixed: list[ForeignKey] = []
+        for fk in t.foreign_keys:
+            if not fk.ref_columns and fk.ref_table.lower() in by_name:
+                parent = by_name[fk.ref_table.lower()]
+                fk = ForeignKey(
+                    fk.columns,
+                    parent.name,
+                    parent.primary_key,
+                    fk.on_update,
+                    fk.on_delete,
+                    fk.deferrable,
+                )
+            elif fk.ref_table.lower() in by_name:
+                parent = by_name[fk.ref_table.lower()]
+                fk = ForeignKey(
+                    fk.columns,
+                    parent.name,
+                    fk.ref_columns,
+                    fk.on_update,
+                    fk.on_delete,
+                    fk.deferrable,
+                )
+            fixed.append(fk)
+        object.__setattr__(tables[i], "foreign_keys", tuple(fixed))
+
+
+def count_rows(conn: sqlite3.Connection, table: str, where: str | None = None) -> int:
+    """Number of rows in a table (optionally matching a filter)."""
+    sql = f"SELECT count(*) FROM {quote_ident(table)}"
+    if where:
+        sql += f" WHERE {where}"
+    return int(conn.execute(sql).fetchone()[0])
+
+
+class InvalidText(bytes):
+    """TEXT whose bytes are not valid UTF-8, surfaced as bytes so the row can be rejected."""
+
+
+def _decode_text(raw: bytes) -> str | bytes:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return InvalidText(raw)
+
+
+def stream_rows(
+    conn: sqlite3.Connection,
+    table: Table,
+    select_exprs: Sequence[str],
+    *,
+    where: str | None = None,
+    batch_size: int = 5_000,
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Yield the rows of `table` in batches, in storage order.
+
+    Text that is not valid UTF-8 makes Python's fast decoder fail for the whole cursor; the
+    stream then restarts after the last row it yielded (a table scan's order is stable) with
+    a slower decoder that hands such values over as `InvalidText` bytes, so one bad value
+    costs one row, not the run.
+    """
+    sql = f"SELECT {', '.join(select_exprs)} FROM {quote_ident(table.name)}"
+    if where:
+        sql += f" WHERE ({where})"
+    yielded = 0
+    slow = False
+    while True:
+        cur = conn.cursor()
+        if slow:
+            conn.text_factory = _decode_text
+        try:
+            cur.execute(sql + (f" LIMIT -1 OFFSET {yielded}" if yielded else ""))
+            while True:
+                try:
+                    rows = cur.fetchmany(batch_size)
+                except sqlite3.OperationalError as e:
+                    if "decode" in str(e).lower() and not slow:
+                        slow = True
+                        break
+                    raise
+                if not rows:
+                    return
+                yielded += len(rows)
+                yield rows
+        finally:
+            cur.close()
+            conn.text_factory = str

@@ -1,0 +1,103 @@
+"""PostgreSQL side: find the target, start the embedded server, connect with clear errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from lite2pg.errors import TargetError
+
+EMBEDDED_DIR = Path(".lite2pg") / "pg"
+_PG_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to write: a libpq conninfo (URI or key=value) and how it was chosen."""
+
+    dsn: str
+    origin: str  # "--target", "DATABASE_URL", "PG* environment", "embedded"
+    psql_command: str | None = None
+
+    @property
+    def display(self) -> str:
+        return redact(self.dsn) if self.dsn else "(from PG* environment)"
+
+
+def redact(dsn: str) -> str:
+    """The conninfo with any password replaced by ***."""
+    dsn = re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", dsn)
+    return re.sub(r"(password\s*=\s*)(\S+)", r"\1***", dsn)
+
+
+def resolve(target: str | None, *, embedded_dir: Path | None = None) -> Target:
+    """--target, else DATABASE_URL, else the PG* variables, else an embedded PostgreSQL."""
+    if target:
+        return Target(target, "--target")
+    if os.environ.get("DATABASE_URL"):
+        return Target(os.environ["DATABASE_URL"], "DATABASE_URL")
+    if any(os.environ.get(k) for k in _PG_ENV):
+        return Target("", "PG* environment")
+    return start_embedded(embedded_dir or EMBEDDED_DIR)
+
+
+def start_embedded(data_dir: Path) -> Target:
+    """Start (or reuse) an embedded PostgreSQL whose data lives in `data_dir`.
+
+    The server keeps running after lite2pg exits so later commands and psql can use it.
+    """
+    try:
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp: fine.
+            warnings.simplefilter("ignore")
+            import pgserver
+
+            data_dir.mkdir(parents=True, exist_ok=True)
+            server = pgserver.get_server(data_dir.resolve(), cleanup_mode=None)
+            uri = str(server.get_uri())
+    except Exception as e:  # pgserver raises plain exceptions from initdb/pg_ctl
+        raise TargetError(
+            f"cannot start the embedded PostgreSQL in {data_dir}: {str(e).splitlines()[0]}",
+            "pass --target postgresql://... to use a server you run",
+        ) from e
+    psql = shutil.which("psql")
+    if psql is None:
+        bundled = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
+        psql = str(bundled) if bundled.exists() else "psql"
+    return Target(uri, "embedded", f'{psql} "{uri}"')
+
+
+def connect(target: Target, *, autocommit: bool = False) -> psycopg.Connection[tuple[object, ...]]:
+    """Connect, with settings every lite2pg session relies on; errors become one line."""
+    try:
+        conn = psycopg.connect(target.dsn, autocommit=autocommit, connect_timeout=10)
+    except psycopg.OperationalError as e:
+        first = str(e).strip().splitlines()[-1] if str(e).strip() else "connection failed"
+        hint = "check that the server runs and that host, port, user and password are right"
+        if "password" in first.lower():
+            hint = "check the user name and password"
+        elif "does not exist" in first.lower():
+            hint = "create the database first, or name one that exists"
+        raise TargetError(f"cannot connect to {target.display}: {first}", hint) from None
+    except psycopg.ProgrammingError as e:
+        raise TargetError(
+            f"invalid target {target.display!r}: {e}", "use postgresql://user@host/db"
+        ) from None
+    with conn.cursor() as cur:
+        # Dates are written and compared in UTC and ISO form whatever the server's defaults.
+        cur.execute("SET TimeZone = 'UTC'")
+        cur.execute("SET DateStyle = 'ISO, YMD'")
+        cur.execute("SET client_encoding = 'UTF8'")
+        cur.execute("SET statement_timeout = 0")
+        # Keys and indexes are built after the load, on whole tables: the 64MB default
+        # makes large sorts spill to disk.
+        cur.execute("SET maintenance_work_mem = '256MB'")
+    if not autocommit:
+        conn.commit()
+    return conn
