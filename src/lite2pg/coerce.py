@@ -184,14 +184,18 @@ def ok_predicate(pg: PgType, column_sql: str) -> str | None:
     if fam is Family.BOOLEAN:
         return f"({c} IS NULL OR (typeof({c})='integer' AND {c} IN (0,1)))"
     if fam in (Family.TIMESTAMPTZ, Family.TIMESTAMP):
-        # datetime(x) = x holds only for text in exactly 'YYYY-MM-DD HH:MM:SS' form that
-        # names a real instant (SQLite normalises '2021-02-30' to March, so it fails here).
+        # datetime(julianday(x)) = x holds only for text in exactly 'YYYY-MM-DD HH:MM:SS'
+        # form that names a real instant: the round trip through a day number normalises
+        # '2021-02-30' to March and '24:00:00' to the next day, so those fail here.
         return (
             f"({c} IS NULL OR (typeof({c})='text' AND {c} >= '0001' "
-            f"AND (datetime({c})={c} OR date({c})={c})))"
+            f"AND (datetime(julianday({c}))={c} OR date(julianday({c}))={c})))"
         )
     if fam is Family.DATE:
-        return f"({c} IS NULL OR (typeof({c})='text' AND {c} >= '0001' AND date({c})={c}))"
+        return (
+            f"({c} IS NULL OR (typeof({c})='text' AND {c} >= '0001' "
+            f"AND date(julianday({c}))={c}))"
+        )
     if fam is Family.ENUM:
         labels = ",".join("'" + label.replace("'", "''") + "'" for label in pg.labels)
         return f"({c} IS NULL OR (typeof({c})='text' AND {c} IN ({labels})))"

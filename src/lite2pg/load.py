@@ -26,7 +26,7 @@ from psycopg import sql
 from lite2pg.coerce import converter, ok_predicate
 from lite2pg.errors import TargetError, TransformError
 from lite2pg.schema import TableMap
-from lite2pg.source import InvalidText, quote_ident, stream_rows
+from lite2pg.source import quote_ident, stream_rows
 
 # Rows per SQLite fetch and per careful-mode COPY: large enough to amortise Python call
 # overhead, small enough that a batch of wide rows stays a few MB.
@@ -213,7 +213,7 @@ class _Rows:
 
     def batches(self) -> Iterator[list[tuple[Any, ...]]]:
         result = self.result
-        for raw_batch in stream_rows(
+        for raw_batch, decoded_slowly in stream_rows(
             self.src,
             self.tm.source,
             self.pipe.select_exprs,
@@ -222,11 +222,16 @@ class _Rows:
         ):
             out: list[tuple[Any, ...]] = []
             append = out.append
-            for raw in raw_batch:
-                if raw[0]:
-                    append(raw[1:])
-                    continue
-                self._slow(raw, raw_batch, out)
+            if decoded_slowly:
+                # Text may be InvalidText bytes, which the SQL flag cannot see: check all.
+                for raw in raw_batch:
+                    self._slow(raw, raw_batch, out)
+            else:
+                for raw in raw_batch:
+                    if raw[0]:
+                        append(raw[1:])
+                        continue
+                    self._slow(raw, raw_batch, out)
             result.read += len(raw_batch)
             if self.progress is not None:
                 self.progress(self.tm.source.name, result.read)

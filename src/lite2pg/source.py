@@ -431,8 +431,9 @@ def stream_rows(
     *,
     where: str | None = None,
     batch_size: int = 5_000,
-) -> Iterator[list[tuple[Any, ...]]]:
-    """Yield the rows of `table` in batches, in storage order.
+) -> Iterator[tuple[list[tuple[Any, ...]], bool]]:
+    """Yield the rows of `table` in batches, in storage order, each with a flag that says
+    whether it was read with the slow decoder (then text may be `InvalidText`).
 
     Text that is not valid UTF-8 makes Python's fast decoder fail for the whole cursor; the
     stream then restarts after the last row it yielded (a table scan's order is stable) with
@@ -461,7 +462,7 @@ def stream_rows(
                 if not rows:
                     return
                 yielded += len(rows)
-                yield rows
+                yield rows, slow
         finally:
             cur.close()
             conn.text_factory = str

@@ -1,0 +1,101 @@
+"""Shared fixtures: a real PostgreSQL (LITE2PG_TEST_DSN, else embedded) and SQLite files."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from lite2pg.target import Target
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The test server: LITE2PG_TEST_DSN when set, else an embedded one for this session."""
+    dsn = os.environ.get("LITE2PG_TEST_DSN")
+    if dsn:
+        yield dsn
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: no XDG_RUNTIME_DIR on CI machines
+        import pgserver
+
+        server = pgserver.get_server(tmp_path_factory.mktemp("embedded-pg"), cleanup_mode="delete")
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
+
+
+@dataclass(frozen=True)
+class PgSchema:
+    """A fresh schema of the test server, dropped after the test."""
+
+    dsn: str
+    schema: str
+
+    @property
+    def target(self) -> Target:
+        return Target(self.dsn, "--target")
+
+    def query(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute("SET TimeZone = 'UTC'")
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+            cur = conn.execute(statement.encode(), params)  # type: ignore[call-overload]
+            return list(cur.fetchall()) if cur.description else []
+
+    def execute(self, statement: str) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+            conn.execute(statement.encode())  # type: ignore[call-overload]
+
+
+@pytest.fixture
+def pg(pg_dsn: str) -> Iterator[PgSchema]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    yield PgSchema(pg_dsn, name)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
+MakeDb = Callable[..., Path]
+
+
+@pytest.fixture
+def make_db(tmp_path: Path) -> MakeDb:
+    """Write a SQLite file from DDL and rows: make_db("CREATE ...", ("INSERT ...", rows))."""
+    counter = iter(range(1_000_000))
+
+    def make(*statements: str | tuple[str, list[tuple[Any, ...]]], name: str | None = None) -> Path:
+        path = tmp_path / (name or f"db{next(counter)}.sqlite")
+        conn = sqlite3.connect(path)
+        for st in statements:
+            if isinstance(st, tuple):
+                conn.executemany(st[0], st[1])
+            else:
+                conn.executescript(st)
+        conn.commit()
+        conn.close()
+        return path
+
+    return make
+
+
+def corpus_files() -> list[Path]:
+    if not CORPUS.is_dir():
+        return []
+    return sorted(p for p in CORPUS.iterdir() if p.suffix in (".db", ".sqlite"))

@@ -1,0 +1,243 @@
+"""End-to-end behaviour of `migrate` against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+from pathlib import Path
+
+from lite2pg.run import MigrateOptions, migrate
+
+from .conftest import MakeDb, PgSchema
+
+
+def _opts(pg: PgSchema, tmp_path: Path, **kw: object) -> MigrateOptions:
+    return MigrateOptions(schema=pg.schema, run_dir=tmp_path / "run", **kw)  # type: ignore[arg-type]
+
+
+def test_ids_are_kept_and_identity_continues_past_the_autoincrement_high_water_mark(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL);"
+        "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), body TEXT);"
+        "INSERT INTO users (id, name) VALUES (3, 'ann'), (7, 'bob'), (40, 'gone');"
+        "DELETE FROM users WHERE id = 40;"
+        "INSERT INTO posts VALUES (10, 7, 'hi'), (11, 3, 'yo');"
+    )
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+
+    assert report.exit_code() == 0
+    assert pg.query("SELECT p.id, u.name FROM posts p JOIN users u ON u.id = p.user_id ORDER BY 1") == [
+        (10, "bob"),
+        (11, "ann"),
+    ]
+    # AUTOINCREMENT never reuses 40, even though that row is gone; plain INTEGER PRIMARY
+    # KEY continues after max(id).
+    assert pg.query("INSERT INTO users (name) VALUES ('new') RETURNING id") == [(41,)]
+    assert pg.query("INSERT INTO posts (body) VALUES ('x') RETURNING id") == [(12,)]
+
+
+def test_keys_unique_constraints_indexes_and_foreign_keys_are_built(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE a (x TEXT, y INTEGER, z TEXT UNIQUE, PRIMARY KEY (x, y));"
+        "CREATE TABLE b (id INTEGER PRIMARY KEY, ax TEXT, ay INTEGER, FOREIGN KEY (ax, ay) "
+        "  REFERENCES a (x, y) ON DELETE CASCADE);"
+        "CREATE INDEX b_ax ON b (ax DESC);"
+        "CREATE UNIQUE INDEX b_ay_u ON b (ay);"
+        "CREATE INDEX b_partial ON b (ax) WHERE ay > 1;"
+        "INSERT INTO a VALUES ('k', 1, 'one'), ('k', 2, 'two');"
+        "INSERT INTO b VALUES (1, 'k', 1), (2, 'k', 2);"
+    )
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+
+    assert report.exit_code() == 0, report.as_dict()
+    cons = {
+        (r[0], r[1])
+        for r in pg.query(
+            "SELECT conrelid::regclass::text, contype FROM pg_constraint c "
+            "JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = current_schema()"
+        )
+    }
+    assert {("a", "p"), ("a", "u"), ("b", "p"), ("b", "f")} <= cons
+    indexes = {r[0]: r[1] for r in pg.query("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()")}
+    assert "DESC" in indexes["b_ax"]
+    assert "UNIQUE" in indexes["b_ay_u"]
+    assert "WHERE (ay > 1)" in indexes["b_partial"]
+    # ON DELETE CASCADE came along.
+    pg.execute("DELETE FROM a WHERE y = 1")
+    assert pg.query("SELECT id FROM b") == [(2,)]
+
+
+def test_reserved_and_mixed_case_names_are_quoted_and_kept(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        'CREATE TABLE "user" (id INTEGER PRIMARY KEY, "passwordHash" TEXT, "order" INTEGER, '
+        '"select" TEXT, "with space" TEXT, "quo""te" TEXT);'
+        "INSERT INTO \"user\" VALUES (1, 'h', 2, 's', 'w', 'q');"
+    )
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+
+    assert report.exit_code() == 0
+    assert pg.query('SELECT "passwordHash", "order", "select", "with space", "quo""te" FROM "user"') == [
+        ("h", 2, "s", "w", "q")
+    ]
+
+
+def test_without_rowid_table_and_text_primary_key_migrate(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE kv (k TEXT PRIMARY KEY, v BLOB) WITHOUT ROWID;",
+        ("INSERT INTO kv VALUES (?, ?)", [("b", b"\x00\x01"), ("a", b"\xff")]),
+    )
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+
+    assert report.exit_code() == 0
+    assert pg.query("SELECT k, v FROM kv ORDER BY k") == [("a", b"\xff"), ("b", b"\x00\x01")]
+    assert pg.query("SELECT count(*) FROM pg_constraint WHERE conrelid = 'kv'::regclass AND contype = 'p'") == [(1,)]
+
+
+def test_rows_postgresql_cannot_take_go_to_rejects_and_the_rest_loads(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, n INTEGER, at DATETIME);",
+        (
+            "INSERT INTO t VALUES (?, ?, ?, ?)",
+            [
+                (1, "fine", 1, "2020-01-02 03:04:05"),
+                (2, "nul\x00byte", 2, None),
+                (3, "ok", "many", None),
+                (4, "ok", 4, "2021-02-30 00:00:00"),
+                (5, "ok", 5, "2020-01-02T03:04:05.123456+02:00"),
+            ],
+        ),
+        "INSERT INTO t VALUES (6, CAST(x'66ff6f' AS TEXT), 6, NULL);",
+    )
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+
+    assert report.rows_read == 6
+    assert report.rows_loaded == 2
+    assert report.rows_rejected == 4
+    assert report.exit_code() == 1
+    assert report.exit_code(allow_rejects=True) == 0
+    got = pg.query("SELECT id, to_char(at, 'YYYY-MM-DD HH24:MI:SS.US') FROM t ORDER BY id")
+    assert got == [(1, "2020-01-02 03:04:05.000000"), (5, "2020-01-02 01:04:05.123456")]
+    path = tmp_path / "run" / "rejects" / "t.jsonl"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    rejects = {r["key"]["id"]: r for r in map(json.loads, path.read_text().splitlines())}
+    assert set(rejects) == {2, 3, 4, 6}
+    assert rejects[2]["column"] == "name" and "NUL" in rejects[2]["reason"]
+    assert rejects[3]["column"] == "n" and "'many'" in rejects[3]["reason"]
+    assert rejects[4]["column"] == "at"
+    assert rejects[6]["column"] == "name" and "UTF-8" in rejects[6]["reason"]
+
+
+def test_orphans_leave_the_foreign_key_not_valid_and_say_how_many(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE p (id INTEGER PRIMARY KEY);"
+        "CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p(id));"
+        "INSERT INTO p VALUES (1); INSERT INTO c VALUES (1, 1), (2, 99), (3, 98), (4, NULL);"
+    )
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+
+    assert report.rows_loaded == 5
+    assert report.exit_code() == 1
+    fk_phase = next(p for p in report.phases if p.name == "foreign keys")
+    assert fk_phase.failed == 1
+    assert "2 orphan row(s)" in fk_phase.notes[0]
+    assert pg.query("SELECT convalidated FROM pg_constraint WHERE contype = 'f' AND conrelid = 'c'::regclass") == [
+        (False,)
+    ]
+
+
+def test_views_that_postgresql_accepts_are_created_and_triggers_are_reported(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER);"
+        "CREATE VIEW big AS SELECT id FROM t WHERE n > 10;"
+        "CREATE VIEW weird AS SELECT datetime('now') AS d;"
+        "INSERT INTO t VALUES (1, 5), (2, 50);"
+        "CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET n = 0; END;"
+    )
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+
+    assert pg.query("SELECT id FROM big") == [(2,)]
+    kinds = {(n["kind"], n["name"]) for n in report.not_migrated}
+    assert ("trigger", "tr") in kinds
+    assert ("view", "weird") in kinds
+    assert ("view", "big") not in kinds
+
+
+def test_generated_columns_are_loaded_as_values_and_noted(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER GENERATED ALWAYS AS (a * 2) STORED);"
+        "INSERT INTO t (id, a) VALUES (1, 21);"
+    )
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+
+    assert pg.query("SELECT a, b FROM t") == [(21, 42)]
+    assert any("generated column" in n for n in report.notes)
+
+
+def test_primary_key_with_nulls_becomes_a_unique_constraint(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db("CREATE TABLE t (id TEXT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (NULL, 'a'), ('x', 'b');")
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+
+    assert report.rows_loaded == 2
+    assert pg.query("SELECT contype FROM pg_constraint WHERE conrelid = 't'::regclass") == [("u",)]
+
+
+def test_snapshot_includes_committed_wal_frames_not_yet_checkpointed(
+    tmp_path: Path, pg: PgSchema
+) -> None:
+    db = tmp_path / "live.db"
+    writer = sqlite3.connect(db)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    writer.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(1, 101)])
+    writer.commit()
+    assert (tmp_path / "live.db-wal").stat().st_size > 0
+    # The writer stays open (the app is running) while lite2pg copies.
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+    writer.close()
+
+    assert report.rows_loaded == 100
+    assert pg.query("SELECT max(id) FROM t") == [(100,)]
+
+
+def test_cast_overrides_the_declared_type(make_db: MakeDb, pg: PgSchema, tmp_path: Path) -> None:
+    db = make_db("CREATE TABLE t (id INTEGER PRIMARY KEY, qty INTEGER); INSERT INTO t VALUES (1, 'lots'), (2, 3);")
+    report = migrate(db, pg.target, _opts(pg, tmp_path, casts={"t.qty": "text"}))
+
+    assert report.exit_code() == 0
+    assert pg.query("SELECT qty FROM t ORDER BY id") == [("lots",), ("3",)]
+
+
+def test_a_failed_run_leaves_the_target_as_it_was(make_db: MakeDb, pg: PgSchema, tmp_path: Path) -> None:
+    db = make_db(
+        "CREATE TABLE a (id INTEGER PRIMARY KEY); CREATE TABLE b (id INTEGER PRIMARY KEY);"
+        "INSERT INTO a VALUES (1); INSERT INTO b VALUES (1);"
+    )
+    pg.execute("CREATE TABLE b (keep int); INSERT INTO b VALUES (7)")
+    try:
+        migrate(db, pg.target, _opts(pg, tmp_path))
+    except Exception as e:
+        assert "already exists" in str(e)
+    else:
+        raise AssertionError("migrate should refuse an existing table")
+    assert pg.query("SELECT keep FROM b") == [(7,)]
+    assert pg.query("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'a'") == [(0,)]
