@@ -31,7 +31,8 @@ def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         warnings.simplefilter("ignore")  # platformdirs: no XDG_RUNTIME_DIR on CI machines
         import pgserver
 
-        server = pgserver.get_server(tmp_path_factory.mktemp("embedded-pg"), cleanup_mode="delete")
+        get_server = pgserver.get_server  # type: ignore[attr-defined]
+        server = get_server(tmp_path_factory.mktemp("embedded-pg"), cleanup_mode="delete")
     try:
         yield str(server.get_uri())
     finally:
@@ -53,13 +54,13 @@ class PgSchema:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             conn.execute("SET TimeZone = 'UTC'")
             conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
-            cur = conn.execute(statement.encode(), params)  # type: ignore[call-overload]
+            cur = conn.execute(statement.encode(), params)
             return list(cur.fetchall()) if cur.description else []
 
     def execute(self, statement: str) -> None:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
-            conn.execute(statement.encode())  # type: ignore[call-overload]
+            conn.execute(statement.encode())
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ def test_ids_are_kept_and_identity_continues_past_the_autoincrement_high_water_m
 ) -> None:
     db = make_db(
         "CREATE TABLE users (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL);"
-        "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), body TEXT);"
+        "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), "
+        "  body TEXT);"
         "INSERT INTO users (id, name) VALUES (3, 'ann'), (7, 'bob'), (40, 'gone');"
         "DELETE FROM users WHERE id = 40;"
         "INSERT INTO posts VALUES (10, 7, 'hi'), (11, 3, 'yo');"
@@ -29,7 +30,9 @@ def test_ids_are_kept_and_identity_continues_past_the_autoincrement_high_water_m
     report = migrate(db, pg.target, _opts(pg, tmp_path))
 
     assert report.exit_code() == 0
-    assert pg.query("SELECT p.id, u.name FROM posts p JOIN users u ON u.id = p.user_id ORDER BY 1") == [
+    assert pg.query(
+        "SELECT p.id, u.name FROM posts p JOIN users u ON u.id = p.user_id ORDER BY 1"
+    ) == [
         (10, "bob"),
         (11, "ann"),
     ]
@@ -63,7 +66,12 @@ def test_keys_unique_constraints_indexes_and_foreign_keys_are_built(
         )
     }
     assert {("a", "p"), ("a", "u"), ("b", "p"), ("b", "f")} <= cons
-    indexes = {r[0]: r[1] for r in pg.query("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()")}
+    indexes = {
+        r[0]: r[1]
+        for r in pg.query(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+        )
+    }
     assert "DESC" in indexes["b_ax"]
     assert "UNIQUE" in indexes["b_ay_u"]
     assert "WHERE (ay > 1)" in indexes["b_partial"]
@@ -83,9 +91,9 @@ def test_reserved_and_mixed_case_names_are_quoted_and_kept(
     report = migrate(db, pg.target, _opts(pg, tmp_path))
 
     assert report.exit_code() == 0
-    assert pg.query('SELECT "passwordHash", "order", "select", "with space", "quo""te" FROM "user"') == [
-        ("h", 2, "s", "w", "q")
-    ]
+    assert pg.query(
+        'SELECT "passwordHash", "order", "select", "with space", "quo""te" FROM "user"'
+    ) == [("h", 2, "s", "w", "q")]
 
 
 def test_without_rowid_table_and_text_primary_key_migrate(
@@ -99,7 +107,9 @@ def test_without_rowid_table_and_text_primary_key_migrate(
 
     assert report.exit_code() == 0
     assert pg.query("SELECT k, v FROM kv ORDER BY k") == [("a", b"\xff"), ("b", b"\x00\x01")]
-    assert pg.query("SELECT count(*) FROM pg_constraint WHERE conrelid = 'kv'::regclass AND contype = 'p'") == [(1,)]
+    assert pg.query(
+        "SELECT count(*) FROM pg_constraint WHERE conrelid = 'kv'::regclass AND contype = 'p'"
+    ) == [(1,)]
 
 
 def test_rows_postgresql_cannot_take_go_to_rejects_and_the_rest_loads(
@@ -153,9 +163,9 @@ def test_orphans_leave_the_foreign_key_not_valid_and_say_how_many(
     fk_phase = next(p for p in report.phases if p.name == "foreign keys")
     assert fk_phase.failed == 1
     assert "2 orphan row(s)" in fk_phase.notes[0]
-    assert pg.query("SELECT convalidated FROM pg_constraint WHERE contype = 'f' AND conrelid = 'c'::regclass") == [
-        (False,)
-    ]
+    assert pg.query(
+        "SELECT convalidated FROM pg_constraint WHERE contype = 'f' AND conrelid = 'c'::regclass"
+    ) == [(False,)]
 
 
 def test_views_that_postgresql_accepts_are_created_and_triggers_are_reported(
@@ -181,7 +191,8 @@ def test_generated_columns_are_loaded_as_values_and_noted(
     make_db: MakeDb, pg: PgSchema, tmp_path: Path
 ) -> None:
     db = make_db(
-        "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER GENERATED ALWAYS AS (a * 2) STORED);"
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, "
+        "  b INTEGER GENERATED ALWAYS AS (a * 2) STORED);"
         "INSERT INTO t (id, a) VALUES (1, 21);"
     )
     report = migrate(db, pg.target, _opts(pg, tmp_path))
@@ -193,7 +204,9 @@ def test_generated_columns_are_loaded_as_values_and_noted(
 def test_primary_key_with_nulls_becomes_a_unique_constraint(
     make_db: MakeDb, pg: PgSchema, tmp_path: Path
 ) -> None:
-    db = make_db("CREATE TABLE t (id TEXT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (NULL, 'a'), ('x', 'b');")
+    db = make_db(
+        "CREATE TABLE t (id TEXT PRIMARY KEY, v TEXT);INSERT INTO t VALUES (NULL, 'a'), ('x', 'b');"
+    )
     report = migrate(db, pg.target, _opts(pg, tmp_path))
 
     assert report.rows_loaded == 2
@@ -220,14 +233,19 @@ def test_snapshot_includes_committed_wal_frames_not_yet_checkpointed(
 
 
 def test_cast_overrides_the_declared_type(make_db: MakeDb, pg: PgSchema, tmp_path: Path) -> None:
-    db = make_db("CREATE TABLE t (id INTEGER PRIMARY KEY, qty INTEGER); INSERT INTO t VALUES (1, 'lots'), (2, 3);")
+    db = make_db(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, qty INTEGER);"
+        "INSERT INTO t VALUES (1, 'lots'), (2, 3);"
+    )
     report = migrate(db, pg.target, _opts(pg, tmp_path, casts={"t.qty": "text"}))
 
     assert report.exit_code() == 0
     assert pg.query("SELECT qty FROM t ORDER BY id") == [("lots",), ("3",)]
 
 
-def test_a_failed_run_leaves_the_target_as_it_was(make_db: MakeDb, pg: PgSchema, tmp_path: Path) -> None:
+def test_a_failed_run_leaves_the_target_as_it_was(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
     db = make_db(
         "CREATE TABLE a (id INTEGER PRIMARY KEY); CREATE TABLE b (id INTEGER PRIMARY KEY);"
         "INSERT INTO a VALUES (1); INSERT INTO b VALUES (1);"
@@ -240,4 +258,6 @@ def test_a_failed_run_leaves_the_target_as_it_was(make_db: MakeDb, pg: PgSchema,
     else:
         raise AssertionError("migrate should refuse an existing table")
     assert pg.query("SELECT keep FROM b") == [(7,)]
-    assert pg.query("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'a'") == [(0,)]
+    assert pg.query(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'a'"
+    ) == [(0,)]

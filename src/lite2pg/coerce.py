@@ -193,8 +193,7 @@ def ok_predicate(pg: PgType, column_sql: str) -> str | None:
         )
     if fam is Family.DATE:
         return (
-            f"({c} IS NULL OR (typeof({c})='text' AND {c} >= '0001' "
-            f"AND date(julianday({c}))={c}))"
+            f"({c} IS NULL OR (typeof({c})='text' AND {c} >= '0001' AND date(julianday({c}))={c}))"
         )
     if fam is Family.ENUM:
         labels = ",".join("'" + label.replace("'", "''") + "'" for label in pg.labels)

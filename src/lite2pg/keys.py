@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from lite2pg.load import PhaseResult, _attempt, _ident_list
+from lite2pg.load import PhaseResult, attempt, ident_list
 from lite2pg.schema import NameAllocator, TableMap, sqlite_sql_to_pg
 from lite2pg.source import Skipped
 
@@ -42,15 +42,15 @@ def build_keys(
             cols = [tm.target_of(c) for c in t.primary_key]
             name = names.take(f"{tm.target}_pkey")
             stmt = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
-                table, sql.Identifier(name), _ident_list(cols)
+                table, sql.Identifier(name), ident_list(cols)
             )
-            if not _attempt(conn, keys, f"primary key of {t.name}", stmt):
+            if not attempt(conn, keys, f"primary key of {t.name}", stmt):
                 # SQLite lets a non-INTEGER primary key hold NULLs (a legacy quirk);
                 # PostgreSQL cannot. Keep uniqueness at least.
                 stmt = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} UNIQUE ({})").format(
-                    table, sql.Identifier(name), _ident_list(cols)
+                    table, sql.Identifier(name), ident_list(cols)
                 )
-                if _attempt(conn, keys, f"unique key of {t.name}", stmt):
+                if attempt(conn, keys, f"unique key of {t.name}", stmt):
                     keys.failed -= 1
                     keys.notes[-1] += "; created as UNIQUE instead (the key has NULLs)"
         for ix in t.indexes:
@@ -59,9 +59,9 @@ def build_keys(
             cols = [tm.target_of(c) for c in ix.columns]
             name = names.take(f"{tm.target}_{'_'.join(cols)}_key")
             stmt = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} UNIQUE ({})").format(
-                table, sql.Identifier(name), _ident_list(cols)
+                table, sql.Identifier(name), ident_list(cols)
             )
-            _attempt(conn, keys, f"unique constraint {ix.name} of {t.name}", stmt)
+            attempt(conn, keys, f"unique constraint {ix.name} of {t.name}", stmt)
     keys.seconds = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -72,7 +72,7 @@ def build_keys(
                 continue
             name = names.take(ix.name)
             if ix.plain:
-                cols = sql.SQL(", ").join(
+                index_cols = sql.SQL(", ").join(
                     sql.SQL("{}{}").format(
                         sql.Identifier(tm.target_of(c)), sql.SQL(" DESC" if d else "")
                     )
@@ -84,12 +84,12 @@ def build_keys(
                     sql.SQL("UNIQUE " if ix.unique else ""),
                     sql.Identifier(name),
                     _qualified(schema, tm.target),
-                    cols,
+                    index_cols,
                 )
-                _attempt(conn, indexes, f"index {ix.name}", stmt)
+                attempt(conn, indexes, f"index {ix.name}", stmt)
             elif ix.sql:
                 # Partial and expression indexes are SQLite SQL: try them as written.
-                _attempt(conn, indexes, f"index {ix.name}", sql.SQL(sqlite_sql_to_pg(ix.sql)))  # type: ignore[arg-type]
+                attempt(conn, indexes, f"index {ix.name}", sql.SQL(sqlite_sql_to_pg(ix.sql)))
     indexes.seconds = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -97,9 +97,9 @@ def build_keys(
         for expr in tm.source.checks:
             stmt = sql.SQL("ALTER TABLE {} ADD CHECK ({})").format(
                 _qualified(schema, tm.target),
-                sql.SQL(sqlite_sql_to_pg(expr)),  # type: ignore[arg-type]
+                sql.SQL(sqlite_sql_to_pg(expr)),
             )
-            _attempt(conn, checks, f"CHECK ({expr}) on {tm.source.name}", stmt)
+            attempt(conn, checks, f"CHECK ({expr}) on {tm.source.name}", stmt)
     checks.seconds = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -115,9 +115,9 @@ def build_keys(
                 fks.failed += 1
                 fks.notes.append(f"{what}: not created: the parent key cannot be resolved")
                 continue
-            cols = [tm.target_of(c) for c in fk.columns]
+            fk_cols = [tm.target_of(c) for c in fk.columns]
             ref_cols = [parent.target_of(c) for c in fk.ref_columns]
-            name = names.take(f"{tm.target}_{'_'.join(cols)}_fkey")
+            name = names.take(f"{tm.target}_{'_'.join(fk_cols)}_fkey")
             tail = []
             for verb, action in (("UPDATE", fk.on_update), ("DELETE", fk.on_delete)):
                 if action.upper() in _ACTIONS and action.upper() != "NO ACTION":
@@ -129,18 +129,18 @@ def build_keys(
             ).format(
                 _qualified(schema, tm.target),
                 sql.Identifier(name),
-                _ident_list(cols),
+                ident_list(fk_cols),
                 _qualified(schema, parent.target),
-                _ident_list(ref_cols),
+                ident_list(ref_cols),
                 sql.SQL(" ".join(tail)),
             )
-            if _attempt(conn, fks, what, base):
+            if attempt(conn, fks, what, base):
                 continue
             if "violates foreign key" in fks.notes[-1]:
                 # Legacy data has orphans (SQLite does not enforce FKs by default): keep the
                 # constraint for new rows and say how many rows break it.
-                orphans = _count_orphans(conn, schema, tm.target, cols, parent.target, ref_cols)
-                if _attempt(conn, fks, what, sql.Composed([base, sql.SQL(" NOT VALID")])):
+                orphans = _count_orphans(conn, schema, tm.target, fk_cols, parent.target, ref_cols)
+                if attempt(conn, fks, what, sql.Composed([base, sql.SQL(" NOT VALID")])):
                     fks.done -= 1
                     fks.notes[-1] = (
                         f"{what}: {orphans} orphan row(s); constraint added NOT VALID "
@@ -177,32 +177,30 @@ def _count_orphans(
 def reset_sequences(
     conn: psycopg.Connection[Any], schema: str, maps: Sequence[TableMap]
 ) -> PhaseResult:
-    """Move every identity past the largest loaded id (and past SQLite's AUTOINCREMENT
-    high-water mark, so ids of deleted rows are never handed out again)."""
+    """Move every identity or serial sequence of the loaded columns past the largest id,
+    and past SQLite's AUTOINCREMENT high-water mark, so no id is ever handed out twice."""
     phase = PhaseResult("sequences")
     started = time.perf_counter()
     for tm in maps:
+        qualified = ".".join('"' + n.replace('"', '""') + '"' for n in (schema, tm.target))
         for c in tm.columns:
-            if not c.identity:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_get_serial_sequence(%s, %s)", (qualified, c.target))
+                row = cur.fetchone()
+            if not row or not row[0]:
                 continue
             floor = tm.source.sequence_value or 0
+            # An empty table without a high-water mark starts at 1 (is_called = false).
             stmt = sql.SQL(
-                "SELECT setval(pg_get_serial_sequence({}, {}), "
-                "GREATEST(COALESCE(max({}), 0), {}, 1), "
-                "GREATEST(COALESCE(max({}), 0), {}) > 0) FROM {}"
+                "SELECT setval({seq}, GREATEST(COALESCE(max({col}), 0), {floor}, 1), "
+                "GREATEST(COALESCE(max({col}), 0), {floor}) > 0) FROM {table}"
             ).format(
-                sql.Literal(
-                    f'"{schema.replace(chr(34), chr(34) * 2)}".'
-                    f'"{tm.target.replace(chr(34), chr(34) * 2)}"'
-                ),
-                sql.Literal(c.target),
-                sql.Identifier(c.target),
-                sql.Literal(floor),
-                sql.Identifier(c.target),
-                sql.Literal(floor),
-                _qualified(schema, tm.target),
+                seq=sql.Literal(row[0]),
+                col=sql.Identifier(c.target),
+                floor=sql.Literal(floor),
+                table=_qualified(schema, tm.target),
             )
-            _attempt(conn, phase, f"sequence of {tm.target}.{c.target}", stmt)
+            attempt(conn, phase, f"sequence of {tm.target}.{c.target}", stmt)
     phase.seconds = time.perf_counter() - started
     return phase
 
@@ -217,13 +215,6 @@ def create_views(
         if not v.sql:
             continue
         # Unqualified names in the view resolve through the run's search_path (the schema).
-        _attempt(conn, phase, f"view {v.name}", sql.SQL(sqlite_sql_to_pg(v.sql)))  # type: ignore[arg-type]
+        attempt(conn, phase, f"view {v.name}", sql.SQL(sqlite_sql_to_pg(v.sql)))
     phase.seconds = time.perf_counter() - started
     return phase
-
-
-def analyze(conn: psycopg.Connection[Any], schema: str, maps: Sequence[TableMap]) -> None:
-    """Give the planner statistics, so the app's first queries on the new database are sane."""
-    with conn.cursor() as cur:
-        for tm in maps:
-            cur.execute(sql.SQL("ANALYZE {}").format(_qualified(schema, tm.target)))

@@ -12,8 +12,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import queue
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +66,45 @@ class TableResult:
             "replayed_carefully": self.careful,
             "notes": self.notes,
         }
+
+
+def prefetch(items: Iterator[Any], depth: int = 4) -> Iterator[Any]:
+    """Produce `items` in a background thread, at most `depth` ahead of the consumer.
+
+    SQLite steps with the GIL released, so reading and checking the next batch overlaps
+    with formatting and sending this one (two cores: this process and the PostgreSQL backend).
+    """
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", None))
+        except BaseException as e:  # handed to the consumer, which re-raises it
+            q.put(("error", e))
+
+    worker = threading.Thread(target=produce, name="lite2pg-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join()
 
 
 class RowRejected(Exception):
@@ -299,7 +340,7 @@ def load_table(
                 else:
                     with cur.copy(stmt) as cp:
                         write = cp.write_row
-                        for batch in rows.batches():
+                        for batch in prefetch(rows.batches()):
                             for r in batch:
                                 write(r)
                             result.loaded += len(batch)
@@ -420,8 +461,8 @@ class PhaseResult:
         }
 
 
-def _attempt(
-    conn: psycopg.Connection[Any], phase: PhaseResult, what: str, stmt: sql.Composable
+def attempt(
+    conn: psycopg.Connection[Any], phase: PhaseResult, what: str, stmt: sql.SQL | sql.Composed
 ) -> bool:
     """Run one DDL statement under a savepoint; a refusal becomes a note, not a failure."""
     try:
@@ -437,5 +478,5 @@ def _attempt(
     return True
 
 
-def _ident_list(names: Sequence[str]) -> sql.Composed:
+def ident_list(names: Sequence[str]) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)

@@ -151,7 +151,8 @@ def _parse_casts(
             raise SchemaError(
                 t.name,
                 f"--cast {key}={type_sql}: unsupported type",
-                "use text, bigint, integer, double precision, numeric(p,s), boolean, timestamptz, timestamp, date or bytea",
+                "use text, bigint, integer, double precision, numeric(p,s), boolean, "
+                "timestamptz, timestamp, date or bytea",
             )
         out.setdefault(t.name, {})[col.name] = pg
     return out
@@ -182,7 +183,8 @@ def _run(
                 row = cur.fetchone()
                 if not row or not row[0]:
                     raise TargetError(
-                        f"another lite2pg run is loading into schema {opts.schema!r} of this database",
+                        f"another lite2pg run is loading into schema {opts.schema!r} "
+                        "of this database",
                         "wait for it to finish, then run again",
                     )
                 cur.execute(
@@ -226,7 +228,7 @@ def _run(
             if opts.data_only:
                 if progress:
                     progress.phase("sequences")
-                report.phases.append(_reset_existing_sequences(conn, opts.schema, maps))
+                report.phases.append(keys.reset_sequences(conn, opts.schema, maps))
             else:
                 if progress:
                     progress.phase("keys, indexes and foreign keys")
@@ -235,9 +237,8 @@ def _run(
                 if progress:
                     progress.phase("views")
                 report.phases.append(keys.create_views(conn, opts.schema, schema.views))
-            if progress:
-                progress.phase("analyze")
-            keys.analyze(conn, opts.schema, maps)
+            # No ANALYZE here: autovacuum analyzes freshly loaded tables within a minute,
+            # and doing it inside the run would hold up the commit by a second per GB.
             if progress:
                 progress.phase("commit")
     except psycopg.OperationalError as e:
@@ -387,7 +388,8 @@ def _existing_maps(
             raise SchemaError(
                 t.name,
                 f"no table of that name in target schema {opts.schema!r}",
-                "create it with the app's migrations, or leave --data-only out to let lite2pg create it",
+                "create it with the app's migrations, or leave --data-only out to let "
+                "lite2pg create it",
             )
         tcols = {c.name.lower(): c for c in described[target]}
         columns: list[ColumnMap] = []
@@ -419,7 +421,8 @@ def _existing_maps(
         if missing:
             raise SchemaError(
                 t.name,
-                f"target column {target}.{missing[0]} is NOT NULL without a default and has no source column",
+                f"target column {target}.{missing[0]} is NOT NULL without a default "
+                "and has no source column",
                 "give it a default, or add it in a plan",
             )
         maps.append(TableMap(t, target, columns))
@@ -478,31 +481,3 @@ def _parents_first(maps: list[TableMap]) -> list[TableMap]:
     for tm in maps:
         visit(tm, set())
     return done
-
-
-def _reset_existing_sequences(
-    conn: psycopg.Connection[Any], schema: str, maps: list[TableMap]
-) -> keys.PhaseResult:
-    """Move the target's own identities and serial sequences past the loaded ids."""
-    phase = keys.PhaseResult("sequences")
-    started = time.perf_counter()
-    for tm in maps:
-        qualified = (
-            f'"{schema.replace(chr(34), chr(34) * 2)}"."{tm.target.replace(chr(34), chr(34) * 2)}"'
-        )
-        for c in tm.columns:
-            with conn.cursor() as cur:
-                cur.execute("SELECT pg_get_serial_sequence(%s, %s)", (qualified, c.target))
-                row = cur.fetchone()
-            if not row or not row[0]:
-                continue
-            floor = tm.source.sequence_value or 0
-            stmt = sql.SQL(
-                "SELECT setval({}, GREATEST(COALESCE(max({}), 0), {}, 1), GREATEST(COALESCE(max({}), 0), {}) > 0) FROM {}.{}"
-            ).format(
-                sql.Literal(row[0]), sql.Identifier(c.target), sql.Literal(floor),
-                sql.Identifier(c.target), sql.Literal(floor), sql.Identifier(schema), sql.Identifier(tm.target),
-            )  # fmt: skip
-            keys._attempt(conn, phase, f"sequence of {tm.target}.{c.target}", stmt)
-    phase.seconds = time.perf_counter() - started
-    return phase

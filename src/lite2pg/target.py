@@ -59,7 +59,8 @@ def start_embedded(data_dir: Path) -> Target:
             import pgserver
 
             data_dir.mkdir(parents=True, exist_ok=True)
-            server = pgserver.get_server(data_dir.resolve(), cleanup_mode=None)
+            get_server = pgserver.get_server  # type: ignore[attr-defined]
+            server = get_server(data_dir.resolve(), cleanup_mode=None)
             uri = str(server.get_uri())
     except Exception as e:  # pgserver raises plain exceptions from initdb/pg_ctl
         raise TargetError(
