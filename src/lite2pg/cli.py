@@ -24,6 +24,7 @@ from rich.progress import (
 from lite2pg import target as target_mod
 from lite2pg.errors import Lite2pgError
 from lite2pg.load import TableResult
+from lite2pg.plan import load_plan
 from lite2pg.report import RunReport, print_summary
 from lite2pg.run import MigrateOptions, migrate
 
@@ -109,11 +110,12 @@ def run_migrate(
     *,
     allow_rejects: bool,
     quiet: bool,
+    target: target_mod.Target | None = None,
 ) -> int:
     """Resolve the target, migrate with progress, print the summary; return the exit code."""
     err = Console(stderr=True)
     out = Console()
-    tgt = target_mod.resolve(target_uri)
+    tgt = target or target_mod.resolve(target_uri)
     if tgt.origin == "embedded":
         err.print(f"embedded PostgreSQL: {tgt.dsn}")
         err.print(f"open it with: {tgt.psql_command}")
@@ -175,6 +177,7 @@ def migrate_cmd(
     drop: bool,
     casts: tuple[str, ...],
     tables: tuple[str, ...],
+    plan_name: str | None,
     run_dir: Path | None,
     allow_rejects: bool,
     batch_size: int,
@@ -188,7 +191,12 @@ def migrate_cmd(
         raise click.UsageError("--truncate goes with --data-only")
     if drop and data_only:
         raise click.UsageError("--drop and --data-only exclude each other")
+    try:
+        plan = load_plan(plan_name) if plan_name else None
+    except Lite2pgError as e:
+        _fail(e)
     options = MigrateOptions(
+        plan=plan,
         schema=schema,
         data_only=data_only,
         truncate=truncate,
@@ -200,6 +208,78 @@ def migrate_cmd(
     )
     try:
         code = run_migrate(source, target_uri, options, allow_rejects=allow_rejects, quiet=quiet)
+    except Lite2pgError as e:
+        _fail(e)
+    sys.exit(code)
+
+
+@main.command("demo")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=Path("lite2pg-demo"),
+    show_default=True,
+    help="Where dev.db and the run directory go.",
+)
+@click.option("--users", type=click.IntRange(1), default=200, show_default=True)
+@click.option("--tickets", type=click.IntRange(0), default=2_000, show_default=True)
+@click.option("--audit-logs", type=click.IntRange(0), default=8_000, show_default=True)
+@click.option(
+    "--target",
+    "target_uri",
+    metavar="URI",
+    help="libpq URI; default DATABASE_URL, PG*, else embedded.",
+)
+@click.option(
+    "--schema",
+    default="helpdesk",
+    show_default=True,
+    help="Target schema for the new app's tables.",
+)
+def demo_cmd(
+    directory: Path,
+    users: int,
+    tickets: int,
+    audit_logs: int,
+    target_uri: str | None,
+    schema: str,
+) -> None:
+    """Make a messy legacy helpdesk SQLite database and migrate it with the helpdesk plan.
+
+    It shows the whole job: plaintext passwords hashed (argon2id), legacy statuses, roles
+    and priorities mapped, mixed date formats repaired, orphans handled, ids kept, and the
+    rows that cannot be migrated honestly listed in rejects/.
+
+    Example: lite2pg demo --users 500 --tickets 5000
+    """
+    from lite2pg.demo import make_legacy_helpdesk
+    from lite2pg.run import prepare_schema
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        db = directory / "dev.db"
+        if not db.exists():
+            counts = make_legacy_helpdesk(db, users=users, tickets=tickets, audit_logs=audit_logs)
+            click.echo(f"wrote {db}: {counts}")
+        else:
+            click.echo(f"using {db} (delete it for a fresh one)")
+        plan = load_plan("helpdesk")
+        tgt = target_mod.resolve(target_uri)
+        created = prepare_schema(tgt, schema, plan)
+        click.echo(
+            f"created the new app's schema {schema!r} from the helpdesk plan"
+            if created
+            else f"schema {schema!r} exists; its tables are emptied and loaded again"
+        )
+        options = MigrateOptions(
+            plan=plan,
+            schema=schema,
+            data_only=True,
+            truncate=True,
+            run_dir=directory / "runs" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+        )
+        code = run_migrate(db, target_uri, options, allow_rejects=True, quiet=False, target=tgt)
     except Lite2pgError as e:
         _fail(e)
     sys.exit(code)

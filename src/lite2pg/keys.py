@@ -38,7 +38,7 @@ def build_keys(
     for tm in maps:
         t = tm.source
         table = _qualified(schema, tm.target)
-        if t.primary_key:
+        if t.primary_key and all(tm.has(c) for c in t.primary_key):
             cols = [tm.target_of(c) for c in t.primary_key]
             name = names.take(f"{tm.target}_pkey")
             stmt = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
@@ -54,7 +54,7 @@ def build_keys(
                     keys.failed -= 1
                     keys.notes[-1] += "; created as UNIQUE instead (the key has NULLs)"
         for ix in t.indexes:
-            if ix.origin != "u":
+            if ix.origin != "u" or not all(tm.has(c) for c in ix.columns):
                 continue
             cols = [tm.target_of(c) for c in ix.columns]
             name = names.take(f"{tm.target}_{'_'.join(cols)}_key")
@@ -68,7 +68,7 @@ def build_keys(
     for tm in maps:
         t = tm.source
         for ix in t.indexes:
-            if ix.origin != "c":
+            if ix.origin != "c" or not all(tm.has(c) for c in ix.columns):
                 continue
             name = names.take(ix.name)
             if ix.plain:
@@ -111,7 +111,11 @@ def build_keys(
                 fks.failed += 1
                 fks.notes.append(f"{what}: not created: {fk.ref_table} is not migrated")
                 continue
-            if len(fk.ref_columns) != len(fk.columns):
+            if not all(tm.has(c) for c in fk.columns):
+                continue  # the plan drops the referencing column
+            if len(fk.ref_columns) != len(fk.columns) or not all(
+                parent.has(c) for c in fk.ref_columns
+            ):
                 fks.failed += 1
                 fks.notes.append(f"{what}: not created: the parent key cannot be resolved")
                 continue

@@ -9,26 +9,20 @@ savepoint, and a failing batch is split until the offending rows are found and r
 
 from __future__ import annotations
 
-import base64
-import json
-import os
 import queue
 import re
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from lite2pg.coerce import converter, ok_predicate
-from lite2pg.errors import TargetError, TransformError
+from lite2pg.errors import TargetError
+from lite2pg.rows import RejectSink, RowStream
 from lite2pg.schema import TableMap
-from lite2pg.source import quote_ident, stream_rows
 
 # Rows per SQLite fetch and per careful-mode COPY: large enough to amortise Python call
 # overhead, small enough that a batch of wide rows stays a few MB.
@@ -52,6 +46,7 @@ class TableResult:
     seconds: float = 0.0
     careful: bool = False
     notes: list[str] = field(default_factory=list)
+    passwords: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +59,7 @@ class TableResult:
             "bytes": self.bytes,
             "seconds": round(self.seconds, 3),
             "replayed_carefully": self.careful,
+            "passwords": self.passwords,
             "notes": self.notes,
         }
 
@@ -107,196 +103,6 @@ def prefetch(items: Iterator[Any], depth: int = 4) -> Iterator[Any]:
         worker.join()
 
 
-class RowRejected(Exception):
-    """A row that cannot be loaded: which column and why."""
-
-    def __init__(self, column: str | None, reason: str) -> None:
-        self.column = column
-        self.reason = reason
-        super().__init__(reason)
-
-
-def _json_value(v: Any) -> Any:
-    if isinstance(v, bytes):
-        return {"$base64": base64.b64encode(bytes(v)).decode("ascii")}
-    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
-        return {"$real": repr(v)}
-    if isinstance(v, str):
-        try:
-            v.encode("utf-8")
-        except UnicodeEncodeError:
-            return {"$escaped": v.encode("utf-8", "backslashreplace").decode("ascii")}
-    return v
-
-
-class RejectSink:
-    """Writes rejects/<table>.jsonl: key, column, reason and the (redacted) source row."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self._files: dict[str, IO[str]] = {}
-        self.paths: dict[str, Path] = {}
-
-    def reset(self, table: str) -> None:
-        """Forget what an earlier attempt at this table wrote."""
-        f = self._files.pop(table, None)
-        if f is not None:
-            f.close()
-        path = self.paths.pop(table, None)
-        if path is not None and path.exists():
-            path.unlink()
-
-    def write(
-        self,
-        table: str,
-        key: dict[str, Any],
-        column: str | None,
-        reason: str,
-        row: dict[str, Any],
-        secret_columns: frozenset[str] = frozenset(),
-    ) -> None:
-        f = self._files.get(table)
-        if f is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            path = self.directory / f"{_safe_filename(table)}.jsonl"
-            # The source row may hold secrets of columns we do not know are secret: 0600.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            f = self._files[table] = open(fd, "w", encoding="utf-8")  # noqa: SIM115
-            self.paths[table] = path
-        record = {
-            "table": table,
-            "key": {k: _json_value(v) for k, v in key.items()},
-            "column": column,
-            "reason": reason,
-            "row": {
-                k: ("<redacted>" if k in secret_columns and v is not None else _json_value(v))
-                for k, v in row.items()
-            },
-        }
-        f.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-    def close(self) -> None:
-        for f in self._files.values():
-            f.close()
-        self._files.clear()
-
-
-def _safe_filename(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "_"
-
-
-def _balanced_and(preds: Sequence[str]) -> str:
-    """AND many predicates as a balanced tree: SQLite limits expression depth to 1000."""
-    if not preds:
-        return "1"
-    if len(preds) == 1:
-        return preds[0]
-    mid = len(preds) // 2
-    return f"({_balanced_and(preds[:mid])} AND {_balanced_and(preds[mid:])})"
-
-
-@dataclass
-class RowPipeline:
-    """How rows of one table are selected from SQLite and turned into target rows."""
-
-    select_exprs: list[str]  # first expression is the fast-path flag
-    convert: RowFn  # full conversion of a raw row (without the flag); raises RowRejected
-    source_columns: list[str]
-    key_columns: list[str]
-    secret_columns: frozenset[str]
-
-
-def default_pipeline(tm: TableMap) -> RowPipeline:
-    """Type coercion only: the fast path for values that fit, converters for the rest."""
-    preds: list[str] = []
-    convs: list[tuple[int, str, Callable[[Any], Any]]] = []
-    for i, c in enumerate(tm.columns):
-        q = quote_ident(c.source)
-        pred = ok_predicate(c.pg_type, q)
-        preds.append(pred if pred is not None else "0")
-        convs.append((i, c.source, converter(c.pg_type, secret=c.secret)))
-
-    def convert(raw: tuple[Any, ...]) -> tuple[Any, ...]:
-        out = list(raw)
-        for i, name, fn in convs:
-            try:
-                out[i] = fn(raw[i])
-            except TransformError as e:
-                raise RowRejected(name, e.reason) from None
-        return tuple(out)
-
-    return RowPipeline(
-        select_exprs=[_balanced_and(preds)] + [quote_ident(c.source) for c in tm.columns],
-        convert=convert,
-        source_columns=[c.source for c in tm.columns],
-        key_columns=list(tm.source.primary_key),
-        secret_columns=frozenset(c.source for c in tm.columns if c.secret),
-    )
-
-
-class _Rows:
-    """Streams converted rows of a table, recording rejects as it goes."""
-
-    def __init__(
-        self,
-        src: sqlite3.Connection,
-        tm: TableMap,
-        pipe: RowPipeline,
-        rejects: RejectSink,
-        result: TableResult,
-        progress: Progress | None,
-        where: str | None,
-        batch_size: int,
-    ) -> None:
-        self.src, self.tm, self.pipe = src, tm, pipe
-        self.rejects, self.result, self.progress = rejects, result, progress
-        self.where, self.batch_size = where, batch_size
-
-    def batches(self) -> Iterator[list[tuple[Any, ...]]]:
-        result = self.result
-        for raw_batch, decoded_slowly in stream_rows(
-            self.src,
-            self.tm.source,
-            self.pipe.select_exprs,
-            where=self.where,
-            batch_size=self.batch_size,
-        ):
-            out: list[tuple[Any, ...]] = []
-            append = out.append
-            if decoded_slowly:
-                # Text may be InvalidText bytes, which the SQL flag cannot see: check all.
-                for raw in raw_batch:
-                    self._slow(raw, raw_batch, out)
-            else:
-                for raw in raw_batch:
-                    if raw[0]:
-                        append(raw[1:])
-                        continue
-                    self._slow(raw, raw_batch, out)
-            result.read += len(raw_batch)
-            if self.progress is not None:
-                self.progress(self.tm.source.name, result.read)
-            yield out
-
-    def _slow(
-        self, raw: tuple[Any, ...], batch: list[tuple[Any, ...]], out: list[tuple[Any, ...]]
-    ) -> None:
-        values = raw[1:]
-        try:
-            out.append(self.pipe.convert(values))
-        except RowRejected as e:
-            # Rows are numbered in scan order; the index lookup happens only on a reject.
-            self.reject(values, self.result.read + batch.index(raw), e.column, e.reason)
-
-    def reject(
-        self, values: tuple[Any, ...], ordinal: int, column: str | None, reason: str
-    ) -> None:
-        row = dict(zip(self.pipe.source_columns, values, strict=True))
-        key = {k: row[k] for k in self.pipe.key_columns if k in row} or {"row_number": ordinal + 1}
-        self.rejects.write(self.tm.source.name, key, column, reason, row, self.pipe.secret_columns)
-        self.result.rejected += 1
-
-
 def copy_statement(schema: str, table: str, columns: Sequence[str], freeze: bool) -> sql.Composed:
     return sql.SQL("COPY {}.{} ({}) FROM STDIN{}").format(
         sql.Identifier(schema),
@@ -308,35 +114,32 @@ def copy_statement(schema: str, table: str, columns: Sequence[str], freeze: bool
 
 def load_table(
     conn: psycopg.Connection[Any],
-    src: sqlite3.Connection,
     tm: TableMap,
     schema: str,
     rejects: RejectSink,
+    stream: Callable[[], RowStream],
     *,
     prepare: Callable[[psycopg.Cursor[Any]], bool],
-    pipeline: RowPipeline | None = None,
-    where: str | None = None,
-    progress: Progress | None = None,
-    batch_size: int = BATCH_SIZE,
 ) -> TableResult:
     """Load one table inside the caller's transaction, atomically (under a savepoint).
 
     `prepare` runs first under the savepoint (CREATE TABLE, or nothing for an existing
-    table) and says whether COPY FREEZE is allowed.
+    table) and says whether COPY FREEZE is allowed. `stream` makes a fresh row stream; a
+    careful replay makes a second one.
     """
-    pipe = pipeline or default_pipeline(tm)
     started = time.perf_counter()
     result = TableResult(tm.source.name, tm.target)
     for careful in (False, True):
         result = TableResult(tm.source.name, tm.target, careful=careful)
         rejects.reset(tm.source.name)
-        rows = _Rows(src, tm, pipe, rejects, result, progress, where, batch_size)
+        rows = stream()
         try:
             with conn.transaction(), conn.cursor() as cur:
                 freeze = prepare(cur) and not careful
                 stmt = copy_statement(schema, tm.target, tm.target_columns, freeze)
                 if careful:
-                    _copy_carefully(conn, cur, stmt, rows)
+                    for batch in rows.batches():
+                        _copy_or_split(conn, cur, stmt, rows, tm, batch, result)
                 else:
                     with cur.copy(stmt) as cp:
                         write = cp.write_row
@@ -359,25 +162,28 @@ def load_table(
                 raise
             continue
         break
+    counts = rows.counts
+    result.read = counts.read
+    result.rejected = counts.rejected
+    result.filtered = counts.filtered
     result.seconds = time.perf_counter() - started
     if result.careful:
-        result.notes.append("PostgreSQL refused some rows; the table was replayed row by row")
+        result.notes.append("PostgreSQL refused some rows; the table was replayed batch by batch")
+    if counts.orphans_nulled:
+        result.notes.append(f"{counts.orphans_nulled} orphan reference(s) set to NULL by the plan")
+    if counts.passwords:
+        result.passwords = dict(counts.passwords)
     return result
-
-
-def _copy_carefully(
-    conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], stmt: sql.Composed, rows: _Rows
-) -> None:
-    for batch in rows.batches():
-        _copy_or_split(conn, cur, stmt, rows, batch)
 
 
 def _copy_or_split(
     conn: psycopg.Connection[Any],
     cur: psycopg.Cursor[Any],
     stmt: sql.Composed,
-    rows: _Rows,
+    rows: RowStream,
+    tm: TableMap,
     batch: list[tuple[Any, ...]],
+    result: TableResult,
 ) -> None:
     if not batch:
         return
@@ -385,20 +191,19 @@ def _copy_or_split(
         with conn.transaction(), cur.copy(stmt) as cp:
             for r in batch:
                 cp.write_row(r)
-        rows.result.loaded += len(batch)
+        result.loaded += len(batch)
     except psycopg.OperationalError:
         raise
     except psycopg.Error as e:
         if len(batch) == 1:
-            column = _column_from_context(e)
-            src_col = _source_column(rows.tm, column)
+            src_col = _source_column(tm, _column_from_context(e))
             reason = _pg_reason(e, secret=src_col in rows.pipe.secret_columns)
             # The rejects file then shows the values PostgreSQL refused, after conversion.
-            rows.reject(batch[0], rows.result.read, src_col, reason)
+            rows.reject(batch[0], None, src_col, reason)
             return
         mid = len(batch) // 2
-        _copy_or_split(conn, cur, stmt, rows, batch[:mid])
-        _copy_or_split(conn, cur, stmt, rows, batch[mid:])
+        _copy_or_split(conn, cur, stmt, rows, tm, batch[:mid], result)
+        _copy_or_split(conn, cur, stmt, rows, tm, batch[mid:], result)
 
 
 def _column_from_context(e: psycopg.Error) -> str | None:

@@ -21,8 +21,10 @@ from psycopg import sql
 from lite2pg import keys, source
 from lite2pg.coerce import Family, PgType, parse_pg_type
 from lite2pg.errors import Lite2pgError, SchemaError, TargetError
-from lite2pg.load import BATCH_SIZE, RejectSink, TableResult, load_table
+from lite2pg.load import BATCH_SIZE, TableResult, load_table
+from lite2pg.plan import Plan, TablePlan
 from lite2pg.report import RunReport
+from lite2pg.rows import GoneRows, RejectSink, RowStream, build_pipeline
 from lite2pg.schema import (
     ColumnMap,
     NameAllocator,
@@ -57,13 +59,15 @@ class MigrateOptions:
     run_dir: Path | None = None
     batch_size: int = BATCH_SIZE
     tables: Sequence[str] | None = None  # only these source tables
+    plan: Plan | None = None
 
 
 def new_run_dir(base: Path = RUNS_DIR) -> Path:
     """A fresh run directory named by the UTC time."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     path = base / stamp
-    path.mkdir(parents=True, exist_ok=False)
+    # Run directories hold a copy of the source (and maybe plaintext): owner only.
+    path.mkdir(parents=True, exist_ok=False, mode=0o700)
     return path
 
 
@@ -77,7 +81,7 @@ def migrate(
     opts = options or MigrateOptions()
     source.check_sqlite_file(source_path)
     run_dir = opts.run_dir or new_run_dir()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     started = time.perf_counter()
     report = RunReport(
         source=str(source_path),
@@ -97,10 +101,20 @@ def migrate(
     try:
         schema = source.discover(src)
         tables = _select_tables(schema.tables, opts.tables)
+        if opts.plan is not None:
+            opts.plan.check_tables(t.name for t in schema.tables)
+            for t in tables:
+                opts.plan.check_columns(t.name, [c.name for c in t.columns])
         casts = _parse_casts(opts.casts, tables)
         report.not_migrated = [
             {"kind": s.kind, "name": s.name, "reason": s.reason} for s in schema.skipped
         ]
+        if opts.plan is not None:
+            skipped = [t for t in tables if opts.plan.table(t.name).skip]
+            report.not_migrated += [
+                {"kind": "table", "name": t.name, "reason": "skipped by the plan"} for t in skipped
+            ]
+            tables = [t for t in tables if t not in skipped]
         conn = connect(target)
         try:
             _run(conn, src, schema, tables, casts, opts, report, run_dir, progress)
@@ -202,26 +216,45 @@ def _run(
                 ordered = _parents_first(maps)
             else:
                 names = NameAllocator()
-                maps = [plan_table(t, names, casts.get(t.name)) for t in tables]
+                maps = [
+                    plan_table(t, names, casts.get(t.name), _table_plan(opts.plan, t.name))
+                    for t in tables
+                ]
                 _check_absent(conn, opts, maps)
-                ordered = maps
+                ordered = _parents_first(maps)
             for tm in maps:
                 report.notes.extend(f"{tm.source.name}: {n}" for n in tm.notes)
+            gone = GoneRows(src, tables)
+            for t in schema.tables:
+                if t not in tables and opts.plan is not None and opts.plan.table(t.name).skip:
+                    gone.record_where_not(t, None)
             for tm in ordered:
                 if progress:
                     progress.start_table(tm.source.name, source.count_rows(src, tm.source.name))
+                tp = _table_plan(opts.plan, tm.source.name)
+                pipeline = build_pipeline(tm, tp, gone)
+
+                def stream(pipeline: Any = pipeline) -> RowStream:
+                    return RowStream(
+                        src,
+                        pipeline,
+                        rejects,
+                        run_dir=run_dir,
+                        progress=progress.advance if progress else None,
+                        batch_size=opts.batch_size,
+                        gone=gone,
+                    )
+
                 result = load_table(
                     conn,
-                    src,
                     tm,
                     opts.schema,
                     rejects,
-                    prepare=_creator(tm, opts.schema)
-                    if not opts.data_only
-                    else (lambda cur: False),
-                    progress=progress.advance if progress else None,
-                    batch_size=opts.batch_size,
+                    stream,
+                    prepare=_creator(tm, opts.schema) if not opts.data_only else _no_create,
                 )
+                if tp is not None and tp.where:
+                    gone.record_where_not(tm.source, tp.where)
                 report.tables.append(result)
                 if progress:
                     progress.end_table(result)
@@ -269,6 +302,14 @@ def _run(
                         "reason": "PostgreSQL does not accept its SQLite SQL as written",
                     }
                 )
+
+
+def _table_plan(plan: Plan | None, name: str) -> TablePlan | None:
+    return plan.table(name) if plan is not None and name in plan.tables else None
+
+
+def _no_create(cur: psycopg.Cursor[Any]) -> bool:
+    return False  # the table exists already; COPY FREEZE needs one made in this transaction
 
 
 def _creator(tm: TableMap, schema: str) -> Any:
@@ -383,27 +424,35 @@ def _existing_maps(
         by_lower.setdefault(name.lower(), name)
     maps: list[TableMap] = []
     for t in tables:
-        target = by_lower.get(t.name.lower())
+        tp = _table_plan(opts.plan, t.name)
+        wanted = tp.target if tp else t.name
+        target = by_lower.get(wanted.lower())
         if target is None:
             raise SchemaError(
                 t.name,
-                f"no table of that name in target schema {opts.schema!r}",
+                f"no table {wanted!r} in target schema {opts.schema!r}",
                 "create it with the app's migrations, or leave --data-only out to let "
                 "lite2pg create it",
             )
         tcols = {c.name.lower(): c for c in described[target]}
         columns: list[ColumnMap] = []
         for col in t.columns:
-            tc = tcols.pop(col.name.lower(), None)
+            if tp is not None and col.name in tp.drop:
+                continue
+            name = tp.target_column(col.name) if tp else col.name
+            tc = tcols.pop(name.lower(), None)
             if tc is None:
                 raise SchemaError(
                     t.name,
-                    f"column {col.name!r} has no match in target table {target!r}",
-                    f"target columns: {', '.join(c.name for c in described[target])}",
+                    f"column {col.name!r} has no match {name!r} in target table {target!r}",
+                    f"target columns: {', '.join(c.name for c in described[target])}; "
+                    "drop or rename it in a plan",
                 )
+            transformed = tp is not None and col.name in tp.columns
             source_pg = casts.get(t.name, {}).get(col.name) or map_declared_type(col.declared_type)
             if (
-                source_pg.family in _COMPATIBLE
+                not transformed
+                and source_pg.family in _COMPATIBLE
                 and tc.pg.family not in _COMPATIBLE[source_pg.family]
             ):
                 raise SchemaError(
@@ -412,9 +461,19 @@ def _existing_maps(
                     f"{target}.{tc.name} of type {tc.pg}",
                     "change the target type or convert the column with a plan transform",
                 )
+            secret = tp is not None and tp.is_secret(col.name)
             columns.append(
-                ColumnMap(col.name, tc.name, tc.pg, tc.not_null, identity=bool(tc.identity))
+                ColumnMap(
+                    col.name, tc.name, tc.pg, tc.not_null, identity=bool(tc.identity), secret=secret
+                )
             )
+        for added in tp.add if tp else ():
+            tc = tcols.pop(added.name.lower(), None)
+            if tc is None:
+                raise SchemaError(
+                    t.name, f"the plan adds {added.name!r}, which target table {target!r} lacks"
+                )
+            columns.append(ColumnMap(None, tc.name, tc.pg, tc.not_null))
         missing = [
             c.name for c in tcols.values() if c.not_null and not c.has_default and not c.identity
         ]
@@ -481,3 +540,30 @@ def _parents_first(maps: list[TableMap]) -> list[TableMap]:
     for tm in maps:
         visit(tm, set())
     return done
+
+
+def prepare_schema(target: Target, schema: str, plan: Plan) -> bool:
+    """Create `schema` with the plan's target DDL unless it already has tables; True if made."""
+    if plan.schema_sql is None:
+        raise SchemaError(
+            schema,
+            "the plan has no target schema SQL",
+            "load with --data-only into a schema you made",
+        )
+    conn = connect(target)
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relkind = 'r'",
+                (schema,),
+            )
+            row = cur.fetchone()
+            if row and row[0]:
+                return False
+            cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            cur.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
+            cur.execute(plan.schema_sql.encode())
+    finally:
+        conn.close()
+    return True

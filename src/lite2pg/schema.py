@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,8 +21,10 @@ from lite2pg.coerce import (
     Family,
     PgType,
     converter,
+    parse_pg_type,
 )
 from lite2pg.errors import TransformError
+from lite2pg.plan import TablePlan
 from lite2pg.source import Column, Table
 
 # PostgreSQL truncates identifiers to NAMEDATALEN-1 bytes.
@@ -93,6 +95,13 @@ class NameAllocator:
     def __init__(self, taken: Iterable[str] = ()) -> None:
         self._taken: set[str] = set(taken)
 
+    def rename(self, current: str, wanted: str) -> str:
+        """Give back `current` and take `wanted` instead."""
+        if current == wanted:
+            return current
+        self._taken.discard(current)
+        return self.take(wanted)
+
     def take(self, wanted: str) -> str:
         name = wanted
         if len(name.encode("utf-8")) > MAX_IDENT_BYTES or name in self._taken:
@@ -110,7 +119,7 @@ class NameAllocator:
 class ColumnMap:
     """How one source column lands in the target."""
 
-    source: str
+    source: str | None  # None for a column the plan adds
     target: str
     pg_type: PgType
     not_null: bool
@@ -131,6 +140,10 @@ class TableMap:
     @property
     def target_columns(self) -> list[str]:
         return [c.target for c in self.columns]
+
+    def has(self, source_column: str) -> bool:
+        """Whether a source column is loaded (a plan may drop it)."""
+        return any(c.source == source_column for c in self.columns)
 
     def target_of(self, source_column: str) -> str:
         for c in self.columns:
@@ -184,21 +197,68 @@ def translate_default(default_sql: str | None, pg: PgType) -> tuple[sql.Composab
     return sql.Literal(converted), ""
 
 
+# What a plan transform leaves in a column, for the type of a column lite2pg creates
+# (None: the type stays what it was).
+_RESULT_TYPES: dict[str, PgType | None] = {
+    "hash_password": TEXT,
+    "map": TEXT,
+    "strip": TEXT,
+    "lower": TEXT,
+    "timestamp": TIMESTAMPTZ,
+    "boolean": BOOLEAN,
+    "integer": BIGINT,
+    "numeric": PgType("numeric", Family.NUMERIC),
+    "nullif": None,
+    "default": None,
+    "required": None,
+}
+
+
+def transformed_type(declared: str, transform_names: Sequence[str]) -> PgType:
+    """The PostgreSQL type of a column after its plan transforms."""
+    pg = map_declared_type(declared)
+    for name in transform_names:
+        pg = _RESULT_TYPES.get(name) or pg
+    return pg
+
+
 def plan_table(
     table: Table,
     allocator: NameAllocator,
     casts: dict[str, PgType] | None = None,
+    tp: TablePlan | None = None,
 ) -> TableMap:
     """Target names, types and defaults for a table to be created by lite2pg."""
     casts = casts or {}
     notes: list[str] = []
-    target = allocator.take(table.name)
-    if target != table.name:
-        notes.append(f"table renamed to {target!r}: {table.name!r} is too long or taken")
+    wanted = tp.target if tp else table.name
+    target = allocator.take(wanted)
+    if target != wanted:
+        notes.append(f"table renamed to {target!r}: {wanted!r} is too long or taken")
     col_names = NameAllocator()
     columns: list[ColumnMap] = []
     for col in table.columns:
-        columns.append(_plan_column(table, col, col_names, casts, notes))
+        if tp is not None and col.name in tp.drop:
+            continue
+        pg = casts.get(col.name)
+        if pg is None and tp is not None:
+            if col.name in tp.cast:
+                pg = parse_pg_type(tp.cast[col.name])
+            elif col.name in tp.columns:
+                names = [spec.name for spec in tp.columns[col.name].specs]
+                pg = transformed_type(col.declared_type, names)
+        column = _plan_column(table, col, col_names, pg, notes)
+        if tp is not None:
+            column.target = col_names.rename(column.target, tp.target_column(col.name))
+            column.secret = tp.is_secret(col.name)
+            if col.name in tp.columns and column.default is not None:
+                # The SQLite default is a legacy value the transforms would change.
+                column.default = None
+        columns.append(column)
+    for added in tp.add if tp else ():
+        pg = parse_pg_type(added.type)
+        default = None if added.default is None else sql.Literal(added.default)
+        columns.append(ColumnMap(None, col_names.take(added.name), pg, False, default))
     return TableMap(table, target, columns, notes)
 
 
@@ -206,10 +266,10 @@ def _plan_column(
     table: Table,
     col: Column,
     names: NameAllocator,
-    casts: dict[str, PgType],
+    pg: PgType | None,
     notes: list[str],
 ) -> ColumnMap:
-    pg = casts.get(col.name) or map_declared_type(col.declared_type)
+    pg = pg or map_declared_type(col.declared_type)
     target = names.take(col.name)
     if target != col.name:
         notes.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -151,6 +152,8 @@ def snapshot(path: Path, dest: Path) -> None:
     """
     src = open_readonly(path)
     try:
+        # The copy holds whatever the source holds, plaintext passwords included: 0600.
+        os.close(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
         dst = sqlite3.connect(dest)
         # The snapshot is a scratch copy: a crash mid-copy means copying again, so skip
         # the journal and fsyncs.

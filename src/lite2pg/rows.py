@@ -1,0 +1,480 @@
+"""Source rows -> target rows: the plan's transforms, orphan policies, password hashing and
+type coercion, streamed in batches, with every rejected row recorded and counted.
+
+Rows whose values all fit their target types as they are (decided by one SQL expression that
+SQLite evaluates in C) skip Python conversion entirely; columns with plan transforms always
+go through Python.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import json
+import os
+import re
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from lite2pg.coerce import PgType, converter, ok_predicate
+from lite2pg.errors import TransformError
+from lite2pg.plan import TablePlan
+from lite2pg.schema import TableMap
+from lite2pg.source import ForeignKey, Table, count_rows, quote_ident, stream_rows
+from lite2pg.transforms.passwords import PasswordHasher, PasswordPolicy
+
+Progress = Callable[[str, int], None]
+Row = tuple[Any, ...]
+
+
+class RowRejected(Exception):
+    """A row that cannot be loaded: which column and why."""
+
+    def __init__(self, column: str | None, reason: str) -> None:
+        self.column = column
+        self.reason = reason
+        super().__init__(reason)
+
+
+@dataclass
+class TableCounts:
+    """Rows of one table, as they went: read = loaded + rejected + filtered."""
+
+    read: int = 0
+    rejected: int = 0
+    filtered: int = 0
+    orphans_nulled: int = 0
+    orphans_kept: int = 0
+    passwords: dict[str, int] = field(default_factory=dict)
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return {"$base64": base64.b64encode(bytes(v)).decode("ascii")}
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return {"$real": repr(v)}
+    if isinstance(v, str):
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            return {"$escaped": v.encode("utf-8", "backslashreplace").decode("ascii")}
+        return v
+    if v is None or isinstance(v, bool | int | float):
+        return v
+    return str(v)
+
+
+def _safe_filename(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "_"
+
+
+class RejectSink:
+    """Writes rejects/<table>.jsonl: key, column, reason and the (redacted) source row."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._files: dict[str, IO[str]] = {}
+        self.paths: dict[str, Path] = {}
+
+    def reset(self, table: str) -> None:
+        """Forget what an earlier attempt at this table wrote."""
+        f = self._files.pop(table, None)
+        if f is not None:
+            f.close()
+        path = self.paths.pop(table, None)
+        if path is not None and path.exists():
+            path.unlink()
+
+    def write(
+        self,
+        table: str,
+        key: dict[str, Any],
+        column: str | None,
+        reason: str,
+        row: dict[str, Any],
+        secret_columns: frozenset[str] = frozenset(),
+    ) -> None:
+        f = self._files.get(table)
+        if f is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            path = self.directory / f"{_safe_filename(table)}.jsonl"
+            # The source row may hold secrets of columns we do not know are secret: 0600.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            f = self._files[table] = open(fd, "w", encoding="utf-8")  # noqa: SIM115
+            self.paths[table] = path
+        record = {
+            "table": table,
+            "key": {k: _json_value(v) for k, v in key.items()},
+            "column": column,
+            "reason": reason,
+            "row": {
+                k: ("<redacted>" if k in secret_columns and v is not None else _json_value(v))
+                for k, v in row.items()
+            },
+        }
+        # ASCII only: U+0085 and U+2028 are line breaks to some readers, and one record
+        # must stay one line.
+        f.write(json.dumps(record, ensure_ascii=True) + "\n")
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
+
+
+class GoneRows:
+    """Keys of parent rows that will not be in PostgreSQL (rejected, filtered or skipped).
+
+    A child row that references one is an orphan there, even though its parent exists in
+    SQLite. The keys live in TEMP tables of the source connection (allowed on a read-only
+    one), so orphan checks stay inside SQLite's query.
+    """
+
+    def __init__(self, src: sqlite3.Connection, tables: Sequence[Table]) -> None:
+        self.src = src
+        self._tables: dict[tuple[str, tuple[str, ...]], str] = {}
+        for t in tables:
+            for fk in t.foreign_keys:
+                key = (fk.ref_table.lower(), fk.ref_columns)
+                if key in self._tables or not fk.ref_columns:
+                    continue
+                name = f"_lite2pg_gone_{len(self._tables)}"
+                cols = ", ".join(f"k{i}" for i in range(len(fk.ref_columns)))
+                src.execute(f"DROP TABLE IF EXISTS temp.{name}")
+                src.execute(f"CREATE TEMP TABLE {name} ({cols}, PRIMARY KEY ({cols}))")
+                self._tables[key] = name
+
+    def record(self, table: str, row: dict[str, Any]) -> None:
+        for (parent, cols), name in self._tables.items():
+            if parent == table.lower() and all(c in row for c in cols):
+                marks = ", ".join("?" for _ in cols)
+                self.src.execute(
+                    f"INSERT OR IGNORE INTO temp.{name} VALUES ({marks})", [row[c] for c in cols]
+                )
+
+    def record_where_not(self, table: Table, where: str | None) -> None:
+        """Rows a filter leaves behind (or the whole table, for where=None) are gone too."""
+        for (parent, cols), name in self._tables.items():
+            if parent == table.name.lower():
+                col_list = ", ".join(quote_ident(c) for c in cols)
+                cond = f" WHERE NOT ({where})" if where else ""
+                self.src.execute(
+                    f"INSERT OR IGNORE INTO temp.{name} "
+                    f"SELECT {col_list} FROM {quote_ident(table.name)}{cond}"
+                )
+
+    def expr(self, child: str, fk: ForeignKey) -> str | None:
+        """SQL true when the child's key is among the gone ones (None: nothing tracked)."""
+        name = self._tables.get((fk.ref_table.lower(), fk.ref_columns))
+        if name is None:
+            return None
+        match = " AND ".join(f"g.k{i} = {child}.{quote_ident(c)}" for i, c in enumerate(fk.columns))
+        return f"EXISTS (SELECT 1 FROM temp.{name} g WHERE {match})"
+
+
+def balanced_and(preds: Sequence[str]) -> str:
+    """AND many predicates as a balanced tree: SQLite limits expression depth to 1000."""
+    if not preds:
+        return "1"
+    if len(preds) == 1:
+        return preds[0]
+    mid = len(preds) // 2
+    return f"({balanced_and(preds[:mid])} AND {balanced_and(preds[mid:])})"
+
+
+@dataclass
+class _Orphans:
+    fk: ForeignKey
+    policy: str  # reject | null
+    positions: list[int]  # positions of the FK columns among the selected source columns
+
+
+@dataclass
+class RowPipeline:
+    """How the rows of one table are selected from SQLite and turned into target rows."""
+
+    table: Table
+    select_exprs: list[str]  # [fast-path flag, *source columns, *orphan flags]
+    source_columns: list[str]
+    fast: Callable[[Row], Row] | None  # for rows the flag passed (None: use them as they are)
+    slow: Callable[[Row, TableCounts], Row]  # every other row; raises RowRejected
+    hashed: list[tuple[int, str, PasswordPolicy]]  # (output position, source column, policy)
+    constants: Row  # values of the plan's added columns, appended to every row
+    secret_columns: frozenset[str]
+    where: str | None = None
+
+
+def build_pipeline(
+    tm: TableMap, tp: TablePlan | None = None, gone: GoneRows | None = None
+) -> RowPipeline:
+    """The pipeline for a table map, with a table plan's transforms when there is one."""
+    table = tm.source
+    loaded = [c for c in tm.columns if c.source is not None]
+    source_columns = [c.source for c in loaded if c.source is not None]
+    n = len(source_columns)
+    preds: list[str] = []
+    always: list[tuple[int, str, Callable[[Any], Any]]] = []
+    every: list[tuple[int, str, Callable[[Any], Any]]] = []
+    hashed: list[tuple[int, str, PasswordPolicy]] = []
+    secret: set[str] = set()
+    for i, (c, name) in enumerate(zip(loaded, source_columns, strict=True)):
+        plan = tp.columns.get(name) if tp else None
+        is_secret = plan is not None and plan.secret
+        to_type = converter(c.pg_type, secret=is_secret)
+        if is_secret:
+            secret.add(name)
+        if plan is None:
+            pred = ok_predicate(c.pg_type, quote_ident(name))
+            preds.append(pred if pred is not None else "0")
+            every.append((i, name, to_type))
+            continue
+        if plan.password is not None:
+            # Hashing happens per batch on all cores; here only the steps before it.
+            hashed.append((i, name, plan.password))
+            fn = plan.before_hash
+        else:
+            fn = _then(plan.chain, to_type)
+        always.append((i, name, fn))
+        every.append((i, name, fn))
+
+    orphans: list[_Orphans] = []
+    orphan_exprs: list[str] = []
+    if tp is not None:
+        for fk in table.foreign_keys:
+            policy = tp.on_orphan(fk.columns)
+            if policy == "keep" or not all(col in source_columns for col in fk.columns):
+                continue
+            orphans.append(_Orphans(fk, policy, [source_columns.index(c) for c in fk.columns]))
+            orphan_exprs.append(_orphan_expr(table, fk, gone))
+    if orphan_exprs:
+        preds.extend(f"NOT {e}" for e in orphan_exprs)
+
+    flag = balanced_and(preds)
+    select = [flag, *(quote_ident(c) for c in source_columns), *orphan_exprs]
+    constants = tuple(
+        _added_value(a.default, c.pg_type)
+        for a in (tp.add if tp else ())
+        for c in tm.columns
+        if c.target == a.name
+    )
+    fast = _fast(always, n) if always else (_trim(n) if orphan_exprs else None)
+    return RowPipeline(
+        table=table,
+        select_exprs=select,
+        source_columns=source_columns,
+        fast=fast,
+        slow=_slow(every, orphans, n, source_columns),
+        hashed=hashed,
+        constants=constants,
+        secret_columns=frozenset(secret),
+        where=tp.where if tp else None,
+    )
+
+
+def _then(first: Callable[[Any], Any], second: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def both(value: Any) -> Any:
+        return second(first(value))
+
+    return both
+
+
+def _added_value(default: Any, pg: PgType) -> Any:
+    try:
+        return converter(pg)(default)
+    except TransformError:
+        return default  # PostgreSQL parses it, and refuses it per row if it must
+
+
+def _orphan_expr(table: Table, fk: ForeignKey, gone: GoneRows | None) -> str:
+    """1 when the row's FK columns are all set and no parent row that will be loaded has them."""
+    child = quote_ident(table.name)
+    parent = quote_ident(fk.ref_table)
+    not_null = " AND ".join(f"{child}.{quote_ident(c)} IS NOT NULL" for c in fk.columns)
+    match = " AND ".join(
+        f"p.{quote_ident(r)} = {child}.{quote_ident(c)}"
+        for c, r in zip(fk.columns, fk.ref_columns, strict=True)
+    )
+    missing = f"NOT EXISTS (SELECT 1 FROM {parent} p WHERE {match})"
+    gone_expr = gone.expr(child, fk) if gone is not None else None
+    if gone_expr is not None:
+        missing = f"({missing} OR {gone_expr})"
+    return f"({not_null} AND {missing})"
+
+
+def _trim(n: int) -> Callable[[Row], Row]:
+    def trim(raw: Row) -> Row:
+        return raw[:n]
+
+    return trim
+
+
+def _fast(always: list[tuple[int, str, Callable[[Any], Any]]], n: int) -> Callable[[Row], Row]:
+    def fast(raw: Row) -> Row:
+        out = list(raw[:n])
+        for i, name, fn in always:
+            try:
+                out[i] = fn(out[i])
+            except TransformError as e:
+                raise RowRejected(name, e.reason) from None
+        return tuple(out)
+
+    return fast
+
+
+def _slow(
+    every: list[tuple[int, str, Callable[[Any], Any]]],
+    orphans: list[_Orphans],
+    n: int,
+    source_columns: list[str],
+) -> Callable[[Row, TableCounts], Row]:
+    def slow(raw: Row, counts: TableCounts) -> Row:
+        out = list(raw[:n])
+        for k, o in enumerate(orphans):
+            if raw[n + k]:
+                cols = ", ".join(o.fk.columns)
+                values = ", ".join(repr(out[p]) for p in o.positions)
+                if o.policy == "reject":
+                    raise RowRejected(
+                        source_columns[o.positions[0]],
+                        f"orphan: {cols} = {values} has no row in {o.fk.ref_table}",
+                    )
+                for p in o.positions:
+                    out[p] = None
+                counts.orphans_nulled += 1
+        for i, name, fn in every:
+            try:
+                out[i] = fn(out[i])
+            except TransformError as e:
+                raise RowRejected(name, e.reason) from None
+        return tuple(out)
+
+    return slow
+
+
+class RowStream:
+    """Streams the converted rows of one table in batches, recording rejects as it goes."""
+
+    def __init__(
+        self,
+        src: sqlite3.Connection,
+        pipe: RowPipeline,
+        rejects: RejectSink | None,
+        *,
+        run_dir: Path | None = None,
+        progress: Progress | None = None,
+        batch_size: int = 5_000,
+        hash_passwords: bool = True,
+        gone: GoneRows | None = None,
+    ) -> None:
+        self.src, self.pipe, self.rejects = src, pipe, rejects
+        self.run_dir, self.progress, self.batch_size = run_dir, progress, batch_size
+        self.hash_passwords = hash_passwords
+        self.gone = gone
+        self.counts = TableCounts()
+        self.key_columns = [c for c in pipe.table.primary_key if c in pipe.source_columns]
+        self.reject_log: list[tuple[str | None, str, dict[str, Any]]] = []
+
+    def batches(self) -> Iterator[list[Row]]:
+        """Converted rows, ready for COPY, in batches."""
+        converted = self._converted()
+        if self.pipe.hashed and self.hash_passwords:
+            rows: Iterator[Row] = (r for batch in converted for r in batch)
+            for pos, column, policy in self.pipe.hashed:
+                rows = self._hash(rows, pos, column, policy)
+            converted = _rebatch(rows, self.batch_size)
+        if self.pipe.constants:
+            extra = self.pipe.constants
+            converted = ([r + extra for r in batch] for batch in converted)
+        yield from converted
+        if self.pipe.where:
+            self.counts.filtered = count_rows(self.src, self.pipe.table.name) - self.counts.read
+            self.counts.read += self.counts.filtered
+
+    def _converted(self) -> Iterator[list[Row]]:
+        pipe, counts = self.pipe, self.counts
+        fast, slow = pipe.fast, pipe.slow
+        for raw_batch, decoded_slowly in stream_rows(
+            self.src,
+            pipe.table,
+            pipe.select_exprs,
+            where=pipe.where,
+            batch_size=self.batch_size,
+        ):
+            out: list[Row] = []
+            append = out.append
+            for index, raw in enumerate(raw_batch):
+                values = raw[1:]
+                try:
+                    # Text read with the slow decoder may be InvalidText bytes, which the
+                    # SQL flag cannot see: such batches all take the careful path.
+                    if raw[0] and not decoded_slowly:
+                        append(values if fast is None else fast(values))
+                    else:
+                        append(slow(values, counts))
+                except RowRejected as e:
+                    self.reject(values, counts.read + index, e.column, e.reason)
+            counts.read += len(raw_batch)
+            if self.progress is not None:
+                self.progress(pipe.table.name, counts.read)
+            yield out
+
+    def _hash(
+        self, rows: Iterator[Row], pos: int, column: str, policy: PasswordPolicy
+    ) -> Iterator[Row]:
+        pending: collections.deque[Row] = collections.deque()
+        key_pos = [self.pipe.source_columns.index(k) for k in self.key_columns]
+
+        def items() -> Iterator[tuple[object, object]]:
+            for i, r in enumerate(rows):
+                pending.append(r)
+                key = tuple(r[p] for p in key_pos) if key_pos else i
+                yield key, r[pos]
+
+        scope = f"{self.pipe.table.name}.{column}"
+        with PasswordHasher(policy, run_dir=self.run_dir, scope=scope) as hasher:
+            for _key, result in hasher.hash_many(items()):
+                row = pending.popleft()
+                if result.error is not None:
+                    self.reject(row, None, column, result.error.reason)
+                    continue
+                out = list(row)
+                out[pos] = result.value
+                yield tuple(out)
+            stats = hasher.stats
+            self.counts.passwords = {
+                "hashed": stats.hashed,
+                "cached": stats.cached,
+                "kept": stats.kept,
+                "empty": stats.empty,
+                "rejected": stats.rejected,
+            }
+
+    def reject(self, values: Row, ordinal: int | None, column: str | None, reason: str) -> None:
+        row = dict(
+            zip(self.pipe.source_columns, values[: len(self.pipe.source_columns)], strict=True)
+        )
+        key: dict[str, Any] = {k: row[k] for k in self.key_columns}
+        if not key:
+            key = {"row_number": (ordinal or 0) + 1}
+        self.counts.rejected += 1
+        if self.gone is not None:
+            self.gone.record(self.pipe.table.name, row)
+        if self.rejects is not None:
+            self.rejects.write(
+                self.pipe.table.name, key, column, reason, row, self.pipe.secret_columns
+            )
+        self.reject_log.append((column, reason, key))
+
+
+def _rebatch(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+    batch: list[Row] = []
+    for r in rows:
+        batch.append(r)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
