@@ -22,7 +22,7 @@ from rich.progress import (
 )
 
 from lite2pg import target as target_mod
-from lite2pg.errors import Lite2pgError
+from lite2pg.errors import Lite2pgError, UsageError
 from lite2pg.load import TableResult
 from lite2pg.plan import load_plan
 from lite2pg.report import RunReport, print_summary
@@ -98,7 +98,9 @@ def _parse_casts(values: tuple[str, ...]) -> dict[str, str]:
     for v in values:
         key, sep, typ = v.partition("=")
         if not sep or not key or not typ:
-            raise click.BadParameter(f"{v!r}: write TABLE.COLUMN=TYPE", param_hint="--cast")
+            raise UsageError(
+                f"--cast {v!r} is not TABLE.COLUMN=TYPE", "e.g. --cast users.age=bigint"
+            )
         casts[key.strip()] = typ.strip()
     return casts
 
@@ -161,6 +163,9 @@ def main() -> None:
     "--table", "tables", multiple=True, metavar="NAME", help="Only these tables (repeatable)."
 )
 @click.option(
+    "--plan", "plan_name", metavar="PLAN", help="A plan TOML file, or a built-in plan's name."
+)
+@click.option(
     "--run-dir",
     type=click.Path(path_type=Path),
     help="Run directory (default .lite2pg/runs/<UTC time>).",
@@ -187,26 +192,24 @@ def migrate_cmd(
 
     Example: lite2pg migrate legacy.db --target postgresql://app@localhost/app
     """
-    if truncate and not data_only:
-        raise click.UsageError("--truncate goes with --data-only")
-    if drop and data_only:
-        raise click.UsageError("--drop and --data-only exclude each other")
     try:
-        plan = load_plan(plan_name) if plan_name else None
-    except Lite2pgError as e:
-        _fail(e)
-    options = MigrateOptions(
-        plan=plan,
-        schema=schema,
-        data_only=data_only,
-        truncate=truncate,
-        drop=drop,
-        casts=_parse_casts(casts),
-        run_dir=run_dir,
-        batch_size=batch_size,
-        tables=list(tables) or None,
-    )
-    try:
+        if truncate and not data_only:
+            raise UsageError("--truncate goes with --data-only", "add --data-only, or use --drop")
+        if drop and data_only:
+            raise UsageError(
+                "--drop and --data-only exclude each other", "--data-only --truncate empties"
+            )
+        options = MigrateOptions(
+            plan=load_plan(plan_name) if plan_name else None,
+            schema=schema,
+            data_only=data_only,
+            truncate=truncate,
+            drop=drop,
+            casts=_parse_casts(casts),
+            run_dir=run_dir,
+            batch_size=batch_size,
+            tables=list(tables) or None,
+        )
         code = run_migrate(source, target_uri, options, allow_rejects=allow_rejects, quiet=quiet)
     except Lite2pgError as e:
         _fail(e)

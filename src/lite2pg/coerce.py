@@ -124,6 +124,10 @@ def parse_pg_type(sql: str, enum_labels: tuple[str, ...] | None = None) -> PgTyp
 
 def _render(value: Any) -> str:
     """A short, safe rendering of a value for a reject reason."""
+    if type(value).__name__ == "InvalidText":
+        raw = bytes(value)
+        more = "..." if len(raw) > 24 else ""
+        return f"text that is not valid UTF-8 ({raw[:24]!r}{more})"
     if isinstance(value, bytes):
         head = value[:16].hex()
         return f"blob x'{head}{'...' if len(value) > 16 else ''}' ({len(value)} bytes)"
@@ -147,58 +151,69 @@ def _storage(value: Any) -> str:
     return type(value).__name__
 
 
-def ok_predicate(pg: PgType, column_sql: str) -> str | None:
-    """SQLite SQL that is true when the value in `column_sql` needs no conversion.
+# How psycopg formats each family for COPY (`Copy.set_types`). These dumpers refuse a Python
+# value of the wrong type (a str for int8, bytes for text, a float for numeric), so a value
+# SQLite stored with another storage class can never slip through as some other value: the
+# load fails, and the loader replays the table through the Python converters.
+DUMP_TYPES: dict[Family, str] = {
+    Family.INTEGER: "int8",
+    Family.FLOAT: "float8",
+    Family.NUMERIC: "numeric",
+    Family.TEXT: "text",
+    Family.BYTEA: "bytea",
+    Family.BOOLEAN: "int8",  # 0/1 and Python bools; PostgreSQL's boolean reads '0'/'1'
+    Family.TIMESTAMPTZ: "text",  # converters hand over ISO-8601 text
+    Family.TIMESTAMP: "text",
+    Family.DATE: "text",
+    Family.ENUM: "text",
+    Family.OTHER: "text",
+}
 
-    None means: every value must go through the Python converter.
+ALWAYS = "1"
+NEVER = "0"
+
+
+def ok_predicate(pg: PgType, column_sql: str) -> str:
+    """SQLite SQL that is true when the value in `column_sql` can go as SQLite hands it over.
+
+    `ALWAYS` where the typed dumper and PostgreSQL's parser together refuse anything that is
+    not exact (integers, text, bytea, enums: a refusal triggers the careful replay); `NEVER`
+    where every value needs Python. Other families are checked here because a stored value
+    of the wrong class is common for them, or would be accepted as some other value
+    (an integer in a float8 column, loose date text).
     """
     c = column_sql
     fam = pg.family
-    if fam is Family.INTEGER:
-        lo, hi = pg.int_range or INT_RANGES["bigint"]
-        if pg.int_range == INT_RANGES["bigint"]:
-            return f"typeof({c}) IN ('integer','null')"
-        return f"({c} IS NULL OR (typeof({c})='integer' AND {c} BETWEEN {lo} AND {hi}))"
+    if fam in (Family.INTEGER, Family.BYTEA, Family.ENUM):
+        return ALWAYS
     if fam is Family.FLOAT:
         if pg.sql == "real":
-            return None  # float4 rounds doubles: check each value in Python
+            return NEVER  # float4 rounds doubles: check each value in Python
         return f"typeof({c}) IN ('real','null')"
     if fam is Family.NUMERIC:
-        if pg.precision is None:
-            return f"typeof({c}) IN ('integer','null')"
-        limit = 10 ** (pg.precision - (pg.scale or 0))
-        return f"({c} IS NULL OR (typeof({c})='integer' AND abs({c}) < {limit}))"
+        return f"typeof({c}) IN ('integer','null')"
     if fam is Family.TEXT:
-        # PostgreSQL text cannot hold NUL; SQLite text can.
-        base = f"({c} IS NULL OR (typeof({c})='text' AND instr(CAST({c} AS BLOB), x'00')=0"
-        if pg.max_length is not None:
-            base += f" AND length({c}) <= {pg.max_length}"
-            if pg.sql.startswith(("char", "character", "bpchar")) and not pg.sql.startswith(
-                "character varying"
-            ):
-                # char(n) strips trailing blanks on output: only values without them are exact.
-                base += f" AND {c} NOT LIKE '% '"
-        return base + "))"
-    if fam is Family.BYTEA:
-        return f"typeof({c}) IN ('blob','null')"
+        padded = pg.sql.startswith(("char", "character", "bpchar"))
+        if padded and pg.max_length is not None and not pg.sql.startswith("character varying"):
+            # char(n) strips trailing blanks on output: only values without them are exact.
+            return f"({c} IS NULL OR {c} NOT LIKE '% ')"
+        return ALWAYS
     if fam is Family.BOOLEAN:
-        return f"({c} IS NULL OR (typeof({c})='integer' AND {c} IN (0,1)))"
+        return f"typeof({c}) IN ('integer','null')"
     if fam in (Family.TIMESTAMPTZ, Family.TIMESTAMP):
-        # datetime(julianday(x)) = x holds only for text in exactly 'YYYY-MM-DD HH:MM:SS'
-        # form that names a real instant: the round trip through a day number normalises
-        # '2021-02-30' to March and '24:00:00' to the next day, so those fail here.
+        # Text shaped like 'YYYY-MM-DD HH:MM:SS' goes to PostgreSQL's own strict parser,
+        # which refuses impossible dates ('2021-02-30'): the row is then replayed through
+        # Python and rejected with the reason. Other ISO forms and numbers go to Python.
         return (
-            f"({c} IS NULL OR (typeof({c})='text' AND {c} >= '0001' "
-            f"AND (datetime(julianday({c}))={c} OR date(julianday({c}))={c})))"
+            f"({c} IS NULL OR (typeof({c})='text' AND length({c})=19 "
+            f"AND {c} BETWEEN '0001-01-01 00:00:00' AND '9999-12-31 23:59:59'))"
         )
     if fam is Family.DATE:
         return (
-            f"({c} IS NULL OR (typeof({c})='text' AND {c} >= '0001' AND date(julianday({c}))={c}))"
+            f"({c} IS NULL OR (typeof({c})='text' AND length({c})=10 "
+            f"AND {c} BETWEEN '0001-01-01' AND '9999-12-31'))"
         )
-    if fam is Family.ENUM:
-        labels = ",".join("'" + label.replace("'", "''") + "'" for label in pg.labels)
-        return f"({c} IS NULL OR (typeof({c})='text' AND {c} IN ({labels})))"
-    return None
+    return NEVER
 
 
 _TRUE = {"1", "t", "true", "y", "yes", "on"}
@@ -302,8 +317,11 @@ def _to_numeric(pg: PgType) -> Converter:
             return None
         if isinstance(v, bool) or not isinstance(v, int | float | Decimal):
             if isinstance(v, str):
+                # Only plain ASCII decimals: Decimal() also takes '1_000' and other digits.
+                if not _DECIMAL_TEXT.fullmatch(v):
+                    raise _reject(v, pg.sql)
                 try:
-                    d = Decimal(v.strip())
+                    d = Decimal(v)
                 except InvalidOperation:
                     raise _reject(v, pg.sql) from None
                 # Text that SQLite's NUMERIC affinity did not convert is kept as written
@@ -401,11 +419,18 @@ def _to_bool(v: Any) -> Any:
     raise _reject(v, "boolean")
 
 
+_FRACTION = re.compile(r"[0-9]{2}:[0-9]{2}:[0-9]{2}[.,]([0-9]+)")
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def parse_iso_datetime(s: str) -> dt.datetime:
     """Parse ISO-8601 text as SQLite apps write it ('T' or space, fractions, Z or offset)."""
     text = s.strip()
-    if text != s or not text or not text[:4].isdigit():
+    if text != s or not text or not text[:4].isdigit() or not text.isascii():
         raise ValueError(s)
+    m = _FRACTION.search(text)
+    if m and m.group(1)[6:].strip("0"):
+        raise ValueError(s)  # finer than microseconds: PostgreSQL would round it
     return dt.datetime.fromisoformat(text)
 
 
@@ -431,13 +456,16 @@ def _to_timestamp(aware: bool) -> Converter:
             )
         else:
             raise _reject(v, name)
-        if aware:
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=dt.UTC)
-            return parsed.astimezone(dt.UTC)
-        if parsed.tzinfo is not None:
-            return parsed.astimezone(dt.UTC).replace(tzinfo=None)
-        return parsed
+        try:
+            if aware:
+                if parsed.tzinfo is None:
+                    parsed = parsed.replace(tzinfo=dt.UTC)
+                return parsed.astimezone(dt.UTC).isoformat()
+            if parsed.tzinfo is not None:
+                parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+        except OverflowError:
+            raise _reject(v, name, "outside the years 1 to 9999 in UTC") from None
+        return parsed.isoformat()
 
     return conv
 
@@ -448,7 +476,7 @@ def _to_date(v: Any) -> Any:
     if isinstance(v, dt.datetime):
         parsed = v
     elif isinstance(v, dt.date):
-        return v
+        return v.isoformat()
     elif isinstance(v, str):
         try:
             parsed = parse_iso_datetime(v)
@@ -458,7 +486,7 @@ def _to_date(v: Any) -> Any:
         raise _reject(v, "date")
     if parsed.time() != dt.time(0) or (parsed.tzinfo and parsed.utcoffset()):
         raise _reject(v, "date", "has a time of day, which a date cannot hold")
-    return parsed.date()
+    return parsed.date().isoformat()
 
 
 def _to_enum(labels: tuple[str, ...]) -> Converter:
@@ -475,9 +503,16 @@ def _to_enum(labels: tuple[str, ...]) -> Converter:
 
 
 def _to_other(v: Any) -> Any:
-    # PostgreSQL parses these (uuid, json, ...); a value it refuses is rejected by the loader.
-    if v is None or isinstance(v, str | int | float):
-        if isinstance(v, str) and "\x00" in v:
+    # PostgreSQL parses these (uuid, json, ...) from text; a value it refuses is rejected
+    # by the loader.
+    if v is None:
+        return None
+    if isinstance(v, str):
+        if "\x00" in v:
             raise _reject(v, "text", "contains a NUL character")
         return v
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)
     raise _reject(v, "this type")

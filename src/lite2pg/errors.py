@@ -9,6 +9,14 @@ class Lite2pgError(Exception):
     exit_code = 2
 
 
+class UsageError(Lite2pgError):
+    """Options that do not go together, or a malformed option value."""
+
+    def __init__(self, problem: str, hint: str) -> None:
+        self.problem = problem
+        super().__init__(f"{problem} (hint: {hint})")
+
+
 class SourceError(Lite2pgError):
     """The SQLite source cannot be opened or read."""
 

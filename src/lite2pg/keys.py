@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -21,98 +22,132 @@ def _qualified(schema: str, table: str) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
 
 
-def build_keys(
-    conn: psycopg.Connection[Any],
-    schema: str,
-    maps: Sequence[TableMap],
-    names: NameAllocator,
+@dataclass(frozen=True)
+class KeyNames:
+    """PostgreSQL names of every constraint and index, decided once for the whole schema
+    (names share one namespace per schema and must fit 63 bytes), so that any process
+    building part of them uses the same names."""
+
+    names: dict[tuple[str, str, str], str]
+
+    def get(self, table: str, kind: str, ident: str) -> str:
+        return self.names[(table, kind, ident)]
+
+
+def name_keys(maps: Sequence[TableMap]) -> KeyNames:
+    """Deterministic names for primary keys, unique constraints, indexes and foreign keys."""
+    names = NameAllocator(tm.target for tm in maps)
+    out: dict[tuple[str, str, str], str] = {}
+    for tm in maps:
+        t = tm.source
+        if t.primary_key and all(tm.has(c) for c in t.primary_key):
+            out[(t.name, "pk", "")] = names.take(f"{tm.target}_pkey")
+        for ix in t.indexes:
+            if ix.origin == "u" and all(tm.has(c) for c in ix.columns):
+                cols = "_".join(tm.target_of(c) for c in ix.columns)
+                out[(t.name, "u", ix.name)] = names.take(f"{tm.target}_{cols}_key")
+    for tm in maps:
+        for ix in tm.source.indexes:
+            if ix.origin == "c":
+                out[(tm.source.name, "ix", ix.name)] = names.take(ix.name)
+    for tm in maps:
+        for n, fk in enumerate(tm.source.foreign_keys):
+            if all(tm.has(c) for c in fk.columns):
+                cols = "_".join(tm.target_of(c) for c in fk.columns)
+                out[(tm.source.name, "fk", str(n))] = names.take(f"{tm.target}_{cols}_fkey")
+    return KeyNames(out)
+
+
+def build_table_keys(
+    conn: psycopg.Connection[Any], schema: str, tm: TableMap, names: KeyNames
 ) -> list[PhaseResult]:
-    """Primary keys and unique constraints, then indexes, then CHECKs, then foreign keys."""
-    by_source = {tm.source.name.lower(): tm for tm in maps}
+    """Primary key and unique constraints, then indexes, then CHECKs, of one table."""
     keys = PhaseResult("keys")
     indexes = PhaseResult("indexes")
     checks = PhaseResult("checks")
-    fks = PhaseResult("foreign keys")
+    t = tm.source
+    table = _qualified(schema, tm.target)
 
     started = time.perf_counter()
-    for tm in maps:
-        t = tm.source
-        table = _qualified(schema, tm.target)
-        if t.primary_key and all(tm.has(c) for c in t.primary_key):
-            cols = [tm.target_of(c) for c in t.primary_key]
-            name = names.take(f"{tm.target}_pkey")
-            stmt = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
-                table, sql.Identifier(name), ident_list(cols)
-            )
-            if not attempt(conn, keys, f"primary key of {t.name}", stmt):
-                # SQLite lets a non-INTEGER primary key hold NULLs (a legacy quirk);
-                # PostgreSQL cannot. Keep uniqueness at least.
-                stmt = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} UNIQUE ({})").format(
-                    table, sql.Identifier(name), ident_list(cols)
-                )
-                if attempt(conn, keys, f"unique key of {t.name}", stmt):
-                    keys.failed -= 1
-                    keys.notes[-1] += "; created as UNIQUE instead (the key has NULLs)"
-        for ix in t.indexes:
-            if ix.origin != "u" or not all(tm.has(c) for c in ix.columns):
-                continue
-            cols = [tm.target_of(c) for c in ix.columns]
-            name = names.take(f"{tm.target}_{'_'.join(cols)}_key")
+    if (t.name, "pk", "") in names.names:
+        cols = [tm.target_of(c) for c in t.primary_key]
+        name = names.get(t.name, "pk", "")
+        stmt = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
+            table, sql.Identifier(name), ident_list(cols)
+        )
+        if not attempt(conn, keys, f"primary key of {t.name}", stmt):
+            # SQLite lets a non-INTEGER primary key hold NULLs (a legacy quirk);
+            # PostgreSQL cannot. Keep uniqueness at least.
             stmt = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} UNIQUE ({})").format(
                 table, sql.Identifier(name), ident_list(cols)
             )
-            attempt(conn, keys, f"unique constraint {ix.name} of {t.name}", stmt)
+            if attempt(conn, keys, f"unique key of {t.name}", stmt):
+                keys.failed -= 1
+                keys.notes[-1] += "; created as UNIQUE instead (the key has NULLs)"
+    for ix in t.indexes:
+        if (t.name, "u", ix.name) not in names.names:
+            continue
+        cols = [tm.target_of(c) for c in ix.columns]
+        stmt = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} UNIQUE ({})").format(
+            table, sql.Identifier(names.get(t.name, "u", ix.name)), ident_list(cols)
+        )
+        attempt(conn, keys, f"unique constraint {ix.name} of {t.name}", stmt)
     keys.seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    for tm in maps:
-        t = tm.source
-        for ix in t.indexes:
-            if ix.origin != "c" or not all(tm.has(c) for c in ix.columns):
-                continue
-            name = names.take(ix.name)
-            if ix.plain:
-                index_cols = sql.SQL(", ").join(
-                    sql.SQL("{}{}").format(
-                        sql.Identifier(tm.target_of(c)), sql.SQL(" DESC" if d else "")
-                    )
-                    for c, d in zip(
-                        ix.columns, ix.descending or [False] * len(ix.columns), strict=True
-                    )
+    for ix in t.indexes:
+        if (t.name, "ix", ix.name) not in names.names:
+            continue
+        name = names.get(t.name, "ix", ix.name)
+        if ix.plain:
+            if not all(tm.has(c) for c in ix.columns):
+                continue  # the plan drops an indexed column
+            index_cols = sql.SQL(", ").join(
+                sql.SQL("{}{}").format(
+                    sql.Identifier(tm.target_of(c)), sql.SQL(" DESC" if d else "")
                 )
-                stmt = sql.SQL("CREATE {}INDEX {} ON {} ({})").format(
-                    sql.SQL("UNIQUE " if ix.unique else ""),
-                    sql.Identifier(name),
-                    _qualified(schema, tm.target),
-                    index_cols,
-                )
-                attempt(conn, indexes, f"index {ix.name}", stmt)
-            elif ix.sql:
-                # Partial and expression indexes are SQLite SQL: try them as written.
-                attempt(conn, indexes, f"index {ix.name}", sql.SQL(sqlite_sql_to_pg(ix.sql)))
+                for c, d in zip(ix.columns, ix.descending or [False] * len(ix.columns), strict=True)
+            )
+            stmt = sql.SQL("CREATE {}INDEX {} ON {} ({})").format(
+                sql.SQL("UNIQUE " if ix.unique else ""), sql.Identifier(name), table, index_cols
+            )
+            attempt(conn, indexes, f"index {ix.name}", stmt)
+        elif ix.sql:
+            # Partial and expression indexes are SQLite SQL: try them as written, with
+            # unqualified names resolved through the search_path.
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            attempt(conn, indexes, f"index {ix.name}", sql.SQL(sqlite_sql_to_pg(ix.sql)))
     indexes.seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    for tm in maps:
-        for expr in tm.source.checks:
-            stmt = sql.SQL("ALTER TABLE {} ADD CHECK ({})").format(
-                _qualified(schema, tm.target),
-                sql.SQL(sqlite_sql_to_pg(expr)),
-            )
-            attempt(conn, checks, f"CHECK ({expr}) on {tm.source.name}", stmt)
+    for expr in t.checks:
+        stmt = sql.SQL("ALTER TABLE {} ADD CHECK ({})").format(
+            table,
+            sql.SQL(sqlite_sql_to_pg(expr)),
+        )
+        attempt(conn, checks, f"CHECK ({expr}) on {t.name}", stmt)
     checks.seconds = time.perf_counter() - started
+    return [keys, indexes, checks]
 
+
+def build_foreign_keys(
+    conn: psycopg.Connection[Any], schema: str, maps: Sequence[TableMap], names: KeyNames
+) -> PhaseResult:
+    """Every foreign key whose tables were both migrated; orphans leave it NOT VALID."""
+    by_source = {tm.source.name.lower(): tm for tm in maps}
+    fks = PhaseResult("foreign keys")
     started = time.perf_counter()
     for tm in maps:
-        for fk in tm.source.foreign_keys:
+        for n, fk in enumerate(tm.source.foreign_keys):
+            if (tm.source.name, "fk", str(n)) not in names.names:
+                continue  # the plan drops the referencing column
             parent = by_source.get(fk.ref_table.lower())
             what = f"foreign key {tm.source.name}({', '.join(fk.columns)}) -> {fk.ref_table}"
             if parent is None:
                 fks.failed += 1
                 fks.notes.append(f"{what}: not created: {fk.ref_table} is not migrated")
                 continue
-            if not all(tm.has(c) for c in fk.columns):
-                continue  # the plan drops the referencing column
             if len(fk.ref_columns) != len(fk.columns) or not all(
                 parent.has(c) for c in fk.ref_columns
             ):
@@ -121,7 +156,6 @@ def build_keys(
                 continue
             fk_cols = [tm.target_of(c) for c in fk.columns]
             ref_cols = [parent.target_of(c) for c in fk.ref_columns]
-            name = names.take(f"{tm.target}_{'_'.join(fk_cols)}_fkey")
             tail = []
             for verb, action in (("UPDATE", fk.on_update), ("DELETE", fk.on_delete)):
                 if action.upper() in _ACTIONS and action.upper() != "NO ACTION":
@@ -132,7 +166,7 @@ def build_keys(
                 "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) {}"
             ).format(
                 _qualified(schema, tm.target),
-                sql.Identifier(name),
+                sql.Identifier(names.get(tm.source.name, "fk", str(n))),
                 ident_list(fk_cols),
                 _qualified(schema, parent.target),
                 ident_list(ref_cols),
@@ -151,7 +185,20 @@ def build_keys(
                         "(set an on_orphan policy in a plan to clean them)"
                     )
     fks.seconds = time.perf_counter() - started
-    return [keys, indexes, checks, fks]
+    return fks
+
+
+def merge_phases(parts: Sequence[Sequence[PhaseResult]]) -> list[PhaseResult]:
+    """Sum per-table phase results into one per phase, in first-seen order."""
+    merged: dict[str, PhaseResult] = {}
+    for part in parts:
+        for p in part:
+            m = merged.setdefault(p.name, PhaseResult(p.name))
+            m.done += p.done
+            m.failed += p.failed
+            m.seconds += p.seconds
+            m.notes.extend(p.notes)
+    return list(merged.values())
 
 
 def _count_orphans(

@@ -117,7 +117,7 @@ def load_table(
     tm: TableMap,
     schema: str,
     rejects: RejectSink,
-    stream: Callable[[], RowStream],
+    stream: Callable[[bool], RowStream],
     *,
     prepare: Callable[[psycopg.Cursor[Any]], bool],
 ) -> TableResult:
@@ -132,7 +132,7 @@ def load_table(
     for careful in (False, True):
         result = TableResult(tm.source.name, tm.target, careful=careful)
         rejects.reset(tm.source.name)
-        rows = stream()
+        rows = stream(careful)
         try:
             with conn.transaction(), conn.cursor() as cur:
                 freeze = prepare(cur) and not careful
@@ -142,6 +142,7 @@ def load_table(
                         _copy_or_split(conn, cur, stmt, rows, tm, batch, result)
                 else:
                     with cur.copy(stmt) as cp:
+                        cp.set_types(rows.pipe.dump_types)
                         write = cp.write_row
                         for batch in prefetch(rows.batches()):
                             for r in batch:
@@ -157,7 +158,9 @@ def load_table(
             raise TargetError(
                 f"not allowed to load {tm.target}: {_first_line(e)}", "grant the user CREATE/INSERT"
             ) from None
-        except psycopg.Error:
+        except (psycopg.Error, TypeError, ValueError):
+            # A typed dumper refused a value (TypeError) or PostgreSQL refused a row:
+            # replay the table row by row through the Python converters.
             if careful:
                 raise
             continue
@@ -189,15 +192,19 @@ def _copy_or_split(
         return
     try:
         with conn.transaction(), cur.copy(stmt) as cp:
+            cp.set_types(rows.pipe.dump_types)
             for r in batch:
                 cp.write_row(r)
         result.loaded += len(batch)
     except psycopg.OperationalError:
         raise
-    except psycopg.Error as e:
+    except (psycopg.Error, TypeError, ValueError) as e:
         if len(batch) == 1:
-            src_col = _source_column(tm, _column_from_context(e))
-            reason = _pg_reason(e, secret=src_col in rows.pipe.secret_columns)
+            if isinstance(e, psycopg.Error):
+                src_col = _source_column(tm, _column_from_context(e))
+                reason = _pg_reason(e, secret=src_col in rows.pipe.secret_columns)
+            else:
+                src_col, reason = None, f"PostgreSQL cannot take the row: {e}"
             # The rejects file then shows the values PostgreSQL refused, after conversion.
             rows.reject(batch[0], None, src_col, reason)
             return

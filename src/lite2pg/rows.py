@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from lite2pg.coerce import PgType, converter, ok_predicate
+from lite2pg.coerce import ALWAYS, DUMP_TYPES, PgType, converter, ok_predicate
 from lite2pg.errors import TransformError
 from lite2pg.plan import TablePlan
 from lite2pg.schema import TableMap
@@ -147,20 +147,32 @@ class GoneRows:
                 src.execute(f"CREATE TEMP TABLE {name} ({cols}, PRIMARY KEY ({cols}))")
                 self._tables[key] = name
 
+        self.recorded: dict[str, list[tuple[Any, ...]]] = {}
+
     def record(self, table: str, row: dict[str, Any]) -> None:
         for (parent, cols), name in self._tables.items():
             if parent == table.lower() and all(c in row for c in cols):
-                marks = ", ".join("?" for _ in cols)
-                self.src.execute(
-                    f"INSERT OR IGNORE INTO temp.{name} VALUES ({marks})", [row[c] for c in cols]
-                )
+                key = tuple(row[c] for c in cols)
+                self._insert(name, [key])
+                self.recorded.setdefault(name, []).append(key)
+
+    def _insert(self, name: str, keys: Sequence[tuple[Any, ...]]) -> None:
+        if keys:
+            marks = ", ".join("?" for _ in keys[0])
+            self.src.executemany(f"INSERT OR IGNORE INTO temp.{name} VALUES ({marks})", keys)
+
+    def load(self, recorded: dict[str, list[tuple[Any, ...]]]) -> None:
+        """Take over keys that another process recorded (the same tables, the same names)."""
+        for name, keys in recorded.items():
+            self._insert(name, keys)
 
     def record_where_not(self, table: Table, where: str | None) -> None:
         """Rows a filter leaves behind (or the whole table, for where=None) are gone too."""
         for (parent, cols), name in self._tables.items():
             if parent == table.name.lower():
                 col_list = ", ".join(quote_ident(c) for c in cols)
-                cond = f" WHERE NOT ({where})" if where else ""
+                # A row is kept only where the filter is true; NULL leaves it behind too.
+                cond = f" WHERE NOT coalesce(({where}), 0)" if where else ""
                 self.src.execute(
                     f"INSERT OR IGNORE INTO temp.{name} "
                     f"SELECT {col_list} FROM {quote_ident(table.name)}{cond}"
@@ -204,6 +216,7 @@ class RowPipeline:
     hashed: list[tuple[int, str, PasswordPolicy]]  # (output position, source column, policy)
     constants: Row  # values of the plan's added columns, appended to every row
     secret_columns: frozenset[str]
+    dump_types: list[str]  # psycopg COPY types of the target columns, in order
     where: str | None = None
 
 
@@ -228,7 +241,8 @@ def build_pipeline(
             secret.add(name)
         if plan is None:
             pred = ok_predicate(c.pg_type, quote_ident(name))
-            preds.append(pred if pred is not None else "0")
+            if pred != ALWAYS:
+                preds.append(pred)
             every.append((i, name, to_type))
             continue
         if plan.password is not None:
@@ -262,6 +276,7 @@ def build_pipeline(
     )
     fast = _fast(always, n) if always else (_trim(n) if orphan_exprs else None)
     return RowPipeline(
+        dump_types=[DUMP_TYPES[c.pg_type.family] for c in tm.columns],
         table=table,
         select_exprs=select,
         source_columns=source_columns,
@@ -368,11 +383,14 @@ class RowStream:
         batch_size: int = 5_000,
         hash_passwords: bool = True,
         gone: GoneRows | None = None,
+        careful: bool = False,
     ) -> None:
         self.src, self.pipe, self.rejects = src, pipe, rejects
         self.run_dir, self.progress, self.batch_size = run_dir, progress, batch_size
         self.hash_passwords = hash_passwords
         self.gone = gone
+        # Careful: every row through the Python converters (a replay after a refusal).
+        self.careful = careful
         self.counts = TableCounts()
         self.key_columns = [c for c in pipe.table.primary_key if c in pipe.source_columns]
         self.reject_log: list[tuple[str | None, str, dict[str, Any]]] = []
@@ -394,7 +412,7 @@ class RowStream:
             self.counts.read += self.counts.filtered
 
     def _converted(self) -> Iterator[list[Row]]:
-        pipe, counts = self.pipe, self.counts
+        pipe, counts, careful = self.pipe, self.counts, self.careful
         fast, slow = pipe.fast, pipe.slow
         for raw_batch, decoded_slowly in stream_rows(
             self.src,
@@ -410,7 +428,7 @@ class RowStream:
                 try:
                     # Text read with the slow decoder may be InvalidText bytes, which the
                     # SQL flag cannot see: such batches all take the careful path.
-                    if raw[0] and not decoded_slowly:
+                    if raw[0] and not decoded_slowly and not careful:
                         append(values if fast is None else fast(values))
                     else:
                         append(slow(values, counts))

@@ -1,0 +1,285 @@
+"""Loading into a schema that the new app's own migrations created (`--data-only`).
+
+Tables and columns are matched by name, ignoring case; everything that cannot be matched
+or cannot hold the data is refused before anything is written. The load runs in place, in
+one transaction, parents before children, so that the target's own foreign keys hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from lite2pg import keys, source
+from lite2pg.coerce import Family, PgType, parse_pg_type
+from lite2pg.errors import SchemaError, TargetError
+from lite2pg.layout import Layout, parents_first, table_plan
+from lite2pg.load import PhaseResult, TableResult, load_table
+from lite2pg.plan import Plan
+from lite2pg.rows import GoneRows, RejectSink, RowStream, build_pipeline
+from lite2pg.schema import ColumnMap, TableMap, map_declared_type
+from lite2pg.target import Target, connect
+
+
+def run_in_place(
+    conn: psycopg.Connection[Any],
+    src: Any,
+    layout: Layout,
+    plan: Plan | None,
+    schema: str,
+    *,
+    truncate_first: bool,
+    batch_size: int,
+    run_dir: Path,
+    on_start: Callable[[str], None],
+    on_progress: Callable[[str, int], None],
+    on_done: Callable[[TableResult], None],
+) -> tuple[list[TableResult], list[PhaseResult], list[TableMap]]:
+    """Load every table into existing target tables in one transaction."""
+    rejects = RejectSink(run_dir / "rejects")
+    results: list[TableResult] = []
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
+            maps = existing_maps(conn, schema, plan, layout.tables, layout.casts)
+            if truncate_first:
+                truncate(conn, schema, maps)
+            else:
+                require_empty(conn, schema, maps)
+            gone = GoneRows(src, layout.tables)
+            for t in layout.skipped:
+                gone.record_where_not(t, None)
+            for tm in parents_first(maps):
+                on_start(tm.source.name)
+                tp = table_plan(plan, tm.source.name)
+                pipeline = build_pipeline(tm, tp, gone)
+
+                def stream(careful: bool, pipeline: Any = pipeline) -> RowStream:
+                    return RowStream(
+                        src,
+                        pipeline,
+                        rejects,
+                        run_dir=run_dir,
+                        progress=on_progress,
+                        batch_size=batch_size,
+                        gone=gone,
+                        careful=careful,
+                    )
+
+                result = load_table(conn, tm, schema, rejects, stream, prepare=_no_create)
+                if tp is not None and tp.where:
+                    gone.record_where_not(tm.source, tp.where)
+                results.append(result)
+                on_done(result)
+            phases = [keys.reset_sequences(conn, schema, maps)]
+    finally:
+        rejects.close()
+    return results, phases, maps
+
+
+def _no_create(cur: psycopg.Cursor[Any]) -> bool:
+    return False  # the table exists already; COPY FREEZE needs one made in this transaction
+
+
+@dataclass(frozen=True)
+class _TargetColumn:
+    name: str
+    pg: PgType
+    not_null: bool
+    has_default: bool
+    identity: str  # '', 'a' (ALWAYS) or 'd' (BY DEFAULT)
+
+
+def _describe(conn: psycopg.Connection[Any], schema: str) -> dict[str, list[_TargetColumn]]:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                   a.atthasdef, a.attidentity, a.attgenerated,
+                   (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder)
+                      FROM pg_enum e WHERE e.enumtypid = a.atttypid)
+            FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+            WHERE n.nspname = %s AND c.relkind IN ('r', 'p')
+            ORDER BY c.relname, a.attnum
+            """,
+            (schema,),
+        )
+        out: dict[str, list[_TargetColumn]] = {}
+        for rel, att, typ, notnull, hasdef, ident, generated, labels in cur.fetchall():
+            if generated:
+                continue  # generated columns are computed by PostgreSQL, never loaded
+            pg = parse_pg_type(str(typ), tuple(labels) if labels else None)
+            out.setdefault(str(rel), []).append(
+                _TargetColumn(str(att), pg, bool(notnull), bool(hasdef), str(ident or ""))
+            )
+    return out
+
+
+_COMPATIBLE: dict[Family, set[Family]] = {
+    Family.INTEGER: {
+        Family.INTEGER,
+        Family.FLOAT,
+        Family.NUMERIC,
+        Family.TEXT,
+        Family.BOOLEAN,
+        Family.OTHER,
+    },
+    Family.FLOAT: {Family.FLOAT, Family.NUMERIC, Family.TEXT, Family.OTHER},
+    Family.NUMERIC: {Family.FLOAT, Family.NUMERIC, Family.TEXT, Family.OTHER},
+    Family.TEXT: {
+        Family.TEXT,
+        Family.ENUM,
+        Family.OTHER,
+        Family.TIMESTAMPTZ,
+        Family.TIMESTAMP,
+        Family.DATE,
+        Family.BYTEA,
+    },
+    Family.BYTEA: {Family.BYTEA, Family.TEXT},
+    Family.BOOLEAN: {Family.BOOLEAN, Family.INTEGER, Family.TEXT},
+    Family.TIMESTAMPTZ: {Family.TIMESTAMPTZ, Family.TIMESTAMP, Family.DATE, Family.TEXT},
+    Family.TIMESTAMP: {Family.TIMESTAMPTZ, Family.TIMESTAMP, Family.DATE, Family.TEXT},
+    Family.DATE: {Family.TIMESTAMPTZ, Family.TIMESTAMP, Family.DATE, Family.TEXT},
+}
+
+
+def existing_maps(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    plan: Plan | None,
+    tables: Sequence[source.Table],
+    casts: dict[str, dict[str, PgType]],
+) -> list[TableMap]:
+    """Match source tables and columns to the target's, by name, ignoring case."""
+    described = _describe(conn, schema)
+    by_lower: dict[str, str] = {}
+    for name in described:
+        by_lower.setdefault(name.lower(), name)
+    maps: list[TableMap] = []
+    for t in tables:
+        tp = table_plan(plan, t.name)
+        wanted = tp.target if tp else t.name
+        target = by_lower.get(wanted.lower())
+        if target is None:
+            raise SchemaError(
+                t.name,
+                f"no table {wanted!r} in target schema {schema!r}",
+                "create it with the app's migrations, or leave --data-only out to let "
+                "lite2pg create it",
+            )
+        tcols = {c.name.lower(): c for c in described[target]}
+        columns: list[ColumnMap] = []
+        for col in t.columns:
+            if tp is not None and col.name in tp.drop:
+                continue
+            name = tp.target_column(col.name) if tp else col.name
+            tc = tcols.pop(name.lower(), None)
+            if tc is None:
+                raise SchemaError(
+                    t.name,
+                    f"column {col.name!r} has no match {name!r} in target table {target!r}",
+                    f"target columns: {', '.join(c.name for c in described[target])}; "
+                    "drop or rename it in a plan",
+                )
+            transformed = tp is not None and col.name in tp.columns
+            source_pg = casts.get(t.name, {}).get(col.name) or map_declared_type(col.declared_type)
+            if (
+                not transformed
+                and source_pg.family in _COMPATIBLE
+                and tc.pg.family not in _COMPATIBLE[source_pg.family]
+            ):
+                raise SchemaError(
+                    t.name,
+                    f"column {col.name!r} ({col.declared_type or 'no type'}) cannot go into "
+                    f"{target}.{tc.name} of type {tc.pg}",
+                    "change the target type or convert the column with a plan transform",
+                )
+            secret = tp is not None and tp.is_secret(col.name)
+            columns.append(
+                ColumnMap(
+                    col.name, tc.name, tc.pg, tc.not_null, identity=bool(tc.identity), secret=secret
+                )
+            )
+        for added in tp.add if tp else ():
+            tc = tcols.pop(added.name.lower(), None)
+            if tc is None:
+                raise SchemaError(
+                    t.name, f"the plan adds {added.name!r}, which target table {target!r} lacks"
+                )
+            columns.append(ColumnMap(None, tc.name, tc.pg, tc.not_null))
+        missing = [
+            c.name for c in tcols.values() if c.not_null and not c.has_default and not c.identity
+        ]
+        if missing:
+            raise SchemaError(
+                t.name,
+                f"target column {target}.{missing[0]} is NOT NULL without a default "
+                "and has no source column",
+                "give it a default, or add it in a plan",
+            )
+        maps.append(TableMap(t, target, columns))
+    return maps
+
+
+def truncate(conn: psycopg.Connection[Any], schema: str, maps: list[TableMap]) -> None:
+    targets = sql.SQL(", ").join(
+        sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(tm.target)) for tm in maps
+    )
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(sql.SQL("TRUNCATE {}").format(targets))
+    except psycopg.errors.FeatureNotSupported as e:
+        raise TargetError(
+            f"cannot truncate: {e.diag.message_primary}",
+            "another table references these; load it too, or truncate it yourself first",
+        ) from None
+
+
+def require_empty(conn: psycopg.Connection[Any], schema: str, maps: list[TableMap]) -> None:
+    with conn.cursor() as cur:
+        for tm in maps:
+            cur.execute(
+                sql.SQL("SELECT EXISTS (SELECT 1 FROM {}.{})").format(
+                    sql.Identifier(schema), sql.Identifier(tm.target)
+                )
+            )
+            row = cur.fetchone()
+            if row and row[0]:
+                raise TargetError(
+                    f"target table {tm.target!r} is not empty",
+                    "add --truncate to empty the loaded tables first (in the same transaction)",
+                )
+
+
+def prepare_schema(target: Target, schema: str, plan: Plan) -> bool:
+    """Create `schema` with the plan's target DDL unless it already has tables; True if made."""
+    if plan.schema_sql is None:
+        raise SchemaError(
+            schema,
+            "the plan has no target schema SQL",
+            "load with --data-only into a schema you made",
+        )
+    conn = connect(target)
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relkind = 'r'",
+                (schema,),
+            )
+            row = cur.fetchone()
+            if row and row[0]:
+                return False
+            cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            cur.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
+            cur.execute(plan.schema_sql.encode())
+    finally:
+        conn.close()
+    return True

@@ -1,0 +1,360 @@
+"""Load tables side by side into a staging schema, then publish them in one transaction.
+
+Each table is loaded by a worker process of its own (COPY FREEZE into a table created in the
+same transaction), which then builds that table's keys and indexes while other workers are
+still loading. Foreign keys follow once every table is in. Publishing moves every table into
+the target schema with `ALTER TABLE ... SET SCHEMA` in one transaction: until then nothing
+is visible in the target, and a failed run drops the staging schema and leaves the target
+exactly as it was.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import hashlib
+import multiprocessing
+import os
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from lite2pg import keys, source
+from lite2pg.errors import TargetError
+from lite2pg.layout import create_maps, select_tables, table_plan
+from lite2pg.load import PhaseResult, TableResult, load_table
+from lite2pg.plan import Plan, parse_plan
+from lite2pg.rows import GoneRows, RejectSink, RowStream, build_pipeline
+from lite2pg.schema import TableMap, create_table_sql
+from lite2pg.target import Target, connect
+
+# Below this many rows in all, starting worker processes costs more than it saves.
+PARALLEL_MIN_ROWS = 200_000
+
+_WORKER_QUEUE: Any = None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything a worker needs to load one table (picklable: no open handles)."""
+
+    snapshot: str
+    dsn: str
+    stage: str
+    table: str
+    wanted: tuple[str, ...] | None
+    casts: dict[str, str]
+    plan_text: str | None
+    plan_origin: str
+    batch_size: int
+    run_dir: str
+    gone: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+
+
+@dataclass
+class JobOutcome:
+    """What a worker did: the load, the keys it built, and the keys of rows it rejected."""
+
+    result: TableResult
+    phases: list[PhaseResult]
+    gone: dict[str, list[tuple[Any, ...]]]
+
+
+def stage_name(schema: str) -> str:
+    """The staging schema of a target schema (one at a time, under the advisory lock)."""
+    return "lite2pg_stage_" + hashlib.sha256(schema.encode()).hexdigest()[:12]
+
+
+def _init_worker(q: Any) -> None:
+    global _WORKER_QUEUE
+    _WORKER_QUEUE = q
+
+
+def table_job(spec: JobSpec, progress: Any = None) -> JobOutcome:
+    """Load one table into the staging schema and build its keys (runs in a worker)."""
+    q = progress if progress is not None else _WORKER_QUEUE
+    plan = parse_plan(spec.plan_text, origin=spec.plan_origin) if spec.plan_text else None
+    src = source.open_readonly(Path(spec.snapshot))
+    conn = connect(Target(spec.dsn, "--target"))
+    rejects = RejectSink(Path(spec.run_dir) / "rejects")
+    try:
+        schema = source.discover(src)
+        layout = select_tables(schema, spec.wanted, plan, spec.casts)
+        maps, names = create_maps(layout, plan)
+        tm = next(m for m in maps if m.source.name == spec.table)
+        gone = GoneRows(src, layout.tables)
+        gone.load(spec.gone)
+        for t in layout.skipped:
+            gone.record_where_not(t, None)
+        for t in layout.tables:
+            tp_parent = table_plan(plan, t.name)
+            if t.name != spec.table and tp_parent is not None and tp_parent.where:
+                gone.record_where_not(t, tp_parent.where)
+        tp = table_plan(plan, tm.source.name)
+        pipeline = build_pipeline(tm, tp, gone)
+
+        def report(table: str, done: int) -> None:
+            if q is not None:
+                q.put((table, done))
+
+        def stream(careful: bool) -> RowStream:
+            return RowStream(
+                src,
+                pipeline,
+                rejects,
+                run_dir=Path(spec.run_dir),
+                progress=report,
+                batch_size=spec.batch_size,
+                gone=gone,
+                careful=careful,
+            )
+
+        def create(cur: psycopg.Cursor[Any]) -> bool:
+            cur.execute(create_table_sql(tm, spec.stage))
+            return True  # created in this subtransaction: COPY FREEZE is allowed
+
+        with conn.transaction():
+            result = load_table(conn, tm, spec.stage, rejects, stream, prepare=create)
+        conn.autocommit = True
+        phases = keys.build_table_keys(conn, spec.stage, tm, names)
+        phases.append(keys.reset_sequences(conn, spec.stage, [tm]))
+        return JobOutcome(result, phases, dict(gone.recorded))
+    finally:
+        rejects.close()
+        conn.close()
+        src.close()
+
+
+def run_staged(
+    conn: psycopg.Connection[Any],
+    target: Target,
+    snapshot: Path,
+    schema: source.SourceSchema,
+    plan: Plan | None,
+    wanted: tuple[str, ...] | None,
+    casts: dict[str, str],
+    dest: str,
+    *,
+    drop: bool,
+    batch_size: int,
+    run_dir: Path,
+    on_start: Callable[[str], None],
+    on_progress: Callable[[str, int], None],
+    on_done: Callable[[TableResult], None],
+    on_phase: Callable[[str], None],
+) -> tuple[list[TableResult], list[PhaseResult], list[TableMap]]:
+    """Load every table into staging in parallel, add foreign keys, publish atomically."""
+    layout = select_tables(schema, wanted, plan, casts)
+    maps, names = create_maps(layout, plan)
+    check_absent(conn, dest, maps, drop=drop, now=False)
+    stage = stage_name(dest)
+    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(stage)))
+    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(stage)))
+    try:
+        src = source.open_readonly(snapshot)
+        try:
+            sizes = {tm.source.name: source.count_rows(src, tm.source.name) for tm in maps}
+        finally:
+            src.close()
+        results, phases = _load_all(
+            target, snapshot, plan, wanted, casts, stage, maps, sizes, batch_size, run_dir,
+            on_start, on_progress, on_done,
+        )  # fmt: skip
+        on_phase("foreign keys")
+        phases.append(keys.build_foreign_keys(conn, stage, maps, names))
+        on_phase("publish")
+        with conn.transaction():
+            check_absent(conn, dest, maps, drop=drop, now=True)
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(dest)))
+            for tm in maps:
+                conn.execute(
+                    sql.SQL("ALTER TABLE {}.{} SET SCHEMA {}").format(
+                        sql.Identifier(stage), sql.Identifier(tm.target), sql.Identifier(dest)
+                    )
+                )
+            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(dest)))
+            phases.append(keys.create_views(conn, dest, schema.views))
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(stage)))
+    except BaseException:
+        _drop_stage(conn, stage)
+        raise
+    order = {tm.source.name: i for i, tm in enumerate(maps)}
+    results.sort(key=lambda r: order[r.source])
+    return results, phases, maps
+
+
+def _drop_stage(conn: psycopg.Connection[Any], stage: str) -> None:
+    # Best effort: the next run drops a stale staging schema before it starts.
+    with contextlib.suppress(psycopg.Error):
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(stage)))
+
+
+def _load_all(
+    target: Target,
+    snapshot: Path,
+    plan: Plan | None,
+    wanted: tuple[str, ...] | None,
+    casts: dict[str, str],
+    stage: str,
+    maps: list[TableMap],
+    sizes: dict[str, int],
+    batch_size: int,
+    run_dir: Path,
+    on_start: Callable[[str], None],
+    on_progress: Callable[[str, int], None],
+    on_done: Callable[[TableResult], None],
+) -> tuple[list[TableResult], list[PhaseResult]]:
+    """Run a job per table, largest first, each as soon as the tables it references are in
+    (their rejected rows decide which of its references are orphans)."""
+    by_name = {tm.source.name: tm for tm in maps}
+    waits_for: dict[str, set[str]] = {}
+    for tm in maps:
+        tp = table_plan(plan, tm.source.name)
+        parents = set()
+        if tp is not None:
+            for fk in tm.source.foreign_keys:
+                parent = next((n for n in by_name if n.lower() == fk.ref_table.lower()), None)
+                if parent and parent != tm.source.name and tp.on_orphan(fk.columns) != "keep":
+                    parents.add(parent)
+        waits_for[tm.source.name] = parents
+    _break_cycles(waits_for)
+
+    hashing = {
+        tm.source.name
+        for tm in maps
+        if (tp := table_plan(plan, tm.source.name)) is not None
+        and any(c.password is not None for c in tp.columns.values())
+    }
+    workers = min(os.cpu_count() or 1, len(maps))
+    parallel = workers > 1 and sum(sizes.values()) >= PARALLEL_MIN_ROWS
+    mp = multiprocessing.get_context("forkserver")
+    progress_q: Any = mp.SimpleQueue() if parallel else queue.SimpleQueue()
+    procs = (
+        concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=mp, initializer=_init_worker, initargs=(progress_q,)
+        )
+        if parallel
+        else None
+    )
+    # Tables whose passwords are hashed run here: the hasher has a process pool of its own.
+    threads = concurrent.futures.ThreadPoolExecutor(1)
+    gone: dict[str, list[tuple[Any, ...]]] = {}
+    done: set[str] = set()
+    running: dict[concurrent.futures.Future[JobOutcome], str] = {}
+    results: list[TableResult] = []
+    phase_parts: list[list[PhaseResult]] = []
+    todo = sorted(by_name, key=lambda n: -sizes[n])
+    stop = threading.Event()
+
+    def drain() -> None:
+        while not stop.is_set():
+            try:
+                item = progress_q.get() if parallel else progress_q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is None:
+                return
+            on_progress(*item)
+
+    drainer = threading.Thread(target=drain, name="lite2pg-progress", daemon=True)
+    drainer.start()
+    try:
+        while todo or running:
+            for name in [n for n in todo if waits_for[n] <= done]:
+                todo.remove(name)
+                spec = JobSpec(
+                    snapshot=str(snapshot),
+                    dsn=target.dsn,
+                    stage=stage,
+                    table=name,
+                    wanted=wanted,
+                    casts=casts,
+                    plan_text=plan.text if plan is not None else None,
+                    plan_origin=plan.origin if plan is not None else "",
+                    batch_size=batch_size,
+                    run_dir=str(run_dir),
+                    gone=dict(gone),
+                )
+                on_start(name)
+                if procs is not None and name not in hashing:
+                    future = procs.submit(table_job, spec)
+                else:
+                    future = threads.submit(table_job, spec, progress_q)
+                running[future] = name
+            if not running:
+                raise TargetError("tables wait on each other in a cycle", "report this bug")
+            finished, _ = concurrent.futures.wait(
+                running, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            for future in finished:
+                name = running.pop(future)
+                outcome = future.result()  # re-raises a worker's failure here
+                for key, values in outcome.gone.items():
+                    gone.setdefault(key, []).extend(values)
+                done.add(name)
+                results.append(outcome.result)
+                phase_parts.append(outcome.phases)
+                on_done(outcome.result)
+    except BaseException:
+        for future in running:
+            future.cancel()
+        raise
+    finally:
+        stop.set()
+        progress_q.put(None)
+        drainer.join(timeout=5)
+        threads.shutdown(wait=True, cancel_futures=True)
+        if procs is not None:
+            procs.shutdown(wait=True, cancel_futures=True)
+    return results, keys.merge_phases(phase_parts)
+
+
+def _break_cycles(waits_for: dict[str, set[str]]) -> None:
+    """Drop dependencies that close a cycle, so every table can start eventually."""
+    state: dict[str, int] = {}
+
+    def visit(n: str) -> None:
+        state[n] = 1
+        for p in list(waits_for[n]):
+            if state.get(p) == 1:
+                waits_for[n].discard(p)
+            elif p not in state:
+                visit(p)
+        state[n] = 2
+
+    for n in list(waits_for):
+        if n not in state:
+            visit(n)
+
+
+def check_absent(
+    conn: psycopg.Connection[Any], schema: str, maps: list[TableMap], *, drop: bool, now: bool
+) -> None:
+    """Refuse target tables that the run would create; with `drop` and `now`, drop them."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind IN ('r','p','v','m','f')",
+            (schema,),
+        )
+        existing = {str(r[0]) for r in cur.fetchall()}
+        clash = [tm.target for tm in maps if tm.target in existing]
+        if clash and not drop:
+            raise TargetError(
+                f"table {clash[0]!r} already exists in schema {schema!r}"
+                + (f" (and {len(clash) - 1} more)" if len(clash) > 1 else ""),
+                "use --data-only to load into the existing tables, or --drop to replace them",
+            )
+        if clash and now:
+            for name in clash:
+                cur.execute(
+                    sql.SQL("DROP TABLE {}.{} CASCADE").format(
+                        sql.Identifier(schema), sql.Identifier(name)
+                    )
+                )
