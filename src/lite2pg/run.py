@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,11 +21,11 @@ import psycopg
 from psycopg import sql
 
 from lite2pg import source
-from lite2pg.errors import TargetError
+from lite2pg.errors import TargetError, UsageError
 from lite2pg.existing import prepare_schema, run_in_place
 from lite2pg.layout import select_tables
 from lite2pg.load import BATCH_SIZE, PhaseResult, TableResult
-from lite2pg.plan import Plan
+from lite2pg.plan import Plan, parse_plan
 from lite2pg.report import RunReport
 from lite2pg.staging import run_staged
 from lite2pg.target import Target, connect
@@ -31,6 +33,8 @@ from lite2pg.target import Target, connect
 __all__ = ["MigrateOptions", "ProgressSink", "migrate", "new_run_dir", "prepare_schema"]
 
 RUNS_DIR = Path(".lite2pg") / "runs"
+SNAPSHOT_NAME = "source.snapshot.db"
+RUN_FILE = "run.json"
 
 
 class ProgressSink(Protocol):
@@ -86,7 +90,8 @@ def migrate(
         mode="data-only" if opts.data_only else "create",
         started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
-    snap = run_dir / "source.snapshot.db"
+    write_run_file(run_dir, source_path, opts)
+    snap = run_dir / SNAPSHOT_NAME
     snap.unlink(missing_ok=True)
     if progress:
         progress.phase("snapshot")
@@ -200,3 +205,47 @@ def _lock(conn: psycopg.Connection[Any], schema: str) -> None:
             f"another lite2pg run is loading into schema {schema!r} of this database",
             "wait for it to finish, then run again",
         )
+
+
+def write_run_file(run_dir: Path, source_path: Path, opts: MigrateOptions) -> None:
+    """run.json: what this run was asked to do, so later commands (verify) can redo it."""
+    data = {
+        "version": 1,
+        "source": str(source_path.resolve()),
+        "snapshot": SNAPSHOT_NAME,
+        "schema": opts.schema,
+        "mode": "data-only" if opts.data_only else "create",
+        "tables": list(opts.tables) if opts.tables else None,
+        "casts": dict(opts.casts),
+        "plan": None if opts.plan is None else {"origin": opts.plan.origin, "text": opts.plan.text},
+        "batch_size": opts.batch_size,
+    }
+    tmp = run_dir / (RUN_FILE + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, run_dir / RUN_FILE)
+
+
+def read_run_file(run_dir: Path) -> tuple[Path, MigrateOptions]:
+    """The source path and options a run was made with (see `write_run_file`)."""
+    path = run_dir / RUN_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(
+            f"{run_dir} is not a lite2pg run directory (no {RUN_FILE})",
+            "give the directory a migrate run wrote",
+        ) from None
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{path} is damaged: {e}", "run migrate again") from None
+    plan_data = data.get("plan")
+    plan = parse_plan(plan_data["text"], origin=plan_data["origin"]) if plan_data else None
+    opts = MigrateOptions(
+        schema=data["schema"],
+        data_only=data["mode"] == "data-only",
+        casts=dict(data.get("casts") or {}),
+        run_dir=run_dir,
+        batch_size=int(data.get("batch_size") or BATCH_SIZE),
+        tables=data.get("tables"),
+        plan=plan,
+    )
+    return Path(data["source"]), opts
