@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 finished but rows were rejected or keys could not be bu
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.table import Table as RichTable
 
 from lite2pg import target as target_mod
 from lite2pg.errors import Lite2pgError, UsageError
@@ -214,6 +216,81 @@ def migrate_cmd(
     except Lite2pgError as e:
         _fail(e)
     sys.exit(code)
+
+
+@main.command("check")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--plan", "plan_name", metavar="PLAN", help="A plan TOML file, or a built-in name.")
+@click.option("--cast", "casts", multiple=True, metavar="TABLE.COLUMN=TYPE")
+@click.option("--table", "tables", multiple=True, metavar="NAME", help="Only these tables.")
+@click.option("--hash", "hash_passwords", is_flag=True, help="Hash passwords too (slow).")
+@click.option("--examples", type=click.IntRange(0, 100), default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def check_cmd(
+    source: Path,
+    plan_name: str | None,
+    casts: tuple[str, ...],
+    tables: tuple[str, ...],
+    hash_passwords: bool,
+    examples: int,
+    as_json: bool,
+) -> None:
+    """Preflight: what would a migration of SOURCE reject, and why? Writes nothing.
+
+    Runs source reading and every transform of the plan (password hashing only with
+    --hash), then lists the rows a real run would reject grouped by table, column and
+    reason, the value distribution of every mapped column (unknown values first), orphans
+    per foreign key and stored values that disagree with their declared type. Exit 0 only
+    when a real run would reject nothing.
+
+    Example: lite2pg check legacy.db --plan helpdesk
+    """
+    from lite2pg.check import check
+
+    try:
+        report = check(
+            source,
+            load_plan(plan_name) if plan_name else None,
+            casts=_parse_casts(casts),
+            tables=list(tables) or None,
+            hash_passwords=hash_passwords,
+            examples=examples,
+        )
+    except Lite2pgError as e:
+        _fail(e)
+    out = Console()
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False, default=str))
+        sys.exit(0 if report.ok else 1)
+    if report.rejects:
+        t = RichTable(title="rows that would be rejected", title_justify="left")
+        for col in ("table", "column", "reason", "rows", "example keys"):
+            t.add_column(col)
+        for g in report.rejects:
+            keys = "; ".join(json.dumps(k, default=str) for k in g.examples)
+            t.add_row(g.table, g.column or "", g.reason, str(g.count), keys)
+        out.print(t)
+    for name, values in report.maps.items():
+        t = RichTable(title=f"mapped values of {name}", title_justify="left")
+        for col in ("source value", "rows", "becomes"):
+            t.add_column(col)
+        for v in values:
+            becomes = "UNKNOWN" if v.unknown else repr(v.result)
+            t.add_row(repr(v.value), str(v.count), becomes)
+        out.print(t)
+    for o in report.orphans:
+        out.print(
+            f"orphans: {o['table']}({', '.join(o['columns'])}) -> {o['references']}: "
+            f"{o['rows']} row(s), policy {o['policy']}"
+        )
+    for d in report.disagreements:
+        found = ", ".join(f"{n} {k}" for k, n in d["found"].items())
+        out.print(
+            f"type disagreement: {d['table']}.{d['column']} declared {d['declared']} "
+            f"(-> {d['target']}) holds {found}"
+        )
+    out.print(str(report))
+    sys.exit(0 if report.ok else 1)
 
 
 @main.command("demo")

@@ -24,7 +24,8 @@ from lite2pg.errors import TransformError
 from lite2pg.plan import TablePlan
 from lite2pg.schema import TableMap
 from lite2pg.source import ForeignKey, Table, count_rows, quote_ident, stream_rows
-from lite2pg.transforms.passwords import PasswordHasher, PasswordPolicy
+from lite2pg.transforms.passwords import HashResult, PasswordHasher, PasswordPolicy
+from lite2pg.transforms.passwords import prepare as prepare_password
 
 Progress = Callable[[str, int], None]
 Row = tuple[Any, ...]
@@ -403,6 +404,8 @@ class RowStream:
             for pos, column, policy in self.pipe.hashed:
                 rows = self._hash(rows, pos, column, policy)
             converted = _rebatch(rows, self.batch_size)
+        elif self.pipe.hashed:
+            converted = (self._screen(batch) for batch in converted)
         if self.pipe.constants:
             extra = self.pipe.constants
             converted = ([r + extra for r in batch] for batch in converted)
@@ -438,6 +441,19 @@ class RowStream:
             if self.progress is not None:
                 self.progress(pipe.table.name, counts.read)
             yield out
+
+    def _screen(self, batch: list[Row]) -> list[Row]:
+        """Without hashing (a preflight): reject what the password policy would reject."""
+        kept: list[Row] = []
+        for row in batch:
+            for pos, column, policy in self.pipe.hashed:
+                settled = prepare_password(policy, row[pos])
+                if isinstance(settled, HashResult) and settled.error is not None:
+                    self.reject(row, None, column, settled.error.reason)
+                    break
+            else:
+                kept.append(row)
+        return kept
 
     def _hash(
         self, rows: Iterator[Row], pos: int, column: str, policy: PasswordPolicy
