@@ -210,7 +210,8 @@ class RowPipeline:
     """How the rows of one table are selected from SQLite and turned into target rows."""
 
     table: Table
-    select_exprs: list[str]  # [fast-path flag, *source columns, *orphan flags]
+    flag: str  # SQL: true when a row can go as SQLite hands it over ("1": every row)
+    orphan_exprs: list[str]  # SQL per orphan-checked FK: 1 when the row is an orphan
     source_columns: list[str]
     fast: Callable[[Row], Row] | None  # for rows the flag passed (None: use them as they are)
     slow: Callable[[Row, TableCounts], Row]  # every other row; raises RowRejected
@@ -268,18 +269,18 @@ def build_pipeline(
         preds.extend(f"NOT {e}" for e in orphan_exprs)
 
     flag = balanced_and(preds)
-    select = [flag, *(quote_ident(c) for c in source_columns), *orphan_exprs]
     constants = tuple(
         _added_value(a.default, c.pg_type)
         for a in (tp.add if tp else ())
         for c in tm.columns
         if c.target == a.name
     )
-    fast = _fast(always, n) if always else (_trim(n) if orphan_exprs else None)
+    fast = _fast(always, n) if always else None
     return RowPipeline(
         dump_types=[DUMP_TYPES[c.pg_type.family] for c in tm.columns],
         table=table,
-        select_exprs=select,
+        flag=flag,
+        orphan_exprs=orphan_exprs,
         source_columns=source_columns,
         fast=fast,
         slow=_slow(every, orphans, n, source_columns),
@@ -318,13 +319,6 @@ def _orphan_expr(table: Table, fk: ForeignKey, gone: GoneRows | None) -> str:
     if gone_expr is not None:
         missing = f"({missing} OR {gone_expr})"
     return f"({not_null} AND {missing})"
-
-
-def _trim(n: int) -> Callable[[Row], Row]:
-    def trim(raw: Row) -> Row:
-        return raw[:n]
-
-    return trim
 
 
 def _fast(always: list[tuple[int, str, Callable[[Any], Any]]], n: int) -> Callable[[Row], Row]:
@@ -415,28 +409,49 @@ class RowStream:
             self.counts.read += self.counts.filtered
 
     def _converted(self) -> Iterator[list[Row]]:
-        pipe, counts, careful = self.pipe, self.counts, self.careful
-        fast, slow = pipe.fast, pipe.slow
+        """Rows that fit as they are, untouched, then the others through Python.
+
+        The flag is a WHERE clause, not a column: rows that pass it cross Python without a
+        single per-row operation. A second scan picks up the rest (usually few rows).
+        """
+        pipe = self.pipe
+        columns = [quote_ident(c) for c in pipe.source_columns]
+        where = f"({pipe.where})" if pipe.where else "1"
+        no_orphans = tuple(0 for _ in pipe.orphan_exprs)
+        if self.careful:
+            yield from self._scan([*columns, *pipe.orphan_exprs], where, slow=True)
+            return
+        if pipe.flag == ALWAYS and not pipe.orphan_exprs:
+            yield from self._scan(columns, where, slow=False, pad=no_orphans)
+            return
+        fits = f"coalesce(({pipe.flag}), 0)"
+        yield from self._scan(columns, f"{where} AND {fits}", slow=False, pad=no_orphans)
+        yield from self._scan([*columns, *pipe.orphan_exprs], f"{where} AND NOT {fits}", slow=True)
+
+    def _scan(
+        self, exprs: list[str], where: str, *, slow: bool, pad: Row = ()
+    ) -> Iterator[list[Row]]:
+        pipe, counts = self.pipe, self.counts
+        fast, convert = pipe.fast, pipe.slow
         for raw_batch, decoded_slowly in stream_rows(
-            self.src,
-            pipe.table,
-            pipe.select_exprs,
-            where=pipe.where,
-            batch_size=self.batch_size,
+            self.src, pipe.table, exprs, where=where, batch_size=self.batch_size
         ):
-            out: list[Row] = []
-            append = out.append
-            for index, raw in enumerate(raw_batch):
-                values = raw[1:]
-                try:
-                    # Text read with the slow decoder may be InvalidText bytes, which the
-                    # SQL flag cannot see: such batches all take the careful path.
-                    if raw[0] and not decoded_slowly and not careful:
-                        append(values if fast is None else fast(values))
-                    else:
-                        append(slow(values, counts))
-                except RowRejected as e:
-                    self.reject(values, counts.read + index, e.column, e.reason)
+            if not slow and not decoded_slowly and fast is None:
+                out = raw_batch  # nothing to do: the common case for big tables
+            else:
+                out = []
+                append = out.append
+                # Text read with the slow decoder may be InvalidText bytes, which the
+                # SQL flag cannot see: such rows take the careful path too.
+                careful = slow or decoded_slowly
+                for index, raw in enumerate(raw_batch):
+                    try:
+                        if careful:
+                            append(convert(raw + pad if pad else raw, counts))
+                        else:
+                            append(fast(raw) if fast is not None else raw)
+                    except RowRejected as e:
+                        self.reject(raw, counts.read + index, e.column, e.reason)
             counts.read += len(raw_batch)
             if self.progress is not None:
                 self.progress(pipe.table.name, counts.read)

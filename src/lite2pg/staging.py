@@ -234,6 +234,9 @@ def _load_all(
     workers = min(os.cpu_count() or 1, len(maps))
     parallel = workers > 1 and sum(sizes.values()) >= PARALLEL_MIN_ROWS
     mp = multiprocessing.get_context("forkserver")
+    # Workers fork from a server that has imported lite2pg once, instead of each
+    # importing it (and psycopg) again.
+    mp.set_forkserver_preload(["lite2pg.staging"])
     progress_q: Any = mp.SimpleQueue() if parallel else queue.SimpleQueue()
     procs = (
         concurrent.futures.ProcessPoolExecutor(
