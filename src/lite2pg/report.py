@@ -143,6 +143,12 @@ def print_summary(report: RunReport, console: Console) -> None:
         f"{report.seconds:.3f}s",
     )  # fmt: skip
     console.print(t)
+    for r in report.tables:
+        if r.passwords:
+            counts = ", ".join(f"{n} {kind}" for kind, n in r.passwords.items() if n)
+            console.print(f"passwords: {r.source}: {counts or 'none'}")
+        for note in r.notes:
+            console.print(f"note: {r.source}: {note}")
     for item in report.not_migrated:
         console.print(f"not migrated: {item['kind']} {item['name']}: {item['reason']}")
     for note in report.notes:
