@@ -315,18 +315,19 @@ def read_table_csv(path: Path) -> Iterator[list[tuple[object, ...]]]:
     """Read a CSV written by `write_table_csv` back as batches of rows of the original values."""
     if csv.field_size_limit() < _FIELD_LIMIT:
         csv.field_size_limit(_FIELD_LIMIT)
+    rerun = f"re-run {_WRITER.get(path.parent.name, 'the stage that wrote it')}"
     try:
         f = path.open("r", encoding="utf-8", newline="")
     except FileNotFoundError:
-        raise ArtifactError(str(path), "no such file", "re-run export") from None
+        raise ArtifactError(str(path), "no such file", rerun) from None
     with f:
         reader = csv.reader(f, strict=True)
         try:
             header = next(reader)
         except StopIteration:
-            raise ArtifactError(str(path), "empty file, no header row", "re-run export") from None
+            raise ArtifactError(str(path), "empty file, no header row", rerun) from None
         except (csv.Error, UnicodeDecodeError) as e:
-            raise ArtifactError(str(path), f"not a CSV: {e}", "re-run export") from None
+            raise ArtifactError(str(path), f"not a CSV: {e}", rerun) from None
         width = len(header)
         batch: list[tuple[object, ...]] = []
         try:
@@ -335,20 +336,18 @@ def read_table_csv(path: Path) -> Iterator[list[tuple[object, ...]]]:
                     raise ArtifactError(
                         f"{path} line {reader.line_num}",
                         f"{len(record)} fields, the header has {width}",
-                        "the file was edited or truncated; re-run export",
+                        f"the file was edited or truncated; {rerun}",
                     )
                 try:
                     batch.append(tuple(decode_field(v) for v in record))
                 except ValueError as e:
-                    raise ArtifactError(
-                        f"{path} line {reader.line_num}", str(e), "re-run export"
-                    ) from None
+                    raise ArtifactError(f"{path} line {reader.line_num}", str(e), rerun) from None
                 if len(batch) >= READ_BATCH_SIZE:
                     yield batch
                     batch = []
         except (csv.Error, UnicodeDecodeError) as e:
             raise ArtifactError(
-                f"{path} line {reader.line_num}", f"not valid CSV: {e}", "re-run export"
+                f"{path} line {reader.line_num}", f"not valid CSV: {e}", rerun
             ) from None
         if batch:
             yield batch
