@@ -438,9 +438,11 @@ def stream_rows(
     *,
     where: str | None = None,
     batch_size: int = 5_000,
+    order_by: Sequence[str] | None = None,
 ) -> Iterator[tuple[list[tuple[Any, ...]], bool]]:
-    """Yield the rows of `table` in batches, in storage order, each with a flag that says
-    whether it was read with the slow decoder (then text may be `InvalidText`).
+    """Yield the rows of `table` in batches, in storage order (or by the SQLite expressions
+    `order_by`), each with a flag that says whether it was read with the slow decoder (then
+    text may be `InvalidText`).
 
     Text that is not valid UTF-8 makes Python's fast decoder fail for the whole cursor; the
     stream then restarts after the last row it yielded (a table scan's order is stable) with
@@ -450,6 +452,8 @@ def stream_rows(
     sql = f"SELECT {', '.join(select_exprs)} FROM {quote_ident(table.name)}"
     if where:
         sql += f" WHERE ({where})"
+    if order_by:
+        sql += f" ORDER BY {', '.join(order_by)}"
     yielded = 0
     slow = False
     while True:

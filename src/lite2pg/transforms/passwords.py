@@ -515,3 +515,70 @@ class PasswordHasher:
             f"PasswordHasher(policy={self.policy.fingerprint()!r}, workers={self.workers}, "
             f"cache={cache}, stats={self.stats})"
         )
+
+
+# --- checking what a run stored (lite2pg verify) ------------------------------------------
+
+_UNUSABLE = re.compile(r"![A-Za-z0-9_-]{22}", re.ASCII)
+
+
+def is_unusable(value: object) -> bool:
+    """Whether `value` looks like what `unusable()` makes ("!" and 22 URL-safe characters)."""
+    return isinstance(value, str) and _UNUSABLE.fullmatch(value) is not None
+
+
+def verify_password(policy: PasswordPolicy, plaintext: str, stored: str) -> bool:
+    """Whether `stored` is a hash of `plaintext` as `policy` makes them (bcrypt "prehash"
+    included); False for anything that is not such a hash. Never raises with the values."""
+    try:
+        if policy.algorithm == "argon2id":
+            return bool(argon2.PasswordHasher().verify(stored, plaintext))
+        data = plaintext.encode("utf-8")
+        if len(data) > BCRYPT_MAX_BYTES and policy.long == "prehash":
+            data = base64.b64encode(hashlib.sha256(data).digest())
+        return bool(bcrypt.checkpw(data, stored.encode("ascii")))
+    except Exception:  # mismatch, malformed hash, non-ASCII text: not a hash of it
+        return False
+
+
+class CacheReader:
+    """A read-only view of a run's password cache: the hash the run stored for a row, if the
+    row's plaintext is still the one it hashed. Creates and changes no file."""
+
+    def __init__(self, secret: bytes, db: sqlite3.Connection) -> None:
+        self._secret = secret
+        self._db = db
+
+    @classmethod
+    def open(cls, run_dir: Path) -> CacheReader | None:
+        """The cache of `run_dir`, or None when the run has none (no column was hashed)."""
+        key_path = run_dir / KEY_FILE
+        db_path = run_dir / CACHE_FILE
+        if not key_path.is_file() or not db_path.is_file():
+            return None
+        secret = key_path.read_bytes()
+        if len(secret) != KEY_BYTES:
+            return None
+        db = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            db.execute("SELECT 1 FROM password_hash LIMIT 1").fetchall()
+        except sqlite3.Error:
+            db.close()
+            return None
+        return cls(secret, db)
+
+    def lookup(
+        self, scope: str, row_key: str, plaintext: str, policy: PasswordPolicy
+    ) -> str | None:
+        """The stored hash of (scope, row key), when it was made from `plaintext` by `policy`."""
+        row = self._db.execute(
+            "SELECT mac, policy, hash FROM password_hash WHERE scope = ? AND row_key = ?",
+            (scope, row_key),
+        ).fetchone()
+        if row is None or row[1] != policy.fingerprint():
+            return None
+        mac = hmac.new(self._secret, plaintext.encode("utf-8"), hashlib.sha256).digest()
+        return str(row[2]) if hmac.compare_digest(row[0], mac) else None
+
+    def close(self) -> None:
+        self._db.close()
