@@ -68,15 +68,16 @@ def _json_value(v: Any) -> Any:
     return str(v)
 
 
-def _safe_filename(name: str) -> str:
+def safe_filename(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "_"
 
 
 class RejectSink:
     """Writes rejects/<table>.jsonl: key, column, reason and the (redacted) source row."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, suffix: str = "") -> None:
         self.directory = directory
+        self.suffix = suffix  # a part of a table loaded in pieces writes a file of its own
         self._files: dict[str, IO[str]] = {}
         self.paths: dict[str, Path] = {}
 
@@ -101,7 +102,7 @@ class RejectSink:
         f = self._files.get(table)
         if f is None:
             self.directory.mkdir(parents=True, exist_ok=True)
-            path = self.directory / f"{_safe_filename(table)}.jsonl"
+            path = self.directory / f"{safe_filename(table)}{self.suffix}.jsonl"
             # The source row may hold secrets of columns we do not know are secret: 0600.
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             f = self._files[table] = open(fd, "w", encoding="utf-8")  # noqa: SIM115
@@ -379,6 +380,7 @@ class RowStream:
         hash_passwords: bool = True,
         gone: GoneRows | None = None,
         careful: bool = False,
+        scope: str | None = None,
     ) -> None:
         self.src, self.pipe, self.rejects = src, pipe, rejects
         self.run_dir, self.progress, self.batch_size = run_dir, progress, batch_size
@@ -386,6 +388,7 @@ class RowStream:
         self.gone = gone
         # Careful: every row through the Python converters (a replay after a refusal).
         self.careful = careful
+        self.scope = scope  # SQL condition selecting the part of the table to stream
         self.counts = TableCounts()
         self.key_columns = [c for c in pipe.table.primary_key if c in pipe.source_columns]
         self.reject_log: list[tuple[str | None, str, dict[str, Any]]] = []
@@ -405,7 +408,8 @@ class RowStream:
             converted = ([r + extra for r in batch] for batch in converted)
         yield from converted
         if self.pipe.where:
-            self.counts.filtered = count_rows(self.src, self.pipe.table.name) - self.counts.read
+            total = count_rows(self.src, self.pipe.table.name, self.scope)
+            self.counts.filtered = total - self.counts.read
             self.counts.read += self.counts.filtered
 
     def _converted(self) -> Iterator[list[Row]]:
@@ -417,6 +421,8 @@ class RowStream:
         pipe = self.pipe
         columns = [quote_ident(c) for c in pipe.source_columns]
         where = f"({pipe.where})" if pipe.where else "1"
+        if self.scope:
+            where = f"{where} AND ({self.scope})"
         no_orphans = tuple(0 for _ in pipe.orphan_exprs)
         if self.careful:
             yield from self._scan([*columns, *pipe.orphan_exprs], where, slow=True)

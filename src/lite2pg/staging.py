@@ -30,7 +30,7 @@ from lite2pg.errors import TargetError
 from lite2pg.layout import create_maps, select_tables, table_plan
 from lite2pg.load import PhaseResult, TableResult, load_table
 from lite2pg.plan import Plan, parse_plan
-from lite2pg.rows import GoneRows, RejectSink, RowStream, build_pipeline
+from lite2pg.rows import GoneRows, RejectSink, RowStream, build_pipeline, safe_filename
 from lite2pg.schema import TableMap, create_table_sql
 from lite2pg.target import Target, connect
 
@@ -55,13 +55,18 @@ class JobSpec:
     batch_size: int
     run_dir: str
     gone: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    # A big table is loaded in parts by several workers: each part streams the rows its
+    # `scope` selects into a table created beforehand; a last job builds the keys.
+    part: int = -1
+    scope: str | None = None
+    keys_only: bool = False
 
 
 @dataclass
 class JobOutcome:
     """What a worker did: the load, the keys it built, and the keys of rows it rejected."""
 
-    result: TableResult
+    result: TableResult | None
     phases: list[PhaseResult]
     gone: dict[str, list[tuple[Any, ...]]]
 
@@ -82,12 +87,18 @@ def table_job(spec: JobSpec, progress: Any = None) -> JobOutcome:
     plan = parse_plan(spec.plan_text, origin=spec.plan_origin) if spec.plan_text else None
     src = source.open_readonly(Path(spec.snapshot))
     conn = connect(Target(spec.dsn, "--target"))
-    rejects = RejectSink(Path(spec.run_dir) / "rejects")
+    suffix = f".part{spec.part}" if spec.part >= 0 else ""
+    rejects = RejectSink(Path(spec.run_dir) / "rejects", suffix)
     try:
         schema = source.discover(src)
         layout = select_tables(schema, spec.wanted, plan, spec.casts)
         maps, names = create_maps(layout, plan)
         tm = next(m for m in maps if m.source.name == spec.table)
+        if spec.keys_only:
+            conn.autocommit = True
+            phases = keys.build_table_keys(conn, spec.stage, tm, names)
+            phases.append(keys.reset_sequences(conn, spec.stage, [tm]))
+            return JobOutcome(None, phases, {})
         gone = GoneRows(src, layout.tables)
         gone.load(spec.gone)
         for t in layout.skipped:
@@ -101,7 +112,7 @@ def table_job(spec: JobSpec, progress: Any = None) -> JobOutcome:
 
         def report(table: str, done: int) -> None:
             if q is not None:
-                q.put((table, done))
+                q.put((table, spec.part, done))
 
         def stream(careful: bool) -> RowStream:
             return RowStream(
@@ -113,14 +124,19 @@ def table_job(spec: JobSpec, progress: Any = None) -> JobOutcome:
                 batch_size=spec.batch_size,
                 gone=gone,
                 careful=careful,
+                scope=spec.scope,
             )
 
         def create(cur: psycopg.Cursor[Any]) -> bool:
+            if spec.part >= 0:
+                return False  # created beforehand, shared with the other parts
             cur.execute(create_table_sql(tm, spec.stage))
             return True  # created in this subtransaction: COPY FREEZE is allowed
 
         with conn.transaction():
             result = load_table(conn, tm, spec.stage, rejects, stream, prepare=create)
+        if spec.part >= 0:
+            return JobOutcome(result, [], dict(gone.recorded))
         conn.autocommit = True
         phases = keys.build_table_keys(conn, spec.stage, tm, names)
         phases.append(keys.reset_sequences(conn, spec.stage, [tm]))
@@ -211,7 +227,8 @@ def _load_all(
     on_done: Callable[[TableResult], None],
 ) -> tuple[list[TableResult], list[PhaseResult]]:
     """Run a job per table, largest first, each as soon as the tables it references are in
-    (their rejected rows decide which of its references are orphans)."""
+    (their rejected rows decide which of its references are orphans). A table much larger
+    than the rest is loaded in parts by every worker, then its keys are built."""
     by_name = {tm.source.name: tm for tm in maps}
     waits_for: dict[str, set[str]] = {}
     for tm in maps:
@@ -231,8 +248,9 @@ def _load_all(
         if (tp := table_plan(plan, tm.source.name)) is not None
         and any(c.password is not None for c in tp.columns.values())
     }
-    workers = min(os.cpu_count() or 1, len(maps))
+    workers = min(os.cpu_count() or 1, max(len(maps), 2))
     parallel = workers > 1 and sum(sizes.values()) >= PARALLEL_MIN_ROWS
+    parts = _parts(snapshot, maps, sizes, workers, hashing) if parallel else {}
     mp = multiprocessing.get_context("forkserver")
     # Workers fork from a server that has imported lite2pg once, instead of each
     # importing it (and psycopg) again.
@@ -249,11 +267,13 @@ def _load_all(
     threads = concurrent.futures.ThreadPoolExecutor(1)
     gone: dict[str, list[tuple[Any, ...]]] = {}
     done: set[str] = set()
-    running: dict[concurrent.futures.Future[JobOutcome], str] = {}
+    running: dict[concurrent.futures.Future[JobOutcome], tuple[str, int]] = {}
+    partial: dict[str, list[TableResult]] = {}
     results: list[TableResult] = []
     phase_parts: list[list[PhaseResult]] = []
     todo = sorted(by_name, key=lambda n: -sizes[n])
     stop = threading.Event()
+    seen: dict[tuple[str, int], int] = {}
 
     def drain() -> None:
         while not stop.is_set():
@@ -263,47 +283,73 @@ def _load_all(
                 continue
             if item is None:
                 return
-            on_progress(*item)
+            table, part, count = item
+            seen[(table, part)] = count
+            on_progress(table, sum(v for (t, _), v in seen.items() if t == table))
+
+    def spec(name: str, **kw: Any) -> JobSpec:
+        return JobSpec(
+            snapshot=str(snapshot),
+            dsn=target.dsn,
+            stage=stage,
+            table=name,
+            wanted=wanted,
+            casts=casts,
+            plan_text=plan.text if plan is not None else None,
+            plan_origin=plan.origin if plan is not None else "",
+            batch_size=batch_size,
+            run_dir=str(run_dir),
+            gone=dict(gone),
+            **kw,
+        )
 
     drainer = threading.Thread(target=drain, name="lite2pg-progress", daemon=True)
     drainer.start()
     try:
+        if parts:
+            with psycopg.connect(target.dsn, autocommit=True) as conn:
+                for name in parts:
+                    conn.execute(create_table_sql(by_name[name], stage))
         while todo or running:
             for name in [n for n in todo if waits_for[n] <= done]:
                 todo.remove(name)
-                spec = JobSpec(
-                    snapshot=str(snapshot),
-                    dsn=target.dsn,
-                    stage=stage,
-                    table=name,
-                    wanted=wanted,
-                    casts=casts,
-                    plan_text=plan.text if plan is not None else None,
-                    plan_origin=plan.origin if plan is not None else "",
-                    batch_size=batch_size,
-                    run_dir=str(run_dir),
-                    gone=dict(gone),
-                )
                 on_start(name)
-                if procs is not None and name not in hashing:
-                    future = procs.submit(table_job, spec)
+                if name in parts:
+                    partial[name] = []
+                    for k, scope in enumerate(parts[name]):
+                        job = spec(name, part=k, scope=scope)
+                        assert procs is not None
+                        running[procs.submit(table_job, job)] = (name, k)
+                elif procs is not None and name not in hashing:
+                    running[procs.submit(table_job, spec(name))] = (name, -1)
                 else:
-                    future = threads.submit(table_job, spec, progress_q)
-                running[future] = name
+                    running[threads.submit(table_job, spec(name), progress_q)] = (name, -1)
             if not running:
                 raise TargetError("tables wait on each other in a cycle", "report this bug")
             finished, _ = concurrent.futures.wait(
                 running, return_when=concurrent.futures.FIRST_COMPLETED
             )
             for future in finished:
-                name = running.pop(future)
+                name, part = running.pop(future)
                 outcome = future.result()  # re-raises a worker's failure here
                 for key, values in outcome.gone.items():
                     gone.setdefault(key, []).extend(values)
-                done.add(name)
-                results.append(outcome.result)
                 phase_parts.append(outcome.phases)
-                on_done(outcome.result)
+                if part >= 0 and outcome.result is not None:
+                    partial[name].append(outcome.result)
+                    if len(partial[name]) == len(parts[name]):
+                        assert procs is not None
+                        keys_job = procs.submit(table_job, spec(name, keys_only=True))
+                        running[keys_job] = (name, -2)
+                    continue
+                if part == -2:
+                    result = _merge(partial[name], run_dir)
+                else:
+                    assert outcome.result is not None
+                    result = outcome.result
+                done.add(name)
+                results.append(result)
+                on_done(result)
     except BaseException:
         for future in running:
             future.cancel()
@@ -316,6 +362,81 @@ def _load_all(
         if procs is not None:
             procs.shutdown(wait=True, cancel_futures=True)
     return results, keys.merge_phases(phase_parts)
+
+
+# A table gets split when it holds more than this share of all rows: the other workers
+# would otherwise sit idle while it loads alone.
+SPLIT_SHARE = 0.4
+SPLIT_MIN_ROWS = 500_000
+
+
+def _parts(
+    snapshot: Path,
+    maps: list[TableMap],
+    sizes: dict[str, int],
+    workers: int,
+    hashing: set[str],
+) -> dict[str, list[str]]:
+    """Rowid ranges (SQL conditions) for each table worth loading in parts."""
+    total = sum(sizes.values())
+    out: dict[str, list[str]] = {}
+    src = source.open_readonly(snapshot)
+    try:
+        for tm in maps:
+            name = tm.source.name
+            rows = sizes[name]
+            if (
+                name in hashing
+                or tm.source.without_rowid
+                or rows < SPLIT_MIN_ROWS
+                or rows < SPLIT_SHARE * total
+            ):
+                continue
+            lo, hi = src.execute(
+                f"SELECT min(_rowid_), max(_rowid_) FROM {source.quote_ident(name)}"
+            ).fetchone()
+            if lo is None or hi is None or hi - lo < workers:
+                continue
+            step = (hi - lo + 1) // workers
+            bounds = [lo + k * step for k in range(workers)] + [hi + 1]
+            out[name] = [
+                f"_rowid_ >= {bounds[k]} AND _rowid_ < {bounds[k + 1]}" for k in range(workers)
+            ]
+    finally:
+        src.close()
+    return out
+
+
+def _merge(parts: list[TableResult], run_dir: Path) -> TableResult:
+    """One table's result from its parts; their rejects files become one."""
+    first = parts[0]
+    merged = TableResult(first.source, first.target)
+    for r in parts:
+        merged.read += r.read
+        merged.loaded += r.loaded
+        merged.rejected += r.rejected
+        merged.filtered += r.filtered
+        merged.bytes = max(merged.bytes, r.bytes)
+        merged.seconds = max(merged.seconds, r.seconds)
+        merged.careful = merged.careful or r.careful
+        merged.notes.extend(n for n in r.notes if n not in merged.notes)
+    rejects = run_dir / "rejects"
+    pieces = (
+        sorted(rejects.glob(f"{safe_filename(first.source)}.part*.jsonl"))
+        if rejects.is_dir()
+        else []
+    )
+    if pieces:
+        fd = os.open(
+            rejects / f"{safe_filename(first.source)}.jsonl",
+            os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+            0o600,
+        )
+        with open(fd, "wb") as out:
+            for piece in pieces:
+                out.write(piece.read_bytes())
+                piece.unlink()
+    return merged
 
 
 def _break_cycles(waits_for: dict[str, set[str]]) -> None:
