@@ -3,8 +3,9 @@ sequences and views, each under its own savepoint so one refusal is a note, not 
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,12 +132,26 @@ def build_table_keys(
     return [keys, indexes, checks]
 
 
+# Connections validating foreign keys at once (of different tables): the machine's cores.
+VALIDATORS = 2
+
+_Pending = tuple[str, str, list[str], str, list[str]]
+
+
 def build_foreign_keys(
-    conn: psycopg.Connection[Any], schema: str, maps: Sequence[TableMap], names: KeyNames
+    conn: psycopg.Connection[Any],
+    schema: str,
+    maps: Sequence[TableMap],
+    names: KeyNames,
+    connect_more: Callable[[], psycopg.Connection[Any]] | None = None,
 ) -> PhaseResult:
-    """Every foreign key whose tables were both migrated; orphans leave it NOT VALID."""
+    """Every foreign key whose tables were both migrated; orphans leave it NOT VALID.
+
+    With `connect_more`, the foreign keys of different tables are validated side by side.
+    """
     by_source = {tm.source.name.lower(): tm for tm in maps}
     fks = PhaseResult("foreign keys")
+    pending: dict[str, list[_Pending]] = {}
     started = time.perf_counter()
     for tm in maps:
         for n, fk in enumerate(tm.source.foreign_keys):
@@ -172,20 +187,59 @@ def build_foreign_keys(
                 ident_list(ref_cols),
                 sql.SQL(" ".join(tail)),
             )
-            if attempt(conn, fks, what, base):
-                continue
-            if "violates foreign key" in fks.notes[-1]:
-                # Legacy data has orphans (SQLite does not enforce FKs by default): keep the
-                # constraint for new rows and say how many rows break it.
-                orphans = _count_orphans(conn, schema, tm.target, fk_cols, parent.target, ref_cols)
-                if attempt(conn, fks, what, sql.Composed([base, sql.SQL(" NOT VALID")])):
-                    fks.done -= 1
-                    fks.notes[-1] = (
-                        f"{what}: {orphans} orphan row(s); constraint added NOT VALID "
-                        "(set an on_orphan policy in a plan to clean them)"
-                    )
+            # Added NOT VALID first (instant), validated below: validations of different
+            # tables can then run side by side on their own connections.
+            if attempt(conn, fks, what, sql.Composed([base, sql.SQL(" NOT VALID")])):
+                fks.done -= 1
+                name = names.get(tm.source.name, "fk", str(n))
+                pending.setdefault(tm.target, []).append(
+                    (what, name, fk_cols, parent.target, ref_cols)
+                )
+    groups = list(pending.items())
+    if connect_more is None or len(groups) < 2:
+        results = [_validate(conn, schema, child, items) for child, items in groups]
+    else:
+        with concurrent.futures.ThreadPoolExecutor(min(len(groups), VALIDATORS)) as pool:
+            results = list(pool.map(lambda g: _validate_on_new(connect_more, schema, *g), groups))
+    for r in results:
+        fks.done += r.done
+        fks.failed += r.failed
+        fks.notes.extend(r.notes)
     fks.seconds = time.perf_counter() - started
     return fks
+
+
+def _validate_on_new(
+    connect_more: Callable[[], psycopg.Connection[Any]],
+    schema: str,
+    child: str,
+    items: list[_Pending],
+) -> PhaseResult:
+    with connect_more() as conn:
+        conn.autocommit = True
+        return _validate(conn, schema, child, items)
+
+
+def _validate(
+    conn: psycopg.Connection[Any], schema: str, child: str, items: list[_Pending]
+) -> PhaseResult:
+    """Validate one table's foreign keys; orphans leave a key NOT VALID, with a count."""
+    phase = PhaseResult("foreign keys")
+    for what, name, fk_cols, parent, ref_cols in items:
+        stmt = sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
+            _qualified(schema, child), sql.Identifier(name)
+        )
+        if attempt(conn, phase, what, stmt):
+            continue
+        if "violates foreign key" in phase.notes[-1]:
+            # Legacy data has orphans (SQLite does not enforce FKs by default): keep the
+            # constraint for new rows and say how many rows break it.
+            orphans = _count_orphans(conn, schema, child, fk_cols, parent, ref_cols)
+            phase.notes[-1] = (
+                f"{what}: {orphans} orphan row(s); constraint added NOT VALID "
+                "(set an on_orphan policy in a plan to clean them)"
+            )
+    return phase
 
 
 def merge_phases(parts: Sequence[Sequence[PhaseResult]]) -> list[PhaseResult]:

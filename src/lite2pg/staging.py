@@ -183,7 +183,11 @@ def run_staged(
             on_start, on_progress, on_done,
         )  # fmt: skip
         on_phase("foreign keys")
-        phases.append(keys.build_foreign_keys(conn, stage, maps, names))
+        phases.append(
+            keys.build_foreign_keys(
+                conn, stage, maps, names, connect_more=lambda: connect(target, autocommit=True)
+            )
+        )
         on_phase("publish")
         with conn.transaction():
             check_absent(conn, dest, maps, drop=drop, now=True)
