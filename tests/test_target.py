@@ -1,0 +1,69 @@
+"""Which PostgreSQL lite2pg writes to: --target, DATABASE_URL, PG*, else embedded."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from lite2pg.target import redact, resolve
+
+from .conftest import MakeDb, PgSchema
+
+
+def test_target_flag_wins_over_database_url_and_pg_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://from-env/db")
+    monkeypatch.setenv("PGHOST", "elsewhere")
+    assert resolve("postgresql://flag/db").origin == "--target"
+    assert resolve(None).dsn == "postgresql://from-env/db"
+    monkeypatch.delenv("DATABASE_URL")
+    assert resolve(None).origin == "PG* environment"
+
+
+def test_password_never_shows_in_the_displayed_target() -> None:
+    assert redact("postgresql://app:s3cret@db/app") == "postgresql://app:***@db/app"
+    assert "s3cret" not in redact("host=db user=app password=s3cret")
+
+
+def test_migrate_without_target_uses_database_url(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (7);")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env["DATABASE_URL"] = pg.dsn
+    result = subprocess.run(
+        [sys.executable, "-m", "lite2pg", "migrate", str(db), "--schema", pg.schema,
+         "--run-dir", str(tmp_path / "run"), "-q"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert pg.query("SELECT id FROM t") == [(7,)]
+
+
+def test_migrate_without_target_uses_the_pg_variables(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    info = psycopg.conninfo.conninfo_to_dict(pg.dsn)
+    if not info.get("host") or str(info["host"]).startswith("/"):
+        pytest.skip("the test server is reached through a socket directory, not host/port")
+    db = make_db("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (8);")
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(
+        PGHOST=str(info["host"]),
+        PGPORT=str(info.get("port") or 5432),
+        PGUSER=str(info.get("user") or "postgres"),
+        PGDATABASE=str(info.get("dbname") or "postgres"),
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "lite2pg", "migrate", str(db), "--schema", pg.schema,
+         "--run-dir", str(tmp_path / "run"), "-q"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert pg.query("SELECT id FROM t") == [(8,)]
