@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from lite2pg.errors import Lite2pgError
-from lite2pg.source import InvalidText, quote_ident
+from lite2pg.source import InvalidText, quote_ident, stream_query
 
 __all__ = [
     "JOURNAL_NAME",
@@ -183,43 +183,10 @@ def decode_field(field_: str) -> object:
     return field_
 
 
-def _decode_text(raw: bytes) -> str | bytes:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return InvalidText(raw)
-
-
 def _stream(conn: sqlite3.Connection, sql: str, batch_size: int) -> Iterator[list[tuple[Any, ...]]]:
-    """Batches of a query's rows; text that is not UTF-8 comes as InvalidText.
-
-    Python's fast decoder fails the whole fetch on invalid UTF-8; the query then restarts
-    after the rows already yielded (a table scan's order is stable) with a slow decoder.
-    """
-    yielded = 0
-    slow = False
-    caller_factory = conn.text_factory
-    while True:
-        cur = conn.cursor()
-        cur.row_factory = None
-        conn.text_factory = _decode_text if slow else str
-        try:
-            cur.execute(sql + (f" LIMIT -1 OFFSET {yielded}" if yielded else ""))
-            while True:
-                try:
-                    rows = cur.fetchmany(batch_size)
-                except sqlite3.OperationalError as e:
-                    if "decode" in str(e).lower() and not slow:
-                        slow = True
-                        break
-                    raise
-                if not rows:
-                    return
-                yielded += len(rows)
-                yield rows
-        finally:
-            cur.close()
-            conn.text_factory = caller_factory
+    """Batches of a query's rows; text that is not UTF-8 comes as InvalidText."""
+    for rows, _slow in stream_query(conn, sql, batch_size):
+        yield rows
 
 
 def _tmp_name(path: Path) -> Path:

@@ -454,12 +454,24 @@ def stream_rows(
         sql += f" WHERE ({where})"
     if order_by:
         sql += f" ORDER BY {', '.join(order_by)}"
+    return stream_query(conn, sql, batch_size)
+
+
+def stream_query(
+    conn: sqlite3.Connection, sql: str, batch_size: int = 5_000
+) -> Iterator[tuple[list[tuple[Any, ...]], bool]]:
+    """Batches of a query's rows, each with a flag saying whether the slow decoder read it.
+
+    The query must return rows in a stable order (a plain scan does): after a decoding
+    failure it is re-run with `LIMIT -1 OFFSET <rows already yielded>`.
+    """
     yielded = 0
     slow = False
+    caller_factory = conn.text_factory
     while True:
         cur = conn.cursor()
-        if slow:
-            conn.text_factory = _decode_text
+        cur.row_factory = None
+        conn.text_factory = _decode_text if slow else str
         try:
             cur.execute(sql + (f" LIMIT -1 OFFSET {yielded}" if yielded else ""))
             while True:
@@ -476,4 +488,4 @@ def stream_rows(
                 yield rows, slow
         finally:
             cur.close()
-            conn.text_factory = str
+            conn.text_factory = caller_factory
