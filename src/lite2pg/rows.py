@@ -322,21 +322,28 @@ def _orphan_expr(table: Table, fk: ForeignKey, gone: GoneRows | None) -> str:
     return f"({not_null} AND {missing})"
 
 
-def _fast(always: list[tuple[int, str, Callable[[Any], Any]]], n: int) -> Callable[[Row], Row]:
+_Steps = list[tuple[int, str, Callable[[Any], Any]]]
+
+
+def _apply(out: list[Any], steps: _Steps) -> Row:
+    """Run each column's conversion in place; the first failure rejects the row."""
+    for i, name, fn in steps:
+        try:
+            out[i] = fn(out[i])
+        except TransformError as e:
+            raise RowRejected(name, e.reason) from None
+    return tuple(out)
+
+
+def _fast(always: _Steps, n: int) -> Callable[[Row], Row]:
     def fast(raw: Row) -> Row:
-        out = list(raw[:n])
-        for i, name, fn in always:
-            try:
-                out[i] = fn(out[i])
-            except TransformError as e:
-                raise RowRejected(name, e.reason) from None
-        return tuple(out)
+        return _apply(list(raw[:n]), always)
 
     return fast
 
 
 def _slow(
-    every: list[tuple[int, str, Callable[[Any], Any]]],
+    every: _Steps,
     orphans: list[_Orphans],
     n: int,
     source_columns: list[str],
@@ -355,12 +362,7 @@ def _slow(
                 for p in o.positions:
                     out[p] = None
                 counts.orphans_nulled += 1
-        for i, name, fn in every:
-            try:
-                out[i] = fn(out[i])
-            except TransformError as e:
-                raise RowRejected(name, e.reason) from None
-        return tuple(out)
+        return _apply(out, every)
 
     return slow
 
