@@ -32,6 +32,8 @@ class RunReport:
     not_migrated: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     rejects_dir: str | None = None
+    snapshot_sha256: str | None = None  # of the SQLite snapshot loaded; verify re-checks it
+    verify: dict[str, Any] | None = None  # lite2pg.verify.VerifyReport.as_dict(), once run
 
     @property
     def rows_read(self) -> int:
@@ -68,19 +70,25 @@ class RunReport:
             parts.append(f"{self.rows_filtered} filtered out by the plan")
         if self.problems:
             parts.append(f"{self.problems} key/index/constraint problems (see notes)")
-        ok = not self.rows_rejected and not self.problems
+        verified = self.verify is None or bool(self.verify.get("ok"))
+        if self.verify is not None:
+            parts.append("verified row by row" if verified else "VERIFY FAILED (see report.html)")
+        ok = not self.rows_rejected and not self.problems and verified
         return ("OK: " if ok else "ATTENTION: ") + ", ".join(parts)
 
     def exit_code(self, allow_rejects: bool = False) -> int:
-        """0 when clean; 1 when rows were rejected or constraints could not be built."""
+        """0 when clean; 1 when rows were rejected, constraints could not be built, or the
+        verification found a difference (that one is never allowed)."""
         if not self.reconciled:
+            return 1
+        if self.verify is not None and not self.verify.get("ok"):
             return 1
         if (self.rows_rejected or self.problems) and not allow_rejects:
             return 1
         return 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "version": REPORT_VERSION,
             "source": self.source,
             "target": self.target,
@@ -102,6 +110,12 @@ class RunReport:
             "notes": self.notes,
             "rejects_dir": self.rejects_dir,
         }
+        # Present once known, so that a report.json without them keeps its old shape.
+        if self.snapshot_sha256 is not None:
+            out["snapshot_sha256"] = self.snapshot_sha256
+        if self.verify is not None:
+            out["verify"] = self.verify
+        return out
 
     def write_json(self, path: Path) -> None:
         tmp = path.with_suffix(".json.tmp")

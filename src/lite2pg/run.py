@@ -59,6 +59,7 @@ class MigrateOptions:
     batch_size: int = BATCH_SIZE
     tables: Sequence[str] | None = None  # only these source tables
     plan: Plan | None = None
+    verify: bool = True  # prove the target equals transform(source) before returning
 
 
 def new_run_dir(base: Path = RUNS_DIR) -> Path:
@@ -167,6 +168,17 @@ def migrate(
             ]
     report.seconds = time.perf_counter() - started
     report.write_json(run_dir / "report.json")
+    if opts.verify:
+        if progress:
+            progress.phase("verify")
+        # verify() reads report.json, then writes its section and report.html. Imported
+        # here: verify reads run directories through this module.
+        from lite2pg.verify import verify
+
+        checked = verify(run_dir, target)
+        report.verify = checked.as_dict()
+        report.snapshot_sha256 = checked.snapshot_sha256
+        report.write_json(run_dir / "report.json")
     return report
 
 

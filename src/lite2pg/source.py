@@ -424,7 +424,8 @@ class InvalidText(bytes):
     """TEXT whose bytes are not valid UTF-8, surfaced as bytes so the row can be rejected."""
 
 
-def _decode_text(raw: bytes) -> str | bytes:
+def decode_text(raw: bytes) -> str | bytes:
+    """A text_factory that turns invalid UTF-8 into `InvalidText` instead of failing."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -471,7 +472,7 @@ def stream_query(
     while True:
         cur = conn.cursor()
         cur.row_factory = None
-        conn.text_factory = _decode_text if slow else str
+        conn.text_factory = decode_text if slow else str
         try:
             cur.execute(sql + (f" LIMIT -1 OFFSET {yielded}" if yielded else ""))
             while True:

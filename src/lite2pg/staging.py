@@ -372,6 +372,7 @@ def _load_all(
 # would otherwise sit idle while it loads alone.
 SPLIT_SHARE = 0.4
 SPLIT_MIN_ROWS = 500_000
+PARTS_PER_WORKER = 2
 
 
 def _parts(
@@ -399,12 +400,15 @@ def _parts(
             lo, hi = src.execute(
                 f"SELECT min(_rowid_), max(_rowid_) FROM {source.quote_ident(name)}"
             ).fetchone()
-            if lo is None or hi is None or hi - lo < workers:
+            # Twice as many parts as workers: whichever worker is free takes the next one,
+            # so the tables and parts even out across workers.
+            count = PARTS_PER_WORKER * workers
+            if lo is None or hi is None or hi - lo < count:
                 continue
-            step = (hi - lo + 1) // workers
-            bounds = [lo + k * step for k in range(workers)] + [hi + 1]
+            step = (hi - lo + 1) // count
+            bounds = [lo + k * step for k in range(count)] + [hi + 1]
             out[name] = [
-                f"_rowid_ >= {bounds[k]} AND _rowid_ < {bounds[k + 1]}" for k in range(workers)
+                f"_rowid_ >= {bounds[k]} AND _rowid_ < {bounds[k + 1]}" for k in range(count)
             ]
     finally:
         src.close()

@@ -1,0 +1,91 @@
+"""lite2pg verify: prove that the target equals transform(source), every row and column.
+
+A run is checked against its run directory, never against the live source: run.json (what
+the run was asked to do), the SQLite snapshot it loaded, report.json (what it says it did),
+rejects/ and the password cache. The checks:
+
+1. Counts: per table, rows in the snapshot = rows in PostgreSQL + rejected + filtered, with
+   every number counted afresh on both sides and checked against report.json.
+2. Foreign keys: validated constraints hold by PostgreSQL's word; NOT VALID or missing ones
+   get an anti-join. Orphans the plan kept (`on_orphan = "keep"`) are listed apart.
+3. Content: both sides streamed in primary-key order and merged; missing, extra and changed
+   rows are reported with the key, the columns and both values (secrets redacted). Rows
+   the run rejected must be absent, every other row present and equal.
+4. Digests: SHA-256 of each side's canonical rows, per table, and of the snapshot (kept in
+   report.json and checked again by every later verify).
+5. Spot-checks: a few seeded random rows per table, source raw -> expected -> target.
+6. Application-level checks: for every `map` column the value distribution, and for every
+   foreign key column the rows per parent key, source-through-plan against PostgreSQL.
+
+How content is compared fast, yet exactly: PostgreSQL renders every column in SQL into a
+*canonical* Python value (integers and 0/1 booleans as int, floats as float, numerics as
+text without trailing zeros, timestamps as UTC text at microsecond precision, text and
+enums as str, bytea as bytes). For most rows SQLite's raw value already is that value, so
+a window of rows is compared with one list comparison in C. A window that differs is
+merged row by row: each source row not equal as it stands goes through the run's own
+pipeline (plan transforms, coercion, orphan policies, the password cache) before its
+columns are compared. The fast path can only ever skip work on rows that are equal, never
+hide a difference. Large tables are split into key ranges verified in parallel processes.
+
+The package: this module is the public surface; the private modules hold one concern each
+(_report: result objects, _main: the whole run, _counts, _fks, _content/_unordered/_stream:
+the comparison, _parallel: the jobs, _distributions, _spot, _passwords, _rejects, _canon,
+_table and _run: a run's tables reopened).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lite2pg.target import Target
+from lite2pg.verify._canon import REDACTED as REDACTED
+from lite2pg.verify._canon import Row as Row
+from lite2pg.verify._canon import numeric_text as numeric_text
+from lite2pg.verify._canon import snapshot_sha256
+from lite2pg.verify._canon import timestamp_text as timestamp_text
+from lite2pg.verify._main import _run_verify
+from lite2pg.verify._report import (
+    DIGEST_NAME as DIGEST_NAME,
+)
+from lite2pg.verify._report import (
+    MAX_PAIRS as MAX_PAIRS,
+)
+from lite2pg.verify._report import (
+    MAX_SHOWN as MAX_SHOWN,
+)
+from lite2pg.verify._report import (
+    DistributionCheck as DistributionCheck,
+)
+from lite2pg.verify._report import (
+    ForeignKeyCheck as ForeignKeyCheck,
+)
+from lite2pg.verify._report import (
+    TableVerification as TableVerification,
+)
+from lite2pg.verify._report import (
+    VerifyError,
+    VerifyReport,
+)
+from lite2pg.verify._stream import WINDOW as WINDOW
+
+__all__ = ["VerifyError", "VerifyReport", "snapshot_sha256", "verify"]
+
+# Tuning constants read by `verify` on each call (so that a test may set them here).
+# Tables with an INTEGER PRIMARY KEY are verified in key ranges of about this many rows,
+# in parallel. Fixed, not derived from the core count: the digest combines the ranges'.
+UNIT_ROWS = 250_000
+# Below this many rows in all, starting worker processes costs more than it saves.
+PARALLEL_MIN_ROWS = 200_000
+
+
+def verify(
+    run_dir: Path,
+    target: Target,
+    *,
+    sample: int = 5,
+    seed: int = 0,
+    float_tolerance: float = 0.0,
+) -> VerifyReport:
+    """Check a migrate run's target against transform(snapshot) and return the report;
+    also write it into report.json ("verify") and report.html in the run directory."""
+    return _run_verify(run_dir, target, sample, seed, float_tolerance, UNIT_ROWS, PARALLEL_MIN_ROWS)

@@ -1,0 +1,228 @@
+"""Canonical values: how PostgreSQL renders each column in SQL and how a converted source
+value becomes the same Python value; row encoding, digests and short displays."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import math
+import pickle
+from collections.abc import Callable, Sequence
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from psycopg import sql
+
+from lite2pg.coerce import Family, PgType
+from lite2pg.schema import ColumnMap
+
+Row = tuple[Any, ...]
+REDACTED = "<redacted>"
+
+_TEXTUAL = (
+    Family.TEXT,
+    Family.ENUM,
+    Family.OTHER,
+    Family.TIMESTAMPTZ,
+    Family.TIMESTAMP,
+    Family.DATE,
+)
+
+# PostgreSQL side: each column rendered as the canonical Python value (see the module doc).
+_PG_CANON = {
+    Family.INTEGER: "{}::int8",
+    Family.BOOLEAN: "{}::int::int8",
+    Family.FLOAT: "{}::float8",
+    Family.NUMERIC: "trim_scale({})::text",
+    Family.BYTEA: "{}",
+    Family.TIMESTAMPTZ: "({} AT TIME ZONE 'UTC')::text",
+}
+
+
+def _pg_canon(c: ColumnMap, alias: str | None = None) -> sql.Composable:
+    col: sql.Composable = sql.Identifier(c.target)
+    if alias:
+        col = sql.SQL("{}.{}").format(sql.Identifier(alias), col)
+    return sql.SQL(_PG_CANON.get(c.pg_type.family, "{}::text")).format(col)
+
+
+def _is_padded(pg: PgType) -> bool:
+    s = pg.sql.lower()
+    return s.startswith(("char", "character", "bpchar")) and not s.startswith(
+        ("character varying", "varchar")
+    )
+
+
+def numeric_text(value: Any) -> str:
+    """A number as PostgreSQL's `trim_scale(x)::text` prints it: no exponent, no trailing
+    zeros after the point, "0" for any zero."""
+    d = (
+        value
+        if isinstance(value, Decimal)
+        else Decimal(repr(value) if isinstance(value, float) else str(value))
+    )
+    if d == 0:
+        return "0"
+    text = format(d, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def timestamp_text(value: Any) -> str:
+    """A timestamp as PostgreSQL prints `(ts AT TIME ZONE 'UTC')::text`: UTC wall time,
+    microseconds with trailing zeros trimmed (none when zero). Naive values are UTC."""
+    d = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    if d.tzinfo is not None:
+        d = d.astimezone(dt.UTC).replace(tzinfo=None)
+    text = f"{d.year:04d}-{d.month:02d}-{d.day:02d} {d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+    if d.microsecond:
+        text += f".{d.microsecond:06d}".rstrip("0")
+    return text
+
+
+def _canon_fn(pg: PgType) -> Callable[[Any], Any]:
+    """Converted value (what the run's converters hand to COPY) -> canonical value."""
+    fam = pg.family
+    padded = _is_padded(pg)
+
+    def canon(v: Any) -> Any:
+        if v is None:
+            return None
+        if fam is Family.INTEGER:
+            return int(v)
+        if fam is Family.BOOLEAN:
+            return int(bool(v))
+        if fam is Family.FLOAT:
+            return float(v)
+        if fam is Family.NUMERIC:
+            return numeric_text(v)
+        if fam is Family.BYTEA:
+            return bytes(v) if isinstance(v, bytes) else str(v).encode("utf-8")
+        if fam in (Family.TIMESTAMPTZ, Family.TIMESTAMP):
+            return timestamp_text(v)
+        if fam is Family.DATE:
+            if isinstance(v, dt.datetime):
+                return v.date().isoformat()
+            if isinstance(v, dt.date):
+                return v.isoformat()
+            return dt.date.fromisoformat(str(v)[:10]).isoformat()
+        text = v if isinstance(v, str) else str(v)
+        return text.rstrip(" ") if padded else text
+
+    return canon
+
+
+def _sqlite_literal(v: Any) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return str(int(v))
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else ("9e999" if v > 0 else "-9e999")
+    if isinstance(v, bytes):
+        return f"X'{v.hex()}'"
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def _show(value: Any, secret: bool = False, limit: int = 60) -> str:
+    """A short display of a canonical or raw value for reports; never a secret."""
+    if value is None:
+        return "NULL"
+    if secret:
+        return REDACTED
+    if isinstance(value, bytes):
+        head = value[:24].hex()
+        return f"\\x{head}{'...' if len(value) > 24 else ''} ({len(value)} bytes)"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        text = repr(value)
+        return text if len(text) <= limit else text[: limit - 4] + "...'"
+    return str(value)
+
+
+def _encode_rows(rows: Sequence[Row]) -> memoryview:
+    """The rows as one byte string that is the concatenation of each row's encoding
+    (pickle protocol 3 without memo), so a digest does not depend on batch boundaries."""
+    buf = io.BytesIO()
+    pickler = pickle.Pickler(buf, 3)
+    pickler.fast = True  # no memo: equal values always give equal bytes
+    pickler.dump((None, None, None, None, *rows))
+    # Strip PROTO 3 + MARK + 4 x NONE at the front and TUPLE + STOP at the end.
+    return buf.getbuffer()[7:-2]
+
+
+class _Digests:
+    """SHA-256 of each side's canonical rows, shared while both sides are equal."""
+
+    def __init__(self) -> None:
+        self.shared: Any = hashlib.sha256()
+        self.src: Any = None
+        self.pg: Any = None
+
+    def both(self, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        data = _encode_rows(rows)
+        if self.shared is not None:
+            self.shared.update(data)
+        else:
+            self.src.update(data)
+            self.pg.update(data)
+
+    def apart(self, src_rows: Sequence[Row], pg_rows: Sequence[Row]) -> None:
+        if self.shared is not None:
+            self.src, self.pg, self.shared = self.shared.copy(), self.shared, None
+        if src_rows:
+            self.src.update(_encode_rows(src_rows))
+        if pg_rows:
+            self.pg.update(_encode_rows(pg_rows))
+
+    def result(self) -> tuple[bytes, bytes]:
+        if self.shared is not None:
+            d = self.shared.digest()
+            return d, d
+        return self.src.digest(), self.pg.digest()
+
+
+def _row_hash(row: Row) -> int:
+    """A row's SHA-256 as an integer, for order-independent digests (sums mod 2**256)."""
+    data = repr(row).encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.sha256(data).digest(), "big")
+
+
+def snapshot_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _sort_key(values: Sequence[Any], numeric: Sequence[bool]) -> tuple[Any, ...]:
+    out: list[tuple[Any, ...]] = []
+    for v, num in zip(values, numeric, strict=True):
+        if v is None:
+            out.append((0,))
+        elif num:
+            try:
+                out.append((1, Decimal(str(v))))
+            except InvalidOperation:
+                out.append((1, v))
+        else:
+            out.append((1, v))
+    return tuple(out)
+
+
+def _cmp(a: tuple[Any, ...], b: tuple[Any, ...]) -> int:
+    if a < b:
+        return -1
+    if a > b:
+        return 1
+    return 0

@@ -1,0 +1,122 @@
+"""Application-level checks: value distributions of `map` columns and rows per parent key
+of foreign key columns, source-through-plan against PostgreSQL."""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg import sql
+
+from lite2pg.schema import TableMap
+from lite2pg.verify._canon import _encode_rows, _pg_canon, _show
+from lite2pg.verify._report import MAX_PAIRS, MAX_SHOWN, DistributionCheck
+from lite2pg.verify._run import _Run
+from lite2pg.verify._stream import _UnitResult
+
+
+class _FkTotals:
+    """Rows per FK value of one table, summed over its units as they finish."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, tuple[collections.Counter[Any], ...]] = {}
+
+    def add(self, unit: _UnitResult) -> None:
+        for column, shared in unit.fk_shared.items():
+            totals = self.columns.setdefault(
+                column, (collections.Counter(), collections.Counter(), collections.Counter())
+            )
+            # Counting the elements runs in C; adding Counters runs a Python loop per key.
+            totals[0].update(shared.elements())
+            totals[1].update(unit.fk_source.get(column, collections.Counter()).elements())
+            totals[2].update(unit.fk_target.get(column, collections.Counter()).elements())
+        # Only the totals are kept: a unit's counts can be as many as the parent's rows.
+        unit.fk_shared, unit.fk_source, unit.fk_target = {}, {}, {}
+
+    def checks(self, table: str) -> list[DistributionCheck]:
+        """Source-through-plan (the expected rows) against PostgreSQL's rows."""
+        out: list[DistributionCheck] = []
+        for column in sorted(self.columns):
+            shared, src_only, tgt_only = self.columns[column]
+            check = DistributionCheck(table, column, "foreign key")
+            src = tgt = shared
+            if +src_only or +tgt_only:
+                src = shared + src_only + collections.Counter()  # drops counts <= 0
+                tgt = shared + tgt_only + collections.Counter()
+            check.groups_source = sum(1 for n in src.values() if n)
+            check.groups_target = sum(1 for n in tgt.values() if n)
+            check.source_digest = _distribution_digest(src)
+            check.target_digest = (
+                check.source_digest if src is tgt or src == tgt else _distribution_digest(tgt)
+            )
+            if src != tgt:
+                check.differences = _differences(src, tgt)
+            out.append(check)
+        return out
+
+
+def _map_distributions(
+    run: _Run, tm: TableMap, units: Sequence[_UnitResult]
+) -> list[DistributionCheck]:
+    """Each `map` column: the values transform(source) gives against PostgreSQL's GROUP BY."""
+    out: list[DistributionCheck] = []
+    columns = sorted({c for u in units for c in u.mapped})
+    for column in columns:
+        source_counts: collections.Counter[Any] = collections.Counter()
+        pairs: collections.Counter[tuple[str, str]] = collections.Counter()
+        for u in units:
+            source_counts.update(u.mapped.get(column, {}))
+            pairs.update(u.pairs.get(column, {}))
+        c = next(c for c in tm.columns if c.target == column)
+        rows = run.pg.execute(
+            sql.SQL("SELECT {}, count(*) FROM {}.{} GROUP BY 1").format(
+                _pg_canon(c), sql.Identifier(run.opts.schema), sql.Identifier(tm.target)
+            )
+        ).fetchall()
+        target_counts = {r[0]: int(r[1]) for r in rows}
+        check = DistributionCheck(tm.source.name, column, "map")
+        check.groups_source = sum(1 for v in source_counts.values() if v)
+        check.groups_target = len(target_counts)
+        check.source_digest = _distribution_digest(source_counts)
+        check.target_digest = _distribution_digest(target_counts)
+        check.differences = _differences(source_counts, target_counts)
+        check.mapping = [
+            {"before": before, "after": after, "rows": n}
+            for (before, after), n in sorted(pairs.items(), key=lambda x: (-x[1], x[0]))
+        ][:MAX_PAIRS]
+        out.append(check)
+    return out
+
+
+def _differences(
+    src: collections.abc.Mapping[Any, int], tgt: collections.abc.Mapping[Any, int]
+) -> list[dict[str, Any]]:
+    """The first MAX_SHOWN values whose counts differ, in value order (NULL first)."""
+    out: list[dict[str, Any]] = []
+    for k in sorted(set(src) | set(tgt), key=_value_order):
+        a, b = src.get(k, 0), tgt.get(k, 0)
+        if a != b and len(out) < MAX_SHOWN:
+            out.append({"value": _show(k), "source": a, "target": b})
+    return out
+
+
+def _value_order(v: Any) -> tuple[int, str]:
+    return (0, "") if v is None else (1, repr(v))
+
+
+def _distribution_digest(counts: collections.abc.Mapping[Any, int]) -> str:
+    """SHA-256 of (value, count) pairs in value order (NULL first), zero counts left out."""
+    keys = [k for k, n in counts.items() if n and k is not None]
+    try:
+        keys.sort()
+    except TypeError:  # values of several types: any fixed order will do
+        keys.sort(key=_value_order)
+    if counts.get(None):
+        keys.insert(0, None)
+    values = list(map(counts.__getitem__, keys))
+    h = hashlib.sha256()
+    if keys:
+        h.update(_encode_rows([tuple(keys), tuple(values)]))
+    return h.hexdigest()

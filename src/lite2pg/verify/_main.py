@@ -1,0 +1,234 @@
+"""The whole verify run: snapshot hash in the background, counts, content jobs, foreign
+keys, distributions, spot-checks, then report.json and report.html."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lite2pg import source
+from lite2pg.layout import parents_first, table_plan
+from lite2pg.run import SNAPSHOT_NAME
+from lite2pg.source import quote_ident
+from lite2pg.target import Target
+from lite2pg.verify._canon import Row, snapshot_sha256
+from lite2pg.verify._counts import _fold, _pg_count, _reconcile
+from lite2pg.verify._distributions import _map_distributions
+from lite2pg.verify._fks import _check_foreign_keys
+from lite2pg.verify._parallel import _run_jobs, _unit_specs
+from lite2pg.verify._rejects import _check_run_rejects
+from lite2pg.verify._report import TableVerification, VerifyError, VerifyReport
+from lite2pg.verify._run import _key_columns, _open_run
+from lite2pg.verify._spot import _spot_checks
+
+
+def _run_verify(
+    run_dir: Path,
+    target: Target,
+    sample: int,
+    seed: int,
+    float_tolerance: float,
+    unit_rows: int,
+    parallel_min_rows: int,
+) -> VerifyReport:
+    """`lite2pg.verify.verify`, with the package's tuning constants passed in."""
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    report_path = run_dir / "report.json"
+    try:
+        run_report = json.loads(report_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise VerifyError(
+            str(run_dir), "no report.json", "verify a run directory that migrate completed"
+        ) from None
+    except json.JSONDecodeError as e:
+        raise VerifyError(str(report_path), f"damaged: {e}", "run migrate again") from None
+    snap = run_dir / SNAPSHOT_NAME
+    if not snap.is_file():
+        raise VerifyError(str(run_dir), f"no {SNAPSHOT_NAME}", "verify a complete migrate run")
+    recorded = run_report.get("snapshot_sha256") or (
+        (run_report.get("verify") or {}).get("snapshot") or {}
+    ).get("sha256")
+    hashing = _Background(snapshot_sha256, snap)
+    try:
+        report = _verify(
+            run_dir,
+            target,
+            run_report,
+            sample,
+            seed,
+            float_tolerance,
+            started,
+            unit_rows,
+            parallel_min_rows,
+        )
+    except BaseException:
+        actual = hashing.result()
+        if recorded and actual != recorded:
+            raise _snapshot_changed(snap, recorded, actual) from None
+        raise
+    actual = hashing.result()
+    if recorded and actual != recorded:
+        raise _snapshot_changed(snap, recorded, actual)
+    report.snapshot_sha256 = actual
+    report.snapshot_check = "unchanged" if recorded else "recorded"
+    report.phases["snapshot sha256"] = hashing.seconds
+    writing = time.perf_counter()
+    run_report.setdefault("snapshot_sha256", actual)
+    report.seconds = time.perf_counter() - started
+    run_report["verify"] = report.as_dict()
+    _write_json(report_path, run_report)
+    from lite2pg.report_html import write_html
+
+    write_html(run_dir / "report.html", run_report)
+    report.phases["report"] = time.perf_counter() - writing
+    report.seconds = time.perf_counter() - started
+    run_report["verify"] = report.as_dict()
+    _write_json(report_path, run_report)
+    return report
+
+
+def _snapshot_changed(snap: Path, recorded: str, actual: str) -> VerifyError:
+    return VerifyError(
+        str(snap),
+        f"the snapshot changed since it was recorded (SHA-256 {recorded[:16]}..., "
+        f"now {actual[:16]}...), so it is no longer what the run loaded",
+        "run migrate again to make a new snapshot and load it",
+    )
+
+
+class _Background:
+    """Run a function in a thread (hashlib and SQLite release the GIL)."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._out: list[Any] = []
+        self._err: list[BaseException] = []
+        self.seconds = 0.0
+
+        def work() -> None:
+            t0 = time.perf_counter()
+            try:
+                self._out.append(fn(*args))
+            except BaseException as e:
+                self._err.append(e)
+            self.seconds = time.perf_counter() - t0
+
+        self._thread = threading.Thread(target=work, name="lite2pg-verify-bg", daemon=True)
+        self._thread.start()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._err:
+            raise self._err[0]
+        return self._out[0]
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _verify(
+    run_dir: Path,
+    target: Target,
+    run_report: dict[str, Any],
+    sample: int,
+    seed: int,
+    tolerance: float,
+    started: float,
+    unit_rows: int,
+    parallel_min_rows: int,
+) -> VerifyReport:
+    phases: dict[str, float] = {}
+    t0 = time.perf_counter()
+    main = _open_run(run_dir, target, None)
+    try:
+        row = main.pg.execute("SELECT pg_export_snapshot()").fetchone()
+        pg_snapshot = str(row[0]) if row else None
+        opts = main.opts
+        report = VerifyReport(
+            run_dir=str(run_dir),
+            target=target.display,
+            schema=opts.schema,
+            mode="data-only" if opts.data_only else "create",
+            settings={"sample": sample, "seed": seed, "float_tolerance": tolerance},
+        )
+        logged = {t["source"]: t for t in run_report.get("tables") or []}
+        tables: dict[str, TableVerification] = {}
+        order = parents_first(main.maps)
+        for tm in order:
+            tv = TableVerification(tm.source.name, tm.target, _key_columns(tm))
+            tv.report = dict(logged.get(tm.source.name) or {})
+            tables[tm.source.name] = tv
+        phases["setup"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        sizes: dict[str, int] = {}
+        bounds: dict[str, tuple[int, int] | None] = {}
+        for tm in order:
+            tv = tables[tm.source.name]
+            tp = table_plan(opts.plan, tm.source.name)
+            tv.source_rows = source.count_rows(main.src, tm.source.name)
+            if tp is not None and tp.where:
+                tv.filtered = source.count_rows(
+                    main.src, tm.source.name, f"NOT coalesce(({tp.where}), 0)"
+                )
+            tv.target_rows = _pg_count(main, tm.target)
+            sizes[tm.source.name] = tv.source_rows
+            alias = tm.source.rowid_alias
+            bounds[tm.source.name] = None
+            if alias is not None and tm.has(alias) and tv.source_rows > unit_rows:
+                q = quote_ident(alias)
+                lo, hi = main.src.execute(
+                    f"SELECT min({q}), max({q}) FROM {quote_ident(tm.source.name)}"
+                ).fetchone()
+                if isinstance(lo, int) and isinstance(hi, int):
+                    bounds[tm.source.name] = (lo, hi)
+        phases["counts"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        specs = _unit_specs(
+            run_dir, target, pg_snapshot, order, sizes, bounds, sample, seed, tolerance, unit_rows
+        )
+        results, fk_totals = _run_jobs(main, order, specs, sizes, parallel_min_rows)
+        phases["content"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        report.foreign_keys = _check_foreign_keys(main)
+        phases["foreign keys"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        gone: dict[str, list[Row]] = {}
+        for tm in order:
+            units = results.get(tm.source.name, [])
+            _fold(tables[tm.source.name], units)
+            for u in units:
+                for k, v in u.gone.items():
+                    gone.setdefault(k, []).extend(v)
+        for tm in order:
+            tv = tables[tm.source.name]
+            units = results.get(tm.source.name, [])
+            report.distributions.extend(_map_distributions(main, tm, units))
+            report.distributions.extend(fk_totals[tm.source.name].checks(tm.source.name))
+            _check_run_rejects(main, tm, tv, gone)
+        phases["distributions"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        for tm in order:
+            report.spot_checks.extend(_spot_checks(main, tm, gone, sample, seed))
+        phases["spot checks"] = time.perf_counter() - t0
+
+        for tm in order:
+            _reconcile(tables[tm.source.name])
+        report.tables = [tables[tm.source.name] for tm in main.maps]
+        report.phases = phases
+        report.seconds = time.perf_counter() - started
+        return report
+    finally:
+        main.close()

@@ -1,0 +1,92 @@
+"""A migrate run reopened for verify: its options, the SQLite snapshot and a PostgreSQL
+connection on one shared transaction snapshot."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from lite2pg import source
+from lite2pg.existing import existing_maps
+from lite2pg.layout import Layout, create_maps, select_tables
+from lite2pg.run import SNAPSHOT_NAME, MigrateOptions, read_run_file
+from lite2pg.schema import TableMap
+from lite2pg.target import Target, connect
+from lite2pg.verify._report import VerifyError
+
+
+@dataclass
+class _Run:
+    run_dir: Path
+    opts: MigrateOptions
+    src: sqlite3.Connection
+    pg: psycopg.Connection[Any]
+    schema: source.SourceSchema
+    layout: Layout
+    maps: list[TableMap]
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.src.close()
+        with contextlib.suppress(Exception):
+            self.pg.close()
+
+
+def _connect_snapshot(target: Target, pg_snapshot: str | None) -> psycopg.Connection[Any]:
+    """A read-only REPEATABLE READ connection, on `pg_snapshot` when given, so that every
+    process of one verify sees the same database state."""
+    conn = connect(target)
+    # Verify runs a process per core already: parallel plans would only oversubscribe.
+    conn.execute("SET max_parallel_workers_per_gather = 0")
+    # Rows come ORDER BY the primary key: walk its index. Without statistics (a table
+    # just loaded, not yet analyzed) the planner prefers a scan and an on-disk sort, 3x
+    # slower; sorts that remain (no such index) get memory enough to stay off disk.
+    conn.execute("SET enable_sort = off")
+    conn.execute("SET work_mem = '64MB'")
+    conn.commit()
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
+    if pg_snapshot:
+        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(pg_snapshot)))
+    return conn
+
+
+def _open_run(run_dir: Path, target: Target, pg_snapshot: str | None) -> _Run:
+    _, opts = read_run_file(run_dir)
+    snap = run_dir / SNAPSHOT_NAME
+    if not snap.is_file():
+        raise VerifyError(str(run_dir), f"no {SNAPSHOT_NAME}", "verify a complete migrate run")
+    src = source.open_readonly(snap)
+    pg: psycopg.Connection[Any] | None = None
+    try:
+        pg = _connect_snapshot(target, pg_snapshot)
+        schema = source.discover(src)
+        wanted = tuple(opts.tables) if opts.tables else None
+        layout = select_tables(schema, wanted, opts.plan, opts.casts)
+        if opts.data_only:
+            maps = existing_maps(pg, opts.schema, opts.plan, layout.tables, layout.casts)
+        else:
+            maps, _ = create_maps(layout, opts.plan)
+    except BaseException:
+        src.close()
+        if pg is not None:
+            pg.close()
+        raise
+    return _Run(run_dir, opts, src, pg, schema, layout, maps)
+
+
+def _key_columns(tm: TableMap) -> list[str]:
+    if tm.source.primary_key and all(tm.has(c) for c in tm.source.primary_key):
+        return [tm.target_of(c) for c in tm.source.primary_key]
+    return []
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "_"
