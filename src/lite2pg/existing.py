@@ -77,6 +77,8 @@ def run_in_place(
                 results.append(result)
                 on_done(result)
             phases = [keys.reset_sequences(conn, schema, maps)]
+            for tm in maps:
+                keys.analyze(conn, schema, tm)
     finally:
         rejects.close()
     return results, phases, maps

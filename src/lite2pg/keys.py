@@ -323,3 +323,11 @@ def create_views(
         attempt(conn, phase, f"view {v.name}", sql.SQL(sqlite_sql_to_pg(v.sql)))
     phase.seconds = time.perf_counter() - started
     return phase
+
+
+def analyze(conn: psycopg.Connection[Any], schema: str, tm: TableMap) -> None:
+    """Planner statistics for a freshly loaded table, taken where it is built (they stay
+    with the table when it moves schema): without them the app's first queries, and
+    verify's ordered scans, sort on disk instead of walking the primary key."""
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("ANALYZE {}").format(_qualified(schema, tm.target)))

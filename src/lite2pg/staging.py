@@ -98,6 +98,7 @@ def table_job(spec: JobSpec, progress: Any = None) -> JobOutcome:
             conn.autocommit = True
             phases = keys.build_table_keys(conn, spec.stage, tm, names)
             phases.append(keys.reset_sequences(conn, spec.stage, [tm]))
+            keys.analyze(conn, spec.stage, tm)
             return JobOutcome(None, phases, {})
         gone = GoneRows(src, layout.tables)
         gone.load(spec.gone)
@@ -140,6 +141,7 @@ def table_job(spec: JobSpec, progress: Any = None) -> JobOutcome:
         conn.autocommit = True
         phases = keys.build_table_keys(conn, spec.stage, tm, names)
         phases.append(keys.reset_sequences(conn, spec.stage, [tm]))
+        keys.analyze(conn, spec.stage, tm)
         return JobOutcome(result, phases, dict(gone.recorded))
     finally:
         rejects.close()
