@@ -258,6 +258,110 @@ def verify_cmd(
     sys.exit(0 if report.ok else 1)
 
 
+@main.command("export")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option(
+    "--run-dir", type=click.Path(path_type=Path), help="Default .lite2pg/runs/<UTC time>."
+)
+@click.option("--plan", "plan_name", metavar="PLAN", help="A plan TOML file, or a built-in name.")
+@click.option("--table", "tables", multiple=True, metavar="NAME", help="Only these tables.")
+def export_cmd(
+    source: Path, run_dir: Path | None, plan_name: str | None, tables: tuple[str, ...]
+) -> None:
+    """Snapshot SOURCE and write each table as CSV, with SHA-256s in manifest.json.
+
+    The CSVs keep every SQLite value exactly (NULL apart from '', 5 apart from '5', BLOBs
+    as \\x-hex) and are mode 0600: they are copies of the source.
+
+    Example: lite2pg export dev.db --run-dir rehearsal-1
+    """
+    from lite2pg.lifecycle import export
+
+    try:
+        options = MigrateOptions(
+            plan=load_plan(plan_name) if plan_name else None, tables=list(tables) or None
+        )
+        out = export(source, run_dir, options)
+    except Lite2pgError as e:
+        _fail(e)
+    click.echo(f"exported to {out} (manifest: {out / 'manifest.json'})")
+
+
+@main.command("status")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def status_cmd(run_dir: Path) -> None:
+    """What a run has done, what is left, what failed.
+
+    Example: lite2pg status .lite2pg/runs/<run>
+    """
+    from lite2pg.lifecycle import status
+
+    try:
+        click.echo(str(status(run_dir)))
+    except Lite2pgError as e:
+        _fail(e)
+
+
+@main.command("cutover")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The app's config: .env, TOML, YAML, JSON or INI.",
+)
+@click.option("--key", metavar="DOTTED.KEY", help="The setting (default DATABASE_URL in .env).")
+@click.option("--target", "target_uri", metavar="URI", help="The server the run loaded into.")
+@click.option("--smoke", metavar="COMMAND", help="The app's own tests, run with the new URL.")
+@click.option("--smoke-timeout", type=click.FloatRange(min=1), default=600.0, show_default=True)
+def cutover_cmd(
+    run_dir: Path,
+    config: Path,
+    key: str | None,
+    target_uri: str | None,
+    smoke: str | None,
+    smoke_timeout: float,
+) -> None:
+    """After a passing verify, point the app's config at PostgreSQL and smoke-test it.
+
+    The config is rewritten atomically, with a backup next to it. A sample of users must
+    log in with their original passwords, and --smoke runs the app's own tests with
+    DATABASE_URL set to the target: if they fail, the old config is put back.
+
+    Example: lite2pg cutover RUN --config app/.env --smoke "pytest app/tests"
+    """
+    from lite2pg.lifecycle import cutover
+
+    try:
+        result = cutover(
+            run_dir, target_mod.resolve(target_uri), config, key=key, smoke=smoke,
+            smoke_timeout=smoke_timeout,
+        )  # fmt: skip
+    except Lite2pgError as e:
+        _fail(e)
+    click.echo(str(result))
+
+
+@main.command("rollback")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--target", "target_uri", metavar="URI", help="The server the run loaded into.")
+@click.option("--drop", is_flag=True, help="Drop the tables instead of emptying them.")
+@click.option("--reload", "reload_", is_flag=True, help="Then load again from the snapshot.")
+def rollback_cmd(run_dir: Path, target_uri: str | None, drop: bool, reload_: bool) -> None:
+    """Empty exactly the tables a run loaded, in one transaction; undo its cutover.
+
+    Example: lite2pg rollback RUN --target postgresql://app@db/app --reload
+    """
+    from lite2pg.lifecycle import rollback
+
+    try:
+        result = rollback(run_dir, target_mod.resolve(target_uri), drop=drop, reload=reload_)
+    except Lite2pgError as e:
+        _fail(e)
+    click.echo(str(result))
+
+
 @main.command("check")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--plan", "plan_name", metavar="PLAN", help="A plan TOML file, or a built-in name.")

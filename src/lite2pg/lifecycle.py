@@ -1,0 +1,336 @@
+"""A run after it loaded: export its artifacts, say where it stands, cut the app over, and
+roll it back.
+
+Every step works on one run directory (`run.json`, `report.json`, the snapshot), so a team
+can rehearse, stop, look, and undo.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import random
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from psycopg import sql
+
+from lite2pg import source
+from lite2pg.artifacts import Manifest, describe_file, write_manifest, write_table_csv
+from lite2pg.cutover import ConfigChange, SmokeResult, restore, run_smoke_command, switch_config
+from lite2pg.errors import Lite2pgError, TargetError
+from lite2pg.layout import select_tables
+from lite2pg.rows import safe_filename
+from lite2pg.run import (
+    SNAPSHOT_NAME,
+    MigrateOptions,
+    migrate,
+    new_run_dir,
+    read_run_file,
+    write_run_file,
+)
+from lite2pg.target import Target, connect
+from lite2pg.transforms.passwords import is_hash, is_unusable, verify_password
+
+CUTOVER_FILE = "cutover.json"
+
+
+class RunStateError(Lite2pgError):
+    """A run directory is not in the state a command needs."""
+
+    def __init__(self, run_dir: Path, problem: str, hint: str) -> None:
+        self.run_dir = str(run_dir)
+        super().__init__(f"run {run_dir}: {problem} (hint: {hint})")
+
+
+def _report(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "report.json"
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunStateError(run_dir, "no report.json: nothing was loaded", "run migrate") from None
+    except json.JSONDecodeError as e:
+        raise RunStateError(run_dir, f"report.json is damaged: {e}", "run migrate again") from None
+    return data
+
+
+def export(
+    source_path: Path, run_dir: Path | None = None, options: MigrateOptions | None = None
+) -> Path:
+    """Step 1: a consistent snapshot and every table as CSV, with SHA-256s in a manifest.
+
+    The CSVs are copies of the source, plaintext passwords included: mode 0600.
+    """
+    opts = options or MigrateOptions()
+    source.check_sqlite_file(source_path)
+    run_dir = run_dir or new_run_dir()
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_run_file(run_dir, source_path, opts)
+    snap = run_dir / SNAPSHOT_NAME
+    snap.unlink(missing_ok=True)
+    source.snapshot(source_path, snap)
+    manifest = Manifest(files={}, tables={})
+    src = source.open_readonly(snap)
+    try:
+        schema = source.discover(src)
+        layout = select_tables(
+            schema, tuple(opts.tables) if opts.tables else None, opts.plan, opts.casts
+        )
+        manifest.add(run_dir, describe_file(snap, secret=True))
+        for t in layout.tables:
+            columns = [c.name for c in t.columns]
+            secret = (
+                opts.plan is not None
+                and t.name in opts.plan.tables
+                and bool(opts.plan.table(t.name).secret_columns)
+            )
+            # Every export is a copy of the source: 0600 whatever it holds. The manifest
+            # says which files hold plaintext passwords, by the plan.
+            info = write_table_csv(
+                src,
+                t.name,
+                columns,
+                run_dir / "export" / f"{safe_filename(t.name)}.csv",
+                secret=True,
+            )
+            manifest.add(run_dir, dataclasses.replace(info, secret=secret))
+            manifest.set_table(
+                t.name,
+                {
+                    "columns": [
+                        {"name": c.name, "declared_type": c.declared_type, "not_null": c.not_null}
+                        for c in t.columns
+                    ],
+                    "primary_key": list(t.primary_key),
+                    "holds_secrets": secret,
+                },
+            )
+    finally:
+        src.close()
+    write_manifest(run_dir, manifest)
+    return run_dir
+
+
+@dataclass
+class Status:
+    """Where a run stands: what is done, what is left, what failed."""
+
+    run_dir: str
+    steps: list[tuple[str, str]] = field(default_factory=list)  # (step, state)
+
+    def __str__(self) -> str:
+        width = max((len(s) for s, _ in self.steps), default=0)
+        return "\n".join(f"{s.ljust(width)}  {state}" for s, state in self.steps)
+
+
+def status(run_dir: Path) -> Status:
+    """What a run has done so far, step by step."""
+    out = Status(str(run_dir))
+    if not (run_dir / "run.json").exists():
+        raise RunStateError(run_dir, "not a lite2pg run directory", "give a directory migrate made")
+    out.steps.append(("snapshot", "done" if (run_dir / SNAPSHOT_NAME).exists() else "missing"))
+    out.steps.append(("export", "done" if (run_dir / "manifest.json").exists() else "not run"))
+    report = _report(run_dir) if (run_dir / "report.json").exists() else None
+    if report is None:
+        out.steps.append(("load", "not run"))
+        out.steps.append(("verify", "not run"))
+    else:
+        out.steps.append(("load", str(report.get("verdict", "done"))))
+        v = report.get("verify")
+        out.steps.append(
+            ("verify", "not run" if v is None else ("passed" if v.get("ok") else "FAILED"))
+        )
+    cut = _cutover_state(run_dir)
+    out.steps.append(("cutover", cut))
+    return out
+
+
+def _cutover_state(run_dir: Path) -> str:
+    path = run_dir / CUTOVER_FILE
+    if not path.exists():
+        return "not run"
+    data = json.loads(path.read_text())
+    state = data.get("state", "done")
+    return f"{state}: {data['change']['path']}"
+
+
+@dataclass
+class CutoverResult:
+    """What a cutover did."""
+
+    change: ConfigChange
+    logins_checked: int
+    smoke: SmokeResult | None
+
+    def __str__(self) -> str:
+        parts = [f"switched {self.change.path} to {self.change.new_value_redacted}"]
+        parts.append(f"{self.logins_checked} sampled logins verified")
+        if self.smoke is not None:
+            parts.append(f"smoke command passed in {self.smoke.seconds:.1f}s")
+        return "cutover done: " + "; ".join(parts) + f" (backup: {self.change.backup})"
+
+
+def cutover(
+    run_dir: Path,
+    target: Target,
+    config: Path,
+    *,
+    key: str | None = None,
+    smoke: str | None = None,
+    smoke_timeout: float = 600.0,
+    sample: int = 5,
+) -> CutoverResult:
+    """Step 6: after a passing verify, point the app's config at PostgreSQL and smoke-test.
+
+    A smoke failure puts the old config back before raising.
+    """
+    report = _report(run_dir)
+    checked = report.get("verify")
+    if not checked or not checked.get("ok"):
+        raise RunStateError(
+            run_dir, "the run has not passed verify", "run lite2pg verify RUN first"
+        )
+    logins = _check_logins(run_dir, target, sample)
+    change = switch_config(config, target.dsn, key=key)
+    _save_cutover(run_dir, change, "done")
+    result: SmokeResult | None = None
+    if smoke:
+        env = dict(os.environ, DATABASE_URL=target.dsn)
+        result = run_smoke_command(smoke, env=env, timeout=smoke_timeout)
+        if not result.ok:
+            restore(change)
+            _save_cutover(run_dir, change, "restored after a failed smoke command")
+            result.raise_on_failed()
+    return CutoverResult(change, logins, result)
+
+
+def _save_cutover(run_dir: Path, change: ConfigChange, state: str) -> None:
+    data = {
+        "state": state,
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "change": change.as_dict(),
+    }
+    tmp = run_dir / (CUTOVER_FILE + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, run_dir / CUTOVER_FILE)
+
+
+def _check_logins(run_dir: Path, target: Target, sample: int) -> int:
+    """A sample of users can log in: their stored hash verifies their original password."""
+    _, opts = read_run_file(run_dir)
+    if opts.plan is None or sample <= 0:
+        return 0
+    checked = 0
+    src = source.open_readonly(run_dir / SNAPSHOT_NAME)
+    conn = connect(target, autocommit=True)
+    try:
+        schema = source.discover(src)
+        for name, tp in opts.plan.tables.items():
+            for column, cp in tp.columns.items():
+                if cp.password is None:
+                    continue
+                table = schema.table(name)
+                if len(table.primary_key) != 1:
+                    continue
+                pk = table.primary_key[0]
+                rows = src.execute(
+                    f"SELECT {source.quote_ident(pk)}, {source.quote_ident(column)} "
+                    f"FROM {source.quote_ident(name)} WHERE typeof({source.quote_ident(column)}) "
+                    "= 'text' AND length(" + source.quote_ident(column) + ") > 0"
+                ).fetchall()
+                rng = random.Random(0)
+                for key, plaintext in rng.sample(rows, min(sample, len(rows))):
+                    if is_hash(plaintext):
+                        continue  # kept as it was: nothing to verify against
+                    found = conn.execute(
+                        sql.SQL("SELECT {} FROM {}.{} WHERE {} = %s").format(
+                            sql.Identifier(tp.target_column(column)),
+                            sql.Identifier(opts.schema),
+                            sql.Identifier(tp.target),
+                            sql.Identifier(tp.target_column(pk)),
+                        ),
+                        (key,),
+                    ).fetchone()
+                    if found is None:
+                        continue  # the row was rejected, and listed as such
+                    stored = str(found[0])
+                    if is_unusable(stored) or not verify_password(cp.password, plaintext, stored):
+                        raise TargetError(
+                            f"login check failed: {name} {pk}={key!r} cannot log in with its "
+                            "original password",
+                            "do not cut over; run lite2pg verify and look at report.html",
+                        )
+                    checked += 1
+    finally:
+        conn.close()
+        src.close()
+    return checked
+
+
+@dataclass
+class RollbackResult:
+    """What a rollback did."""
+
+    tables: list[str]
+    dropped: bool
+    config_restored: str | None
+    reloaded: str | None
+
+    def __str__(self) -> str:
+        verb = "dropped" if self.dropped else "emptied"
+        parts = [f"{verb} {len(self.tables)} table(s): {', '.join(self.tables)}"]
+        if self.config_restored:
+            parts.append(f"restored {self.config_restored}")
+        if self.reloaded:
+            parts.append(f"loaded again from the snapshot ({self.reloaded})")
+        return "rollback done: " + "; ".join(parts)
+
+
+def rollback(
+    run_dir: Path, target: Target, *, drop: bool = False, reload: bool = False
+) -> RollbackResult:
+    """Step 5: empty (or drop) exactly the tables this run loaded, in one transaction; put
+    the app's config back if cutover changed it; optionally load again from the snapshot."""
+    report = _report(run_dir)
+    schema = str(report["schema"])
+    tables = [str(t["target"]) for t in report.get("tables", [])]
+    if not tables:
+        raise RunStateError(run_dir, "the run loaded no table", "nothing to roll back")
+    conn = connect(target, autocommit=False)
+    try:
+        with conn.transaction():
+            names = sql.SQL(", ").join(
+                sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(t)) for t in tables
+            )
+            verb = "DROP TABLE {} CASCADE" if drop else "TRUNCATE {}"
+            conn.execute(sql.SQL(verb).format(names))
+    finally:
+        conn.close()
+    restored = None
+    cut = run_dir / CUTOVER_FILE
+    if cut.exists():
+        data = json.loads(cut.read_text())
+        if data.get("state") == "done":
+            change = ConfigChange.from_dict(data["change"])
+            restore(change)
+            _save_cutover(run_dir, change, "restored by rollback")
+            restored = str(change.path)
+    reloaded = None
+    if reload:
+        _, opts = read_run_file(run_dir)
+        again = run_dir / "reload" / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        again.mkdir(parents=True, mode=0o700)
+        # The run's password cache comes along (key and hashes, still 0600), so passwords
+        # whose plaintext did not change get the very hash the app may already have seen.
+        for cache_file in run_dir.glob("password_cache.*"):
+            shutil.copy2(cache_file, again / cache_file.name)
+        opts.run_dir = again
+        if not drop:
+            opts.data_only, opts.truncate = True, True
+        migrate(run_dir / SNAPSHOT_NAME, target, opts)
+        reloaded = str(again)
+    return RollbackResult(tables, drop, restored, reloaded)
