@@ -261,3 +261,23 @@ def test_a_failed_run_leaves_the_target_as_it_was(
     assert pg.query(
         "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'a'"
     ) == [(0,)]
+
+
+def test_views_over_mixed_case_names_and_other_views_are_created(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE Artist (ArtistId INTEGER PRIMARY KEY, Name TEXT);"
+        "INSERT INTO Artist VALUES (1, 'AC/DC'), (2, 'Accept');"
+        # SQLite matches names whatever their case; PostgreSQL folds bare names.
+        "CREATE VIEW [Z Names] AS SELECT artistid, NAME FROM artist WHERE Name LIKE 'A%';"
+        "CREATE VIEW a_first AS SELECT name FROM [Z Names] WHERE ArtistId = 1;"
+    )
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+
+    assert pg.query('SELECT "ArtistId", "Name" FROM "Z Names" ORDER BY 1') == [
+        (1, "AC/DC"),
+        (2, "Accept"),
+    ]
+    assert pg.query('SELECT "Name" FROM a_first') == [("AC/DC",)]
+    assert not [n for n in report.not_migrated if n["kind"] == "view"]

@@ -311,16 +311,38 @@ def reset_sequences(
 
 
 def create_views(
-    conn: psycopg.Connection[Any], schema: str, views: Sequence[Skipped]
+    conn: psycopg.Connection[Any],
+    schema: str,
+    views: Sequence[Skipped],
+    maps: Sequence[TableMap] = (),
 ) -> PhaseResult:
     """Create the views whose SQL PostgreSQL accepts as written; report the others."""
     phase = PhaseResult("views")
     started = time.perf_counter()
-    for v in views:
-        if not v.sql:
-            continue
-        # Unqualified names in the view resolve through the run's search_path (the schema).
-        attempt(conn, phase, f"view {v.name}", sql.SQL(sqlite_sql_to_pg(v.sql)))
+    names: dict[str, str] = {}
+    for tm in maps:
+        for c in tm.columns:
+            names.setdefault(c.target.lower(), c.target)
+        names[tm.source.name.lower()] = tm.target
+    names.update({v.name.lower(): v.name for v in views})
+    # Views may use other views: passes until one creates nothing more. Unqualified names
+    # resolve through the run's search_path (the schema).
+    todo = [v for v in views if v.sql]
+    while todo:
+        tried = PhaseResult("views")
+        left = [
+            v
+            for v in todo
+            if not attempt(
+                conn, tried, f"view {v.name}", sql.SQL(sqlite_sql_to_pg(v.sql or "", names))
+            )
+        ]
+        phase.done += tried.done
+        if len(left) == len(todo) or not left:
+            phase.failed += tried.failed
+            phase.notes.extend(tried.notes)
+            break
+        todo = left
     phase.seconds = time.perf_counter() - started
     return phase
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -312,17 +312,100 @@ def create_table_sql(tm: TableMap, schema: str) -> sql.Composed:
     )
 
 
-def sqlite_sql_to_pg(text: str) -> str:
-    """Rewrite SQLite identifier quoting ([x], `x`) as PostgreSQL's "x"; strings untouched."""
+# Words that stay bare even when a table or column has the same name.
+_SQL_WORDS = frozenset(
+    [
+        "ALL",
+        "AND",
+        "AS",
+        "ASC",
+        "BETWEEN",
+        "BY",
+        "CASE",
+        "CAST",
+        "CREATE",
+        "CROSS",
+        "DESC",
+        "DISTINCT",
+        "ELSE",
+        "END",
+        "EXCEPT",
+        "EXISTS",
+        "FROM",
+        "FULL",
+        "GROUP",
+        "HAVING",
+        "IF",
+        "IN",
+        "INNER",
+        "INTERSECT",
+        "IS",
+        "JOIN",
+        "LEFT",
+        "LIKE",
+        "LIMIT",
+        "NATURAL",
+        "NOT",
+        "NULL",
+        "OFFSET",
+        "ON",
+        "OR",
+        "ORDER",
+        "OUTER",
+        "RIGHT",
+        "SELECT",
+        "THEN",
+        "UNION",
+        "USING",
+        "VIEW",
+        "WHEN",
+        "WHERE",
+        "WITH",
+        "INTEGER",
+        "INT",
+        "TEXT",
+        "REAL",
+        "NUMERIC",
+        "BLOB",
+        "DATE",
+        "VARCHAR",
+        "CHAR",
+        "BOOLEAN",
+        "TRUE",
+        "FALSE",
+    ]
+)
+
+
+def sqlite_sql_to_pg(text: str, names: Mapping[str, str] | None = None) -> str:
+    """Rewrite SQLite identifier quoting ([x], `x`) as PostgreSQL's "x"; strings untouched.
+
+    With `names` (lower-case name -> name as created), bare words that name a table or a
+    column are quoted with their exact case: SQLite matches names without regard to case,
+    PostgreSQL folds bare names to lower case.
+    """
     out: list[str] = []
-    pattern = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`((?:[^`]|``)*)`|\[([^\]]*)\]", re.S)
+    pattern = re.compile(
+        r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`((?:[^`]|``)*)`|\[([^\]]*)\]"
+        r"|([A-Za-z_][A-Za-z0-9_$]*)(?=\s*(\()?)",
+        re.S,
+    )
     pos = 0
     for m in pattern.finditer(text):
         out.append(text[pos : m.start()])
+        word = m.group(3)
         if m.group(1) is not None:
             out.append('"' + m.group(1).replace("``", "`").replace('"', '""') + '"')
         elif m.group(2) is not None:
             out.append('"' + m.group(2).replace('"', '""') + '"')
+        elif (
+            word is not None
+            and names
+            and m.group(4) is None  # a function call, not a name
+            and word.upper() not in _SQL_WORDS
+            and word.lower() in names
+        ):
+            out.append('"' + names[word.lower()].replace('"', '""') + '"')
         else:
             out.append(m.group(0))
         pos = m.end()

@@ -201,7 +201,7 @@ def run_staged(
                     )
                 )
             conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(dest)))
-            phases.append(keys.create_views(conn, dest, schema.views))
+            phases.append(keys.create_views(conn, dest, schema.views, maps))
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(stage)))
     except BaseException:
         _drop_stage(conn, stage)
