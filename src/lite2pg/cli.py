@@ -265,8 +265,19 @@ def verify_cmd(
 )
 @click.option("--plan", "plan_name", metavar="PLAN", help="A plan TOML file, or a built-in name.")
 @click.option("--table", "tables", multiple=True, metavar="NAME", help="Only these tables.")
+@click.option("--schema", default="public", show_default=True, help="Target schema (for load).")
+@click.option("--data-only", is_flag=True, help="load: into tables that already exist.")
+@click.option("--truncate", is_flag=True, help="load --data-only: empty them first.")
+@click.option("--cast", "casts", multiple=True, metavar="TABLE.COLUMN=TYPE")
 def export_cmd(
-    source: Path, run_dir: Path | None, plan_name: str | None, tables: tuple[str, ...]
+    source: Path,
+    run_dir: Path | None,
+    plan_name: str | None,
+    tables: tuple[str, ...],
+    schema: str,
+    data_only: bool,
+    truncate: bool,
+    casts: tuple[str, ...],
 ) -> None:
     """Snapshot SOURCE and write each table as CSV, with SHA-256s in manifest.json.
 
@@ -278,13 +289,65 @@ def export_cmd(
     from lite2pg.lifecycle import export
 
     try:
+        if truncate and not data_only:
+            raise UsageError("--truncate goes with --data-only", "add --data-only")
         options = MigrateOptions(
-            plan=load_plan(plan_name) if plan_name else None, tables=list(tables) or None
+            plan=load_plan(plan_name) if plan_name else None,
+            tables=list(tables) or None,
+            schema=schema,
+            data_only=data_only,
+            truncate=truncate,
+            casts=_parse_casts(casts),
         )
         out = export(source, run_dir, options)
     except Lite2pgError as e:
         _fail(e)
     click.echo(f"exported to {out} (manifest: {out / 'manifest.json'})")
+
+
+@main.command("transform")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def transform_cmd(run_dir: Path) -> None:
+    """Run the exported snapshot through the plan into transformed/<table>.csv.
+
+    Example: lite2pg transform rehearsal-1
+    """
+    from lite2pg.stages import transform
+
+    try:
+        counts = transform(run_dir)
+    except Lite2pgError as e:
+        _fail(e)
+    for table, c in counts.items():
+        click.echo(f"{table}: {c['read']} read, {c['rejected']} rejected, {c['filtered']} filtered")
+
+
+@main.command("load")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--target", "target_uri", metavar="URI", help="libpq URI; default DATABASE_URL, PG*.")
+@click.option("--drop", is_flag=True, help="Replace target tables of the same name.")
+@click.option("--no-verify", is_flag=True, help="Skip the verification at the end.")
+@click.option("--allow-rejects", is_flag=True, help="Exit 0 even when rows were rejected.")
+def load_cmd(
+    run_dir: Path, target_uri: str | None, drop: bool, no_verify: bool, allow_rejects: bool
+) -> None:
+    """Copy the transformed files in, after re-checking their SHA-256 against the manifest.
+
+    A file changed since transform wrote it is refused. The load is staged and published
+    in one transaction: killed at any moment, it leaves the target as it was.
+
+    Example: lite2pg load rehearsal-1 --target postgresql://app@db/app
+    """
+    from lite2pg.stages import load
+
+    try:
+        report = load(run_dir, target_mod.resolve(target_uri), drop=drop, verify=not no_verify)
+    except Lite2pgError as e:
+        _fail(e)
+    out = Console()
+    print_summary(report, out)
+    out.print(report.verdict())
+    sys.exit(report.exit_code(allow_rejects))
 
 
 @main.command("status")

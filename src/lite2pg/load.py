@@ -15,13 +15,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
 
 from lite2pg.errors import TargetError
-from lite2pg.rows import RejectSink, RowStream
+from lite2pg.rows import RejectSink, TableCounts
 from lite2pg.schema import TableMap
 
 # Rows per SQLite fetch and per careful-mode COPY: large enough to amortise Python call
@@ -29,6 +29,28 @@ from lite2pg.schema import TableMap
 BATCH_SIZE = 5_000
 
 Progress = Callable[[str, int], None]
+
+
+class _Pipe(Protocol):
+    @property
+    def dump_types(self) -> list[str] | None: ...
+    @property
+    def secret_columns(self) -> frozenset[str]: ...
+
+
+class RowSource(Protocol):
+    """Rows ready for COPY, in batches (a `RowStream` over SQLite, or a transformed CSV)."""
+
+    @property
+    def pipe(self) -> _Pipe: ...
+    @property
+    def counts(self) -> TableCounts: ...
+    def batches(self) -> Iterator[list[tuple[Any, ...]]]: ...
+    def reject(
+        self, values: tuple[Any, ...], ordinal: int | None, column: str | None, reason: str
+    ) -> None: ...
+
+
 RowFn = Callable[[tuple[Any, ...]], tuple[Any, ...]]
 
 
@@ -117,7 +139,7 @@ def load_table(
     tm: TableMap,
     schema: str,
     rejects: RejectSink,
-    stream: Callable[[bool], RowStream],
+    stream: Callable[[bool], RowSource],
     *,
     prepare: Callable[[psycopg.Cursor[Any]], bool],
 ) -> TableResult:
@@ -142,7 +164,8 @@ def load_table(
                         _copy_or_split(conn, cur, stmt, rows, tm, batch, result)
                 else:
                     with cur.copy(stmt) as cp:
-                        cp.set_types(rows.pipe.dump_types)
+                        if rows.pipe.dump_types:
+                            cp.set_types(rows.pipe.dump_types)
                         write = cp.write_row
                         for batch in prefetch(rows.batches()):
                             for r in batch:
@@ -183,7 +206,7 @@ def _copy_or_split(
     conn: psycopg.Connection[Any],
     cur: psycopg.Cursor[Any],
     stmt: sql.Composed,
-    rows: RowStream,
+    rows: RowSource,
     tm: TableMap,
     batch: list[tuple[Any, ...]],
     result: TableResult,
@@ -192,7 +215,8 @@ def _copy_or_split(
         return
     try:
         with conn.transaction(), cur.copy(stmt) as cp:
-            cp.set_types(rows.pipe.dump_types)
+            if rows.pipe.dump_types:
+                cp.set_types(rows.pipe.dump_types)
             for r in batch:
                 cp.write_row(r)
         result.loaded += len(batch)

@@ -219,7 +219,7 @@ class RowPipeline:
     hashed: list[tuple[int, str, PasswordPolicy]]  # (output position, source column, policy)
     constants: Row  # values of the plan's added columns, appended to every row
     secret_columns: frozenset[str]
-    dump_types: list[str]  # psycopg COPY types of the target columns, in order
+    dump_types: list[str] | None  # psycopg COPY types of the target columns, in order
     where: str | None = None
 
 

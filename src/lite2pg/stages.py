@@ -1,0 +1,324 @@
+"""The plan's steps 2 and 3 as separate commands over a run directory: `transform` writes
+what will be loaded to transformed/<table>.csv, `load` re-checks those files against the
+manifest and copies them in.
+
+`load` goes through a staging schema and one publishing transaction, like `migrate`: a load
+killed at any moment leaves the target as it was, and running it again finishes it.
+"""
+
+from __future__ import annotations
+
+import csv
+import decimal
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from lite2pg import keys, source
+from lite2pg.artifacts import (
+    Journal,
+    Manifest,
+    describe_file,
+    encode_value,
+    read_manifest,
+    read_table_csv,
+    verify_file,
+    write_manifest,
+)
+from lite2pg.errors import TargetError
+from lite2pg.existing import existing_maps, require_empty, truncate
+from lite2pg.layout import create_maps, parents_first, select_tables, table_plan
+from lite2pg.lifecycle import RunStateError
+from lite2pg.load import PhaseResult, TableResult, load_table
+from lite2pg.report import RunReport
+from lite2pg.rows import GoneRows, RejectSink, RowStream, TableCounts, build_pipeline
+from lite2pg.rows import safe_filename as _file
+from lite2pg.run import SNAPSHOT_NAME, read_run_file
+from lite2pg.schema import TableMap, create_table_sql
+from lite2pg.staging import check_absent, stage_name
+from lite2pg.target import Target, connect
+
+
+def _csv_value(value: Any) -> Any:
+    """What a converter hands over, as the SQLite-like value the CSV encoding takes."""
+    if isinstance(value, bool):
+        return int(value)  # PostgreSQL's boolean reads '1' and '0'
+    if isinstance(value, decimal.Decimal):
+        return str(value)  # exact; numeric parses it
+    return value
+
+
+def transform(run_dir: Path) -> dict[str, dict[str, int]]:
+    """Step 2: every table of the run's snapshot through the plan, to transformed/*.csv.
+
+    Rejected rows go to rejects/ as in a migrate; passwords are hashed here (and cached).
+    Returns per table the counts read, rejected and filtered.
+    """
+    _, opts = read_run_file(run_dir)
+    manifest = _manifest(run_dir)
+    verify_file(run_dir, SNAPSHOT_NAME, manifest=manifest)
+    journal = Journal(run_dir)
+    journal.set_stage("transform", "running")
+    src = source.open_readonly(run_dir / SNAPSHOT_NAME)
+    rejects = RejectSink(run_dir / "rejects")
+    counts: dict[str, dict[str, int]] = {}
+    try:
+        schema = source.discover(src)
+        layout = select_tables(
+            schema, tuple(opts.tables) if opts.tables else None, opts.plan, opts.casts
+        )
+        maps, _ = create_maps(layout, opts.plan)
+        gone = GoneRows(src, layout.tables)
+        for t in layout.skipped:
+            gone.record_where_not(t, None)
+        for tm in parents_first(maps):
+            name = tm.source.name
+            journal.set_table("transform", name, "running")
+            tp = table_plan(opts.plan, name)
+            rejects.reset(name)
+            stream = RowStream(
+                src, build_pipeline(tm, tp, gone), rejects, run_dir=run_dir, gone=gone,
+                careful=True,  # every value through Python: exactly typed for the CSV
+            )  # fmt: skip
+            path = run_dir / "transformed" / f"{_file(name)}.csv"
+            rows = _write_rows(path, tm.target_columns, stream.batches())
+            if tp is not None and tp.where:
+                gone.record_where_not(tm.source, tp.where)
+            c = stream.counts
+            counts[name] = {"read": c.read, "rejected": c.rejected, "filtered": c.filtered}
+            manifest.add(run_dir, describe_file(path, rows=rows))
+            journal.set_table("transform", name, "done", **counts[name])
+        manifest.tables.setdefault("_transform", {})["counts"] = counts
+        write_manifest(run_dir, manifest)
+    except BaseException as e:
+        journal.set_stage(
+            "transform", "failed", reason=str(e).splitlines()[0] if str(e) else repr(e)
+        )
+        raise
+    finally:
+        rejects.close()
+        src.close()
+    journal.set_stage("transform", "done")
+    return counts
+
+
+def _manifest(run_dir: Path) -> Manifest:
+    try:
+        return read_manifest(run_dir)
+    except FileNotFoundError:
+        raise RunStateError(run_dir, "no manifest.json", "run lite2pg export first") from None
+
+
+def _write_rows(path: Path, header: list[str], batches: Iterator[list[tuple[Any, ...]]]) -> int:
+    """Rows to an RFC 4180 CSV in the artifacts' encoding, atomically; returns the count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    count = 0
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\r\n")
+        writer.writerow(header)
+        for batch in batches:
+            writer.writerows([encode_value(_csv_value(v)) for v in row] for row in batch)
+            count += len(batch)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return count
+
+
+@dataclass
+class _CsvPipe:
+    dump_types: list[str] | None = None  # values are plain: psycopg picks by Python type
+    secret_columns: frozenset[str] = frozenset()
+
+
+@dataclass
+class _CsvRows:
+    """A transformed CSV as the loader's row stream: the rows are final already."""
+
+    table: str
+    path: Path
+    rejects: RejectSink
+    pipe: _CsvPipe = field(default_factory=_CsvPipe)
+    counts: TableCounts = field(default_factory=TableCounts)
+
+    def batches(self) -> Iterator[list[tuple[Any, ...]]]:
+        for batch in read_table_csv(self.path):
+            self.counts.read += len(batch)
+            yield batch
+
+    def reject(
+        self, values: tuple[Any, ...], ordinal: int | None, column: str | None, reason: str
+    ) -> None:
+        self.counts.rejected += 1
+        self.rejects.write(self.table, {"row": (ordinal or 0) + 1}, column, reason, {})
+
+
+def load(run_dir: Path, target: Target, *, drop: bool = False, verify: bool = True) -> RunReport:
+    """Step 3: re-check the transformed files against the manifest, copy them in, and (as
+    `migrate` does) prove the result against the snapshot."""
+    source_path, opts = read_run_file(run_dir)
+    manifest = _manifest(run_dir)
+    counts: dict[str, dict[str, int]] = manifest.tables.get("_transform", {}).get("counts", {})
+    if not counts:
+        raise RunStateError(run_dir, "nothing transformed yet", "run lite2pg transform first")
+    for name in counts:
+        verify_file(run_dir, f"transformed/{_file(name)}.csv", manifest=manifest)
+    journal = Journal(run_dir)
+    journal.set_stage("load", "running")
+    started = time.perf_counter()
+    report = RunReport(
+        source=str(source_path), target=target.display, schema=opts.schema, run_dir=str(run_dir),
+        mode="data-only" if opts.data_only else "create",
+        started_at=time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+    )  # fmt: skip
+    src = source.open_readonly(run_dir / SNAPSHOT_NAME)
+    rejects = RejectSink(run_dir / "rejects", ".load")
+    conn = connect(target, autocommit=True)
+    try:
+        schema = source.discover(src)
+        layout = select_tables(
+            schema, tuple(opts.tables) if opts.tables else None, opts.plan, opts.casts
+        )
+        if opts.data_only:
+            maps = existing_maps(conn, opts.schema, opts.plan, layout.tables, layout.casts)
+            results, phases = _load_in_place(
+                conn, run_dir, maps, opts.schema, rejects, opts.truncate
+            )
+        else:
+            maps, names = create_maps(layout, opts.plan)
+            results, phases = _load_staged(
+                conn, run_dir, maps, names, opts.schema, rejects, drop, schema
+            )
+    except psycopg.OperationalError as e:
+        journal.set_stage("load", "failed", reason="lost the connection")
+        raise TargetError(
+            f"lost the connection: {str(e).strip().splitlines()[0]}", "run load again"
+        ) from None
+    except BaseException as e:
+        journal.set_stage("load", "failed", reason=str(e).splitlines()[0] if str(e) else repr(e))
+        raise
+    finally:
+        rejects.close()
+        conn.close()
+        src.close()
+    for r in results:
+        c = counts.get(r.source, {})
+        # Rows the transform rejected or filtered were never in the CSV.
+        r.read = c.get("read", r.read)
+        r.rejected += c.get("rejected", 0)
+        r.filtered = c.get("filtered", 0)
+    report.tables = results
+    report.phases = phases
+    rejects_dir = run_dir / "rejects"
+    if rejects_dir.is_dir() and any(rejects_dir.iterdir()):
+        report.rejects_dir = str(rejects_dir)
+    report.seconds = time.perf_counter() - started
+    report.write_json(run_dir / "report.json")
+    journal.set_stage("load", "done")
+    if verify:
+        from lite2pg.verify import verify as verify_run
+
+        checked = verify_run(run_dir, target)
+        report.verify = checked.as_dict()
+        report.snapshot_sha256 = checked.snapshot_sha256
+        report.write_json(run_dir / "report.json")
+    return report
+
+
+def _stream_for(run_dir: Path, tm: TableMap, rejects: RejectSink) -> Any:
+    path = run_dir / "transformed" / f"{_file(tm.source.name)}.csv"
+
+    def stream(careful: bool) -> _CsvRows:
+        return _CsvRows(tm.source.name, path, rejects)
+
+    return stream
+
+
+def _load_staged(
+    conn: psycopg.Connection[Any],
+    run_dir: Path,
+    maps: list[TableMap],
+    names: keys.KeyNames,
+    dest: str,
+    rejects: RejectSink,
+    drop: bool,
+    schema: source.SourceSchema,
+) -> tuple[list[TableResult], list[PhaseResult]]:
+    check_absent(conn, dest, maps, drop=drop, now=False)
+    stage = stage_name(dest)
+    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(stage)))
+    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(stage)))
+    results: list[TableResult] = []
+    parts: list[list[PhaseResult]] = []
+    try:
+        for tm in maps:
+
+            def create(cur: psycopg.Cursor[Any], tm: TableMap = tm) -> bool:
+                cur.execute(create_table_sql(tm, stage))
+                return True
+
+            with conn.transaction():
+                results.append(
+                    load_table(
+                        conn, tm, stage, rejects, _stream_for(run_dir, tm, rejects), prepare=create
+                    )
+                )
+            parts.append(keys.build_table_keys(conn, stage, tm, names))
+            parts.append([keys.reset_sequences(conn, stage, [tm])])
+            keys.analyze(conn, stage, tm)
+        phases = keys.merge_phases(parts)
+        phases.append(keys.build_foreign_keys(conn, stage, maps, names))
+        with conn.transaction():
+            check_absent(conn, dest, maps, drop=drop, now=True)
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(dest)))
+            for tm in maps:
+                conn.execute(
+                    sql.SQL("ALTER TABLE {}.{} SET SCHEMA {}").format(
+                        sql.Identifier(stage), sql.Identifier(tm.target), sql.Identifier(dest)
+                    )
+                )
+            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(dest)))
+            phases.append(keys.create_views(conn, dest, schema.views, maps))
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(stage)))
+    except BaseException:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(stage)))
+        raise
+    return results, phases
+
+
+def _load_in_place(
+    conn: psycopg.Connection[Any],
+    run_dir: Path,
+    maps: list[TableMap],
+    dest: str,
+    rejects: RejectSink,
+    truncate_first: bool,
+) -> tuple[list[TableResult], list[PhaseResult]]:
+    results: list[TableResult] = []
+    with conn.transaction():
+        conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(dest)))
+        if truncate_first:
+            truncate(conn, dest, maps)
+        else:
+            require_empty(conn, dest, maps)
+        for tm in parents_first(maps):
+            results.append(
+                load_table(
+                    conn,
+                    tm,
+                    dest,
+                    rejects,
+                    _stream_for(run_dir, tm, rejects),
+                    prepare=lambda cur: False,
+                )
+            )
+        phases = [keys.reset_sequences(conn, dest, maps)]
+    return results, phases
