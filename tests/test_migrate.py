@@ -281,3 +281,23 @@ def test_views_over_mixed_case_names_and_other_views_are_created(
     ]
     assert pg.query('SELECT "Name" FROM a_first') == [("AC/DC",)]
     assert not [n for n in report.not_migrated if n["kind"] == "view"]
+
+
+def test_a_second_run_into_the_same_schema_at_the_same_time_is_refused(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    import psycopg
+
+    from lite2pg.errors import TargetError
+    from lite2pg.run import lock_key
+
+    db = make_db("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);")
+    with psycopg.connect(pg.dsn, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (lock_key(pg.schema),))
+        try:
+            migrate(db, pg.target, _opts(pg, tmp_path))
+        except TargetError as e:
+            assert "another lite2pg run" in str(e)
+        else:
+            raise AssertionError("the second run should be refused")
+    assert pg.query("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()") == [(0,)]

@@ -112,7 +112,7 @@ def migrate(
         ]
         conn = connect(target, autocommit=True)
         try:
-            _lock(conn, opts.schema)
+            lock_schema(conn, opts.schema)
             conn.execute(
                 sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(opts.schema))
             )
@@ -206,12 +206,16 @@ class _Events:
             self.progress.phase(name)
 
 
-def _lock(conn: psycopg.Connection[Any], schema: str) -> None:
-    """One run at a time per target schema: a session advisory lock, released on close."""
-    key = int.from_bytes(
+def lock_key(schema: str) -> int:
+    """The advisory lock that keeps two runs from loading into one schema at once."""
+    return int.from_bytes(
         hashlib.sha256(f"lite2pg:{schema}".encode()).digest()[:8], "big", signed=True
     )
-    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+
+
+def lock_schema(conn: psycopg.Connection[Any], schema: str) -> None:
+    """One run at a time per target schema: a session advisory lock, released on close."""
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(schema),)).fetchone()
     if not row or not row[0]:
         raise TargetError(
             f"another lite2pg run is loading into schema {schema!r} of this database",

@@ -39,7 +39,7 @@ from lite2pg.load import PhaseResult, TableResult, load_table
 from lite2pg.report import RunReport
 from lite2pg.rows import GoneRows, RejectSink, RowStream, TableCounts, build_pipeline
 from lite2pg.rows import safe_filename as _file
-from lite2pg.run import SNAPSHOT_NAME, read_run_file
+from lite2pg.run import SNAPSHOT_NAME, lock_schema, read_run_file
 from lite2pg.schema import TableMap, create_table_sql
 from lite2pg.staging import check_absent, stage_name
 from lite2pg.target import Target, connect
@@ -183,6 +183,7 @@ def load(run_dir: Path, target: Target, *, drop: bool = False, verify: bool = Tr
     rejects = RejectSink(run_dir / "rejects", ".load")
     conn = connect(target, autocommit=True)
     try:
+        lock_schema(conn, opts.schema)
         schema = source.discover(src)
         layout = select_tables(
             schema, tuple(opts.tables) if opts.tables else None, opts.plan, opts.casts
