@@ -71,10 +71,12 @@ def leaked(data: bytes, secrets: Iterable[str]) -> list[str]:
 
 
 def files_under(directory: Path, *excluded: str) -> dict[Path, bytes]:
+    # export/ holds copies of the source tables by design, like the snapshot: those are
+    # checked for their mode and their manifest entry instead (assert_private_run_files).
     return {
         p: p.read_bytes()
         for p in sorted(directory.rglob("*"))
-        if p.is_file() and p.name not in excluded
+        if p.is_file() and p.name not in excluded and "export" not in p.relative_to(directory).parts
     }
 
 
@@ -118,8 +120,12 @@ def assert_private_run_files(run_dir: Path) -> None:
     assert mode(run_dir / SNAPSHOT) == 0o600
     cache = sorted(run_dir.glob("password_cache*"))
     assert {p.name for p in cache} >= {"password_cache.sqlite3", "password_cache.key"}
-    for path in [*cache, *run_dir.glob("rejects/*.jsonl")]:
+    for path in [*cache, *run_dir.glob("rejects/*.jsonl"), *run_dir.glob("export/*.csv")]:
         assert mode(path) == 0o600, path
+    if (run_dir / "manifest.json").exists():
+        files = {f["path"]: f for f in json.loads((run_dir / "manifest.json").read_text())["files"]}
+        assert files["export/users.csv"]["secret"] is True
+        assert files["export/tickets.csv"]["secret"] is False
 
 
 def test_cli_migrate_leaves_no_plaintext_in_its_output_files_or_postgresql(

@@ -115,11 +115,16 @@ def run_migrate(
     allow_rejects: bool,
     quiet: bool,
     target: target_mod.Target | None = None,
+    keep_artifacts: bool | None = None,
 ) -> int:
     """Resolve the target, migrate with progress, print the summary; return the exit code."""
     err = Console(stderr=True)
     out = Console()
     tgt = target or target_mod.resolve(target_uri)
+    # Artifacts are for real targets: rehearsals on the embedded server stream through.
+    options.keep_artifacts = (
+        keep_artifacts if keep_artifacts is not None else tgt.origin != "embedded"
+    )
     if tgt.origin == "embedded":
         err.print(f"embedded PostgreSQL: {tgt.dsn}")
         err.print(f"open it with: {tgt.psql_command}")
@@ -177,6 +182,12 @@ def main() -> None:
 @click.option(
     "--no-verify", is_flag=True, help="Skip the row-by-row verification at the end (faster)."
 )
+@click.option(
+    "--keep-artifacts/--no-keep-artifacts",
+    default=None,
+    help="Write export/ and transformed/ CSVs with a manifest in the run directory "
+    "[default: on, except for the embedded PostgreSQL].",
+)
 @click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=5_000, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="Only the verdict.")
 def migrate_cmd(
@@ -192,6 +203,7 @@ def migrate_cmd(
     run_dir: Path | None,
     allow_rejects: bool,
     no_verify: bool,
+    keep_artifacts: bool | None,
     batch_size: int,
     quiet: bool,
 ) -> None:
@@ -218,7 +230,10 @@ def migrate_cmd(
             tables=list(tables) or None,
             verify=not no_verify,
         )
-        code = run_migrate(source, target_uri, options, allow_rejects=allow_rejects, quiet=quiet)
+        code = run_migrate(
+            source, target_uri, options, allow_rejects=allow_rejects, quiet=quiet,
+            keep_artifacts=keep_artifacts,
+        )  # fmt: skip
     except Lite2pgError as e:
         _fail(e)
     sys.exit(code)

@@ -60,6 +60,9 @@ class MigrateOptions:
     tables: Sequence[str] | None = None  # only these source tables
     plan: Plan | None = None
     verify: bool = True  # prove the target equals transform(source) before returning
+    # Write export/ and transformed/ CSVs with a manifest (the staged commands' artifacts)
+    # instead of streaming straight through.
+    keep_artifacts: bool = False
 
 
 def new_run_dir(base: Path = RUNS_DIR) -> Path:
@@ -80,6 +83,20 @@ def migrate(
     """Copy every table of a SQLite database into PostgreSQL and return the report."""
     opts = options or MigrateOptions()
     source.check_sqlite_file(source_path)
+    if opts.keep_artifacts:
+        # Imported here: the staged commands build on this module.
+        from lite2pg.lifecycle import export
+        from lite2pg.stages import load, transform
+
+        if progress:
+            progress.phase("export (snapshot and CSV)")
+        staged_dir = export(source_path, opts.run_dir or new_run_dir(), opts)
+        if progress:
+            progress.phase("transform")
+        transform(staged_dir)
+        if progress:
+            progress.phase("load")
+        return load(staged_dir, target, drop=opts.drop, verify=opts.verify, progress=progress)
     run_dir = opts.run_dir or new_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     started = time.perf_counter()
@@ -231,6 +248,8 @@ def write_run_file(run_dir: Path, source_path: Path, opts: MigrateOptions) -> No
         "snapshot": SNAPSHOT_NAME,
         "schema": opts.schema,
         "mode": "data-only" if opts.data_only else "create",
+        "truncate": opts.truncate,
+        "drop": opts.drop,
         "tables": list(opts.tables) if opts.tables else None,
         "casts": dict(opts.casts),
         "plan": None if opts.plan is None else {"origin": opts.plan.origin, "text": opts.plan.text},
@@ -258,6 +277,8 @@ def read_run_file(run_dir: Path) -> tuple[Path, MigrateOptions]:
     opts = MigrateOptions(
         schema=data["schema"],
         data_only=data["mode"] == "data-only",
+        truncate=bool(data.get("truncate")),
+        drop=bool(data.get("drop")),
         casts=dict(data.get("casts") or {}),
         run_dir=run_dir,
         batch_size=int(data.get("batch_size") or BATCH_SIZE),

@@ -146,6 +146,8 @@ class _CsvRows:
     table: str
     path: Path
     rejects: RejectSink
+    columns: list[str | None]  # the source column of each CSV column (None: added by a plan)
+    key_columns: tuple[str, ...]
     pipe: _CsvPipe = field(default_factory=_CsvPipe)
     counts: TableCounts = field(default_factory=TableCounts)
 
@@ -158,10 +160,19 @@ class _CsvRows:
         self, values: tuple[Any, ...], ordinal: int | None, column: str | None, reason: str
     ) -> None:
         self.counts.rejected += 1
-        self.rejects.write(self.table, {"row": (ordinal or 0) + 1}, column, reason, {})
+        row = {c: v for c, v in zip(self.columns, values, strict=False) if c is not None}
+        key = {k: row[k] for k in self.key_columns if k in row} or {"row": (ordinal or 0) + 1}
+        self.rejects.write(self.table, key, column, reason, row, self.pipe.secret_columns)
 
 
-def load(run_dir: Path, target: Target, *, drop: bool = False, verify: bool = True) -> RunReport:
+def load(
+    run_dir: Path,
+    target: Target,
+    *,
+    drop: bool = False,
+    verify: bool = True,
+    progress: Any = None,
+) -> RunReport:
     """Step 3: re-check the transformed files against the manifest, copy them in, and (as
     `migrate` does) prove the result against the snapshot."""
     source_path, opts = read_run_file(run_dir)
@@ -191,13 +202,14 @@ def load(run_dir: Path, target: Target, *, drop: bool = False, verify: bool = Tr
         if opts.data_only:
             maps = existing_maps(conn, opts.schema, opts.plan, layout.tables, layout.casts)
             results, phases = _load_in_place(
-                conn, run_dir, maps, opts.schema, rejects, opts.truncate
+                conn, run_dir, maps, opts.schema, rejects, opts.truncate, progress, counts
             )
         else:
             maps, names = create_maps(layout, opts.plan)
             results, phases = _load_staged(
-                conn, run_dir, maps, names, opts.schema, rejects, drop, schema
-            )
+                conn, run_dir, maps, names, opts.schema, rejects, drop or opts.drop, schema,
+                progress, counts,
+            )  # fmt: skip
     except psycopg.OperationalError as e:
         journal.set_stage("load", "failed", reason="lost the connection")
         raise TargetError(
@@ -210,6 +222,8 @@ def load(run_dir: Path, target: Target, *, drop: bool = False, verify: bool = Tr
         rejects.close()
         conn.close()
         src.close()
+        if (run_dir / "rejects").is_dir():
+            _merge_rejects(run_dir)
     for r in results:
         c = counts.get(r.source, {})
         # Rows the transform rejected or filtered were never in the CSV.
@@ -234,11 +248,35 @@ def load(run_dir: Path, target: Target, *, drop: bool = False, verify: bool = Tr
     return report
 
 
+def _started(progress: Any, tm: TableMap, counts: dict[str, dict[str, int]]) -> None:
+    if progress:
+        progress.start_table(tm.source.name, counts.get(tm.source.name, {}).get("read", 0))
+
+
+def _merge_rejects(run_dir: Path) -> None:
+    """Rows PostgreSQL refused at load join the transform's rejects, one file per table."""
+    for extra in sorted((run_dir / "rejects").glob("*.load.jsonl")):
+        main = extra.with_name(extra.name.removesuffix(".load.jsonl") + ".jsonl")
+        fd = os.open(main, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with open(fd, "ab") as out:
+            out.write(extra.read_bytes())
+        extra.unlink()
+
+
 def _stream_for(run_dir: Path, tm: TableMap, rejects: RejectSink) -> Any:
     path = run_dir / "transformed" / f"{_file(tm.source.name)}.csv"
 
+    secret = frozenset(c.source for c in tm.columns if c.secret and c.source is not None)
+
     def stream(careful: bool) -> _CsvRows:
-        return _CsvRows(tm.source.name, path, rejects)
+        return _CsvRows(
+            tm.source.name,
+            path,
+            rejects,
+            [c.source for c in tm.columns],
+            tm.source.primary_key,
+            _CsvPipe(secret_columns=secret),
+        )
 
     return stream
 
@@ -252,6 +290,8 @@ def _load_staged(
     rejects: RejectSink,
     drop: bool,
     schema: source.SourceSchema,
+    progress: Any,
+    counts: dict[str, dict[str, int]],
 ) -> tuple[list[TableResult], list[PhaseResult]]:
     check_absent(conn, dest, maps, drop=drop, now=False)
     stage = stage_name(dest)
@@ -266,12 +306,15 @@ def _load_staged(
                 cur.execute(create_table_sql(tm, stage))
                 return True
 
+            _started(progress, tm, counts)
             with conn.transaction():
                 results.append(
                     load_table(
                         conn, tm, stage, rejects, _stream_for(run_dir, tm, rejects), prepare=create
                     )
                 )
+            if progress:
+                progress.end_table(results[-1])
             parts.append(keys.build_table_keys(conn, stage, tm, names))
             parts.append([keys.reset_sequences(conn, stage, [tm])])
             keys.analyze(conn, stage, tm)
@@ -302,6 +345,8 @@ def _load_in_place(
     dest: str,
     rejects: RejectSink,
     truncate_first: bool,
+    progress: Any,
+    counts: dict[str, dict[str, int]],
 ) -> tuple[list[TableResult], list[PhaseResult]]:
     results: list[TableResult] = []
     with conn.transaction():
@@ -311,6 +356,7 @@ def _load_in_place(
         else:
             require_empty(conn, dest, maps)
         for tm in parents_first(maps):
+            _started(progress, tm, counts)
             results.append(
                 load_table(
                     conn,
@@ -321,5 +367,7 @@ def _load_in_place(
                     prepare=lambda cur: False,
                 )
             )
+            if progress:
+                progress.end_table(results[-1])
         phases = [keys.reset_sequences(conn, dest, maps)]
     return results, phases
