@@ -183,10 +183,12 @@ def bench_lite2pg(db: Path, target: str, expected: HelpdeskCounts, out: Path) ->
     run_dir = tempfile.mkdtemp(prefix="lite2pg-run-", dir=out)
     log = out / "lite2pg.log"
     # --no-verify: the floor and pgloader check nothing after loading; verification is
-    # timed on its own (issue 4).
+    # timed on its own (issue 4). --no-keep-artifacts: they write no CSV copies either.
     m = run_measured(
-        [str(exe), "migrate", str(db), "--target", url, "--run-dir", run_dir, "--no-verify"], log
-    )
+        [str(exe), "migrate", str(db), "--target", url, "--run-dir", run_dir, "--no-verify",
+         "--no-keep-artifacts"],
+        log,
+    )  # fmt: skip
     result = ToolResult("lite2pg", "ok", m.wall_s, m.peak_rss_kb / 1024)
     if m.returncode != 0:
         result.status, result.note = "failed", f"exit {m.returncode}: {_tail(log)}"

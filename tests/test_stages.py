@@ -91,8 +91,16 @@ def _kill_after(cmd: list[str], seconds: float) -> int | None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "mode",
+    [
+        ["--no-keep-artifacts", "--no-verify"],  # streaming: COPY and key building
+        ["--keep-artifacts"],  # export, transform, load and verify, all killable
+    ],
+    ids=["streaming", "artifacts"],
+)
 def test_migrate_killed_at_random_moments_then_run_again_finishes_with_exact_counts(
-    tmp_path: Path, pg: PgSchema
+    tmp_path: Path, pg: PgSchema, mode: list[str]
 ) -> None:
     db = tmp_path / "clean.db"
     expected = make_legacy_helpdesk(
@@ -100,7 +108,7 @@ def test_migrate_killed_at_random_moments_then_run_again_finishes_with_exact_cou
     )
     cmd = [
         sys.executable, "-m", "lite2pg", "migrate", str(db), "--target", pg.dsn,
-        "--schema", pg.schema, "--drop", "--no-verify", "-q",
+        "--schema", pg.schema, "--drop", "-q", *mode,
     ]  # fmt: skip
     started = time.perf_counter()
     assert subprocess.run(cmd, capture_output=True, check=False).returncode == 0
