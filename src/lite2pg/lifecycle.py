@@ -20,7 +20,7 @@ from typing import Any
 from psycopg import sql
 
 from lite2pg import source
-from lite2pg.artifacts import Manifest, describe_file, write_manifest, write_table_csv
+from lite2pg.artifacts import Journal, Manifest, describe_file, write_manifest, write_table_csv
 from lite2pg.cutover import ConfigChange, SmokeResult, restore, run_smoke_command, switch_config
 from lite2pg.errors import Lite2pgError, TargetError
 from lite2pg.layout import select_tables
@@ -70,6 +70,8 @@ def export(
     run_dir = run_dir or new_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_run_file(run_dir, source_path, opts)
+    journal = Journal(run_dir)
+    journal.set_stage("export", "running")
     snap = run_dir / SNAPSHOT_NAME
     snap.unlink(missing_ok=True)
     source.snapshot(source_path, snap)
@@ -112,6 +114,7 @@ def export(
     finally:
         src.close()
     write_manifest(run_dir, manifest)
+    journal.set_stage("export", "done")
     return run_dir
 
 
