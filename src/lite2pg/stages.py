@@ -41,7 +41,7 @@ from lite2pg.rows import GoneRows, RejectSink, RowStream, TableCounts, build_pip
 from lite2pg.rows import safe_filename as _file
 from lite2pg.run import SNAPSHOT_NAME, lock_schema, read_run_file
 from lite2pg.schema import TableMap, create_table_sql
-from lite2pg.staging import check_absent, stage_name
+from lite2pg.staging import check_absent, drop_stage, publish, stage_name
 from lite2pg.target import Target, connect
 
 
@@ -320,20 +320,9 @@ def _load_staged(
             keys.analyze(conn, stage, tm)
         phases = keys.merge_phases(parts)
         phases.append(keys.build_foreign_keys(conn, stage, maps, names))
-        with conn.transaction():
-            check_absent(conn, dest, maps, drop=drop, now=True)
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(dest)))
-            for tm in maps:
-                conn.execute(
-                    sql.SQL("ALTER TABLE {}.{} SET SCHEMA {}").format(
-                        sql.Identifier(stage), sql.Identifier(tm.target), sql.Identifier(dest)
-                    )
-                )
-            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(dest)))
-            phases.append(keys.create_views(conn, dest, schema.views, maps))
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(stage)))
+        phases.append(publish(conn, stage, dest, maps, schema.views, drop=drop))
     except BaseException:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(stage)))
+        drop_stage(conn, stage)
         raise
     return results, phases
 

@@ -17,7 +17,7 @@ import multiprocessing
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,27 +191,41 @@ def run_staged(
             )
         )
         on_phase("publish")
-        with conn.transaction():
-            check_absent(conn, dest, maps, drop=drop, now=True)
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(dest)))
-            for tm in maps:
-                conn.execute(
-                    sql.SQL("ALTER TABLE {}.{} SET SCHEMA {}").format(
-                        sql.Identifier(stage), sql.Identifier(tm.target), sql.Identifier(dest)
-                    )
-                )
-            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(dest)))
-            phases.append(keys.create_views(conn, dest, schema.views, maps))
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(stage)))
+        phases.append(publish(conn, stage, dest, maps, schema.views, drop=drop))
     except BaseException:
-        _drop_stage(conn, stage)
+        drop_stage(conn, stage)
         raise
     order = {tm.source.name: i for i, tm in enumerate(maps)}
     results.sort(key=lambda r: order[r.source])
     return results, phases, maps
 
 
-def _drop_stage(conn: psycopg.Connection[Any], stage: str) -> None:
+def publish(
+    conn: psycopg.Connection[Any],
+    stage: str,
+    dest: str,
+    maps: list[TableMap],
+    views: Sequence[source.Skipped],
+    *,
+    drop: bool,
+) -> PhaseResult:
+    """In one transaction: every staged table into the target schema, then the views."""
+    with conn.transaction():
+        check_absent(conn, dest, maps, drop=drop, now=True)
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(dest)))
+        for tm in maps:
+            conn.execute(
+                sql.SQL("ALTER TABLE {}.{} SET SCHEMA {}").format(
+                    sql.Identifier(stage), sql.Identifier(tm.target), sql.Identifier(dest)
+                )
+            )
+        conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(dest)))
+        views_phase = keys.create_views(conn, dest, views, maps)
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(stage)))
+    return views_phase
+
+
+def drop_stage(conn: psycopg.Connection[Any], stage: str) -> None:
     # Best effort: the next run drops a stale staging schema before it starts.
     with contextlib.suppress(psycopg.Error):
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(stage)))
