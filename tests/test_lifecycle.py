@@ -59,8 +59,26 @@ def test_status_says_what_a_run_has_done(tmp_path: Path, pg: PgSchema) -> None:
     steps = dict(status(run_dir).steps)
 
     assert steps["snapshot"] == "done"
+    assert steps["transform"] == "not run (migrate streamed)"
     assert steps["verify"] == "passed"
     assert steps["cutover"] == "not run"
+
+
+def test_status_follows_the_staged_commands_through_the_journal(
+    make_db: MakeDb, tmp_path: Path, pg: PgSchema
+) -> None:
+    from lite2pg.stages import load, transform
+
+    db = make_db("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1), (2);")
+    run_dir = export(db, tmp_path / "run", MigrateOptions(schema=pg.schema))
+    assert dict(status(run_dir).steps)["transform"] == "not run"
+    transform(run_dir)
+    assert dict(status(run_dir).steps)["transform"] == "done"
+    load(run_dir, pg.target)
+    steps = dict(status(run_dir).steps)
+    assert steps["export"] == "done"
+    assert steps["load"].startswith("OK: 2 rows loaded")
+    assert steps["verify"] == "passed"
 
 
 def test_cutover_switches_the_config_after_verify_and_rollback_undoes_it(

@@ -136,10 +136,28 @@ def status(run_dir: Path) -> Status:
     if not (run_dir / "run.json").exists():
         raise RunStateError(run_dir, "not a lite2pg run directory", "give a directory migrate made")
     out.steps.append(("snapshot", "done" if (run_dir / SNAPSHOT_NAME).exists() else "missing"))
-    out.steps.append(("export", "done" if (run_dir / "manifest.json").exists() else "not run"))
+    journal = (
+        json.loads((run_dir / "journal.json").read_text())
+        if (run_dir / "journal.json").exists()
+        else {}
+    )
+    stages = journal.get("stages", {})
+    for stage in ("export", "transform"):
+        st = stages.get(stage)
+        if st is None:
+            out.steps.append(
+                (stage, "not run (migrate streamed)" if _streamed(run_dir, stages) else "not run")
+            )
+            continue
+        state = str(st.get("state"))
+        if state == "failed":
+            state += f": {st.get('reason', '')}"
+        left = [t for t, info in st.get("tables", {}).items() if info.get("state") != "done"]
+        out.steps.append((stage, state + (f" ({len(left)} table(s) not done)" if left else "")))
     report = _report(run_dir) if (run_dir / "report.json").exists() else None
+    load_state = stages.get("load", {}).get("state")
     if report is None:
-        out.steps.append(("load", "not run"))
+        out.steps.append(("load", f"{load_state}" if load_state else "not run"))
         out.steps.append(("verify", "not run"))
     else:
         out.steps.append(("load", str(report.get("verdict", "done"))))
@@ -150,6 +168,11 @@ def status(run_dir: Path) -> Status:
     cut = _cutover_state(run_dir)
     out.steps.append(("cutover", cut))
     return out
+
+
+def _streamed(run_dir: Path, stages: dict[str, Any]) -> bool:
+    """A migrate that streamed straight through: a report, and no staged step at all."""
+    return not stages and (run_dir / "report.json").exists()
 
 
 def _cutover_state(run_dir: Path) -> str:
