@@ -45,12 +45,8 @@ def run_in_place(
     results: list[TableResult] = []
     try:
         with conn.transaction():
-            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
             maps = existing_maps(conn, schema, plan, layout.tables, layout.casts)
-            if truncate_first:
-                truncate(conn, schema, maps)
-            else:
-                require_empty(conn, schema, maps)
+            begin_in_place(conn, schema, maps, truncate_first=truncate_first)
             gone = GoneRows(src, layout.tables)
             for t in layout.skipped:
                 gone.record_where_not(t, None)
@@ -71,20 +67,40 @@ def run_in_place(
                         careful=careful,
                     )
 
-                result = load_table(conn, tm, schema, rejects, stream, prepare=_no_create)
+                result = load_table(conn, tm, schema, rejects, stream, prepare=no_create)
                 if tp is not None and tp.where:
                     gone.record_where_not(tm.source, tp.where)
                 results.append(result)
                 on_done(result)
-            phases = [keys.reset_sequences(conn, schema, maps)]
-            for tm in maps:
-                keys.analyze(conn, schema, tm)
+            phases = finish_in_place(conn, schema, maps)
     finally:
         rejects.close()
     return results, phases, maps
 
 
-def _no_create(cur: psycopg.Cursor[Any]) -> bool:
+def begin_in_place(
+    conn: psycopg.Connection[Any], schema: str, maps: Sequence[TableMap], *, truncate_first: bool
+) -> None:
+    """Inside the load's transaction: names resolve in `schema`; the tables are emptied
+    (`--truncate`), or must be empty already."""
+    conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
+    if truncate_first:
+        truncate(conn, schema, list(maps))
+    else:
+        require_empty(conn, schema, list(maps))
+
+
+def finish_in_place(
+    conn: psycopg.Connection[Any], schema: str, maps: Sequence[TableMap]
+) -> list[PhaseResult]:
+    """After the rows: the target's own sequences past the loaded ids, then statistics."""
+    phases = [keys.reset_sequences(conn, schema, maps)]
+    for tm in maps:
+        keys.analyze(conn, schema, tm)
+    return phases
+
+
+def no_create(cur: psycopg.Cursor[Any]) -> bool:
     return False  # the table exists already; COPY FREEZE needs one made in this transaction
 
 

@@ -353,3 +353,13 @@ def analyze(conn: psycopg.Connection[Any], schema: str, tm: TableMap) -> None:
     verify's ordered scans, sort on disk instead of walking the primary key."""
     with conn.cursor() as cur:
         cur.execute(sql.SQL("ANALYZE {}").format(_qualified(schema, tm.target)))
+
+
+def finish_table(
+    conn: psycopg.Connection[Any], schema: str, tm: TableMap, names: KeyNames
+) -> list[PhaseResult]:
+    """Once a table's rows are in: its keys, indexes and CHECKs, sequences, statistics."""
+    phases = build_table_keys(conn, schema, tm, names)
+    phases.append(reset_sequences(conn, schema, [tm]))
+    analyze(conn, schema, tm)
+    return phases

@@ -189,6 +189,18 @@ class GoneRows:
         return f"EXISTS (SELECT 1 FROM temp.{name} g WHERE {match})"
 
 
+def gather_rejects(into: Path, pieces: Sequence[Path], *, append: bool) -> None:
+    """Join rejects files written apart (parts of one table, or a later stage) into the
+    table's one file (mode 0600), and remove the pieces."""
+    if not pieces:
+        return
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    with open(os.open(into, flags, 0o600), "wb") as out:
+        for piece in pieces:
+            out.write(piece.read_bytes())
+            piece.unlink()
+
+
 def balanced_and(preds: Sequence[str]) -> str:
     """AND many predicates as a balanced tree: SQLite limits expression depth to 1000."""
     if not preds:

@@ -146,7 +146,8 @@ def migrate(
                 else:
                     results, phases, maps = run_staged(
                         conn, target, snap, schema, opts.plan, wanted, opts.casts, opts.schema,
-                        drop=opts.drop, batch_size=opts.batch_size, run_dir=run_dir,
+                        sizes=counts, drop=opts.drop, batch_size=opts.batch_size,
+                        run_dir=run_dir,
                         on_start=events.start, on_progress=events.advance,
                         on_done=events.done, on_phase=events.phase,
                     )  # fmt: skip

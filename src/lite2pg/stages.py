@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from lite2pg import keys, source
 from lite2pg.artifacts import (
@@ -32,16 +31,23 @@ from lite2pg.artifacts import (
     write_manifest,
 )
 from lite2pg.errors import TargetError
-from lite2pg.existing import existing_maps, require_empty, truncate
+from lite2pg.existing import begin_in_place, existing_maps, finish_in_place, no_create
 from lite2pg.layout import create_maps, parents_first, select_tables, table_plan
 from lite2pg.lifecycle import RunStateError
 from lite2pg.load import PhaseResult, TableResult, load_table
 from lite2pg.report import RunReport
-from lite2pg.rows import GoneRows, RejectSink, RowStream, TableCounts, build_pipeline
+from lite2pg.rows import (
+    GoneRows,
+    RejectSink,
+    RowStream,
+    TableCounts,
+    build_pipeline,
+    gather_rejects,
+)
 from lite2pg.rows import safe_filename as _file
 from lite2pg.run import SNAPSHOT_NAME, lock_schema, read_run_file
 from lite2pg.schema import TableMap, create_table_sql
-from lite2pg.staging import check_absent, drop_stage, publish, stage_name
+from lite2pg.staging import check_absent, drop_stage, open_stage, publish
 from lite2pg.target import Target, connect
 
 
@@ -257,10 +263,7 @@ def _merge_rejects(run_dir: Path) -> None:
     """Rows PostgreSQL refused at load join the transform's rejects, one file per table."""
     for extra in sorted((run_dir / "rejects").glob("*.load.jsonl")):
         main = extra.with_name(extra.name.removesuffix(".load.jsonl") + ".jsonl")
-        fd = os.open(main, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with open(fd, "ab") as out:
-            out.write(extra.read_bytes())
-        extra.unlink()
+        gather_rejects(main, [extra], append=True)
 
 
 def _stream_for(run_dir: Path, tm: TableMap, rejects: RejectSink) -> Any:
@@ -294,9 +297,7 @@ def _load_staged(
     counts: dict[str, dict[str, int]],
 ) -> tuple[list[TableResult], list[PhaseResult]]:
     check_absent(conn, dest, maps, drop=drop, now=False)
-    stage = stage_name(dest)
-    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(stage)))
-    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(stage)))
+    stage = open_stage(conn, dest)
     results: list[TableResult] = []
     parts: list[list[PhaseResult]] = []
     try:
@@ -315,9 +316,7 @@ def _load_staged(
                 )
             if progress:
                 progress.end_table(results[-1])
-            parts.append(keys.build_table_keys(conn, stage, tm, names))
-            parts.append([keys.reset_sequences(conn, stage, [tm])])
-            keys.analyze(conn, stage, tm)
+            parts.append(keys.finish_table(conn, stage, tm, names))
         phases = keys.merge_phases(parts)
         phases.append(keys.build_foreign_keys(conn, stage, maps, names))
         phases.append(publish(conn, stage, dest, maps, schema.views, drop=drop))
@@ -339,11 +338,7 @@ def _load_in_place(
 ) -> tuple[list[TableResult], list[PhaseResult]]:
     results: list[TableResult] = []
     with conn.transaction():
-        conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(dest)))
-        if truncate_first:
-            truncate(conn, dest, maps)
-        else:
-            require_empty(conn, dest, maps)
+        begin_in_place(conn, dest, maps, truncate_first=truncate_first)
         for tm in parents_first(maps):
             _started(progress, tm, counts)
             results.append(
@@ -353,10 +348,10 @@ def _load_in_place(
                     dest,
                     rejects,
                     _stream_for(run_dir, tm, rejects),
-                    prepare=lambda cur: False,
+                    prepare=no_create,
                 )
             )
             if progress:
                 progress.end_table(results[-1])
-        phases = [keys.reset_sequences(conn, dest, maps)]
+        phases = finish_in_place(conn, dest, maps)
     return results, phases

@@ -30,7 +30,14 @@ from lite2pg.errors import TargetError
 from lite2pg.layout import create_maps, select_tables, table_plan
 from lite2pg.load import PhaseResult, TableResult, load_table
 from lite2pg.plan import Plan, parse_plan
-from lite2pg.rows import GoneRows, RejectSink, RowStream, build_pipeline, safe_filename
+from lite2pg.rows import (
+    GoneRows,
+    RejectSink,
+    RowStream,
+    build_pipeline,
+    gather_rejects,
+    safe_filename,
+)
 from lite2pg.schema import TableMap, create_table_sql
 from lite2pg.target import Target, connect
 
@@ -96,9 +103,7 @@ def table_job(spec: JobSpec, progress: Any = None) -> JobOutcome:
         tm = next(m for m in maps if m.source.name == spec.table)
         if spec.keys_only:
             conn.autocommit = True
-            phases = keys.build_table_keys(conn, spec.stage, tm, names)
-            phases.append(keys.reset_sequences(conn, spec.stage, [tm]))
-            keys.analyze(conn, spec.stage, tm)
+            phases = keys.finish_table(conn, spec.stage, tm, names)
             return JobOutcome(None, phases, {})
         gone = GoneRows(src, layout.tables)
         gone.load(spec.gone)
@@ -139,9 +144,7 @@ def table_job(spec: JobSpec, progress: Any = None) -> JobOutcome:
         if spec.part >= 0:
             return JobOutcome(result, [], dict(gone.recorded))
         conn.autocommit = True
-        phases = keys.build_table_keys(conn, spec.stage, tm, names)
-        phases.append(keys.reset_sequences(conn, spec.stage, [tm]))
-        keys.analyze(conn, spec.stage, tm)
+        phases = keys.finish_table(conn, spec.stage, tm, names)
         return JobOutcome(result, phases, dict(gone.recorded))
     finally:
         rejects.close()
@@ -159,6 +162,7 @@ def run_staged(
     casts: dict[str, str],
     dest: str,
     *,
+    sizes: dict[str, int],
     drop: bool,
     batch_size: int,
     run_dir: Path,
@@ -167,19 +171,14 @@ def run_staged(
     on_done: Callable[[TableResult], None],
     on_phase: Callable[[str], None],
 ) -> tuple[list[TableResult], list[PhaseResult], list[TableMap]]:
-    """Load every table into staging in parallel, add foreign keys, publish atomically."""
+    """Load every table into staging in parallel, add foreign keys, publish atomically.
+
+    `sizes` gives the rows of each source table (the caller counted them already)."""
     layout = select_tables(schema, wanted, plan, casts)
     maps, names = create_maps(layout, plan)
     check_absent(conn, dest, maps, drop=drop, now=False)
-    stage = stage_name(dest)
-    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(stage)))
-    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(stage)))
+    stage = open_stage(conn, dest)
     try:
-        src = source.open_readonly(snapshot)
-        try:
-            sizes = {tm.source.name: source.count_rows(src, tm.source.name) for tm in maps}
-        finally:
-            src.close()
         results, phases = _load_all(
             target, snapshot, plan, wanted, casts, stage, maps, sizes, batch_size, run_dir,
             on_start, on_progress, on_done,
@@ -198,6 +197,14 @@ def run_staged(
     order = {tm.source.name: i for i, tm in enumerate(maps)}
     results.sort(key=lambda r: order[r.source])
     return results, phases, maps
+
+
+def open_stage(conn: psycopg.Connection[Any], dest: str) -> str:
+    """A fresh staging schema for `dest`; a stale one (a killed run's) is dropped first."""
+    stage = stage_name(dest)
+    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(stage)))
+    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(stage)))
+    return stage
 
 
 def publish(
@@ -445,21 +452,9 @@ def _merge(parts: list[TableResult], run_dir: Path) -> TableResult:
         merged.careful = merged.careful or r.careful
         merged.notes.extend(n for n in r.notes if n not in merged.notes)
     rejects = run_dir / "rejects"
-    pieces = (
-        sorted(rejects.glob(f"{safe_filename(first.source)}.part*.jsonl"))
-        if rejects.is_dir()
-        else []
-    )
-    if pieces:
-        fd = os.open(
-            rejects / f"{safe_filename(first.source)}.jsonl",
-            os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-            0o600,
-        )
-        with open(fd, "wb") as out:
-            for piece in pieces:
-                out.write(piece.read_bytes())
-                piece.unlink()
+    name = safe_filename(first.source)
+    pieces = sorted(rejects.glob(f"{name}.part*.jsonl")) if rejects.is_dir() else []
+    gather_rejects(rejects / f"{name}.jsonl", pieces, append=False)
     return merged
 
 
