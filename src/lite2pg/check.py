@@ -13,7 +13,7 @@ from typing import Any
 
 from lite2pg import source
 from lite2pg.coerce import Family
-from lite2pg.errors import TransformError
+from lite2pg.errors import TransformError, file_errors
 from lite2pg.layout import create_maps, parents_first, select_tables, table_plan
 from lite2pg.plan import Plan
 from lite2pg.rows import GoneRows, RowStream, build_pipeline
@@ -117,6 +117,7 @@ def _show(value: Any) -> Any:
     return str(value)
 
 
+@file_errors
 def check(
     source_path: Path,
     plan: Plan | None = None,
@@ -135,6 +136,8 @@ def check(
         source.snapshot(source_path, snap)
         src = source.open_readonly(snap)
         try:
+            # The preflight reads every page, indexes too: a damaged file is named here.
+            source.quick_check(src, source_path)
             schema = source.discover(src)
             layout = select_tables(schema, tuple(tables) if tables else None, plan, casts or {})
             maps, _ = create_maps(layout, plan)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import click
+import psycopg
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -265,6 +266,8 @@ def verify_cmd(
             seed=seed,
             float_tolerance=float_tolerance,
         )
+    except psycopg.OperationalError as e:
+        _fail(target_mod.server_failure(e, "verifying", "verify writes nothing: run it again"))
     except Lite2pgError as e:
         _fail(e)
     out = Console()
@@ -393,6 +396,20 @@ def status_cmd(run_dir: Path) -> None:
 @click.option("--target", "target_uri", metavar="URI", help="The server the run loaded into.")
 @click.option("--smoke", metavar="COMMAND", help="The app's own tests, run with the new URL.")
 @click.option("--smoke-timeout", type=click.FloatRange(min=1), default=600.0, show_default=True)
+@click.option(
+    "--online", is_flag=True,
+    help="The app is still writing (after prepare and sync): catch up, freeze writes "
+    "for milliseconds, drain, check, switch, then verify the state handed over.",
+)  # fmt: skip
+@click.option(
+    "--max-lag", type=click.IntRange(0), default=200, show_default=True,
+    help="--online: catch up until at most this many changes are left, then freeze.",
+)  # fmt: skip
+@click.option(
+    "--lock-wait", type=click.FloatRange(min=0.0), default=5.0, show_default=True,
+    help="--online: seconds to wait for SQLite's write lock.",
+)  # fmt: skip
+@click.option("--no-verify", is_flag=True, help="--online: skip the verify after the switch.")
 def cutover_cmd(
     run_dir: Path,
     config: Path,
@@ -400,6 +417,10 @@ def cutover_cmd(
     target_uri: str | None,
     smoke: str | None,
     smoke_timeout: float,
+    online: bool,
+    max_lag: int,
+    lock_wait: float,
+    no_verify: bool,
 ) -> None:
     """After a passing verify, point the app's config at PostgreSQL and smoke-test it.
 
@@ -408,9 +429,20 @@ def cutover_cmd(
     DATABASE_URL set to the target: if they fail, the old config is put back.
 
     Example: lite2pg cutover RUN --config app/.env --smoke "pytest app/tests"
+
+    With --online (the app still writes to SQLite; see lite2pg prepare and sync): catch
+    up, take SQLite's write lock, drain the last changes, check them and the counts, switch
+    the config and block further SQLite writes, release; then verify the handed-over state.
+    If anything fails before the release, the app stays on SQLite, unharmed.
     """
     from lite2pg.lifecycle import cutover
 
+    if online:
+        _cutover_online(
+            run_dir, config, key, target_uri, smoke, smoke_timeout, max_lag, lock_wait,
+            not no_verify,
+        )  # fmt: skip
+        return
     try:
         result = cutover(
             run_dir, target_mod.resolve(target_uri), config, key=key, smoke=smoke,
@@ -419,6 +451,34 @@ def cutover_cmd(
     except Lite2pgError as e:
         _fail(e)
     click.echo(str(result))
+
+
+def _cutover_online(
+    run_dir: Path,
+    config: Path,
+    key: str | None,
+    target_uri: str | None,
+    smoke: str | None,
+    smoke_timeout: float,
+    max_lag: int,
+    lock_wait: float,
+    verify_after: bool,
+) -> None:
+    from lite2pg.online import cutover_online
+
+    err = Console(stderr=True)
+    try:
+        result = cutover_online(
+            run_dir, target_mod.resolve(target_uri), config, key=key, max_lag=max_lag,
+            lock_wait=lock_wait, verify_after=verify_after, smoke=smoke,
+            smoke_timeout=smoke_timeout, on_round=lambda r: err.print(str(r)),
+            on_phase=lambda p: err.print(f"{p} ..."),
+        )  # fmt: skip
+    except Lite2pgError as e:
+        _fail(e)
+    click.echo(str(result))
+    if result.verify_ok is False:
+        sys.exit(1)
 
 
 @main.command("rollback")
@@ -585,6 +645,16 @@ def demo_cmd(
     except Lite2pgError as e:
         _fail(e)
     sys.exit(code)
+
+
+def _add_online_commands() -> None:
+    from lite2pg.cli_online import cleanup_cmd, prepare_cmd, sync_cmd
+
+    for command in (prepare_cmd, sync_cmd, cleanup_cmd):
+        main.add_command(command)
+
+
+_add_online_commands()
 
 
 if __name__ == "__main__":

@@ -277,7 +277,8 @@ def _to_int(rng: tuple[int, int], name: str) -> Converter:
         if isinstance(v, float):
             if math.isfinite(v) and v.is_integer() and lo <= v <= hi:
                 return int(v)
-            raise _reject(v, name, "not a whole number" if math.isfinite(v) else "not finite")
+            why = "out of range" if v.is_integer() else "not a whole number"
+            raise _reject(v, name, why if math.isfinite(v) else "not finite")
         if isinstance(v, Decimal):
             if v == v.to_integral_value() and lo <= v <= hi:
                 return int(v)

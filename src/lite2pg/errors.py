@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import errno
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
 
 class Lite2pgError(Exception):
     """Base class: a known failure whose message says what is wrong and how to fix it."""
 
     exit_code = 2
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A worker process raises it and the parent re-raises it: pickle it as it is, since
+        # the subclasses' __init__ take other arguments than the message in self.args.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[Lite2pgError], args: tuple[Any, ...], state: dict[str, Any]) -> Lite2pgError:
+    e = cls.__new__(cls)
+    e.args = args
+    e.__dict__.update(state)
+    return e
 
 
 class UsageError(Lite2pgError):
@@ -44,6 +64,15 @@ class SchemaError(Lite2pgError):
         super().__init__(f"table {table}: {problem}" + (f" (hint: {hint})" if hint else ""))
 
 
+class SyncError(Lite2pgError):
+    """Online sync or cutover cannot go on: no change capture, a check that failed inside
+    the freeze, a change PostgreSQL refused. Nothing of the failed step was applied."""
+
+    def __init__(self, problem: str, hint: str) -> None:
+        self.problem = problem
+        super().__init__(f"sync: {problem} (hint: {hint})")
+
+
 class PlanError(Lite2pgError):
     """A migration plan (TOML) is invalid; `key` names the place at fault."""
 
@@ -62,3 +91,44 @@ class TransformError(Lite2pgError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class RunDirError(Lite2pgError):
+    """A file lite2pg writes (the run directory, its artifacts) cannot be written."""
+
+    def __init__(self, path: str, problem: str, hint: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"cannot write {path}: {problem} (hint: {hint})")
+
+
+# The disk or the directory, not lite2pg: full, over quota, over the file size limit.
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_NO_ACCESS = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def run_dir_error(e: OSError) -> RunDirError | None:
+    """The one-line error for an OSError of the run directory's disk, else None (a bug)."""
+    path = str(e.filename) if e.filename else "the run directory"
+    problem = e.strerror or str(e)
+    if e.errno in _NO_SPACE:
+        return RunDirError(path, problem, "free some space, or pass --run-dir on a disk with room")
+    if e.errno in _NO_ACCESS:
+        return RunDirError(path, problem, "pass --run-dir a directory you can write to")
+    return None
+
+
+def file_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn a full or unwritable disk under `fn` into a `RunDirError`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except OSError as e:
+            known = run_dir_error(e)
+            if known is None:
+                raise
+            raise known from e
+
+    return wrapper

@@ -13,16 +13,17 @@ import json
 import os
 import random
 import shutil
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from psycopg import sql
 
-from lite2pg import source
+from lite2pg import capture, source
 from lite2pg.artifacts import Journal, Manifest, describe_file, write_manifest, write_table_csv
 from lite2pg.cutover import ConfigChange, SmokeResult, restore, run_smoke_command, switch_config
-from lite2pg.errors import Lite2pgError, TargetError
+from lite2pg.errors import Lite2pgError, TargetError, file_errors
 from lite2pg.layout import select_tables
 from lite2pg.rows import safe_filename
 from lite2pg.run import (
@@ -33,6 +34,7 @@ from lite2pg.run import (
     read_run_file,
     write_run_file,
 )
+from lite2pg.sync import forget_sync_state
 from lite2pg.target import Target, connect
 from lite2pg.transforms.passwords import is_hash, is_unusable, verify_password
 
@@ -58,6 +60,7 @@ def _report(run_dir: Path) -> dict[str, Any]:
     return data
 
 
+@file_errors
 def export(
     source_path: Path, run_dir: Path | None = None, options: MigrateOptions | None = None
 ) -> Path:
@@ -75,9 +78,13 @@ def export(
     snap = run_dir / SNAPSHOT_NAME
     snap.unlink(missing_ok=True)
     source.snapshot(source_path, snap)
+    # A prepared source: where the snapshot stands in the change log (sync starts there).
+    capture.write_capture_file(run_dir, snap)
     manifest = Manifest(files={}, tables={})
     src = source.open_readonly(snap)
     try:
+        # Artifacts are kept to be trusted later: check every page (indexes too) first.
+        source.quick_check(src, source_path)
         schema = source.discover(src)
         layout = select_tables(
             schema, tuple(opts.tables) if opts.tables else None, opts.plan, opts.casts
@@ -92,13 +99,16 @@ def export(
             )
             # Every export is a copy of the source: 0600 whatever it holds. The manifest
             # says which files hold plaintext passwords, by the plan.
-            info = write_table_csv(
-                src,
-                t.name,
-                columns,
-                run_dir / "export" / f"{safe_filename(t.name)}.csv",
-                secret=True,
-            )
+            try:
+                info = write_table_csv(
+                    src,
+                    t.name,
+                    columns,
+                    run_dir / "export" / f"{safe_filename(t.name)}.csv",
+                    secret=True,
+                )
+            except sqlite3.DatabaseError as e:  # a damaged page met while reading rows
+                raise source.source_error(source_path, e, f"reading {t.name}") from None
             manifest.add(run_dir, dataclasses.replace(info, secret=secret))
             manifest.set_table(
                 t.name,
@@ -165,6 +175,12 @@ def status(run_dir: Path) -> Status:
         out.steps.append(
             ("verify", "not run" if v is None else ("passed" if v.get("ok") else "FAILED"))
         )
+    info = capture.read_capture_file(run_dir)
+    if info is not None:
+        out.steps.append(
+            ("online", f"prepared source; snapshot at change {info['snapshot_seq']} "
+             "(lite2pg sync RUN shows the lag)")
+        )  # fmt: skip
     cut = _cutover_state(run_dir)
     out.steps.append(("cutover", cut))
     return out
@@ -181,7 +197,8 @@ def _cutover_state(run_dir: Path) -> str:
         return "not run"
     data = json.loads(path.read_text())
     state = data.get("state", "done")
-    return f"{state}: {data['change']['path']}"
+    freeze = f", write freeze {data['freeze_ms']} ms" if "freeze_ms" in data else ""
+    return f"{state}: {data['change']['path']}{freeze}"
 
 
 @dataclass
@@ -326,6 +343,14 @@ def rollback(
     tables = [str(t["target"]) for t in report.get("tables", [])]
     if not tables:
         raise RunStateError(run_dir, "the run loaded no table", "nothing to roll back")
+    cut = run_dir / CUTOVER_FILE
+    if cut.exists() and json.loads(cut.read_text()).get("state") == "done (online)":
+        raise RunStateError(
+            run_dir,
+            "this run was cut over online: the app writes to PostgreSQL, and emptying its "
+            "tables would destroy those writes",
+            "to go back, point the app at SQLite yourself after lite2pg cleanup SOURCE",
+        )
     conn = connect(target, autocommit=False)
     try:
         with conn.transaction():
@@ -334,6 +359,9 @@ def rollback(
             )
             verb = "DROP TABLE {} CASCADE" if drop else "TRUNCATE {}"
             conn.execute(sql.SQL(verb).format(names))
+            # An online sync's position no longer holds for emptied tables: the next sync
+            # (after --reload) starts again from the snapshot.
+            forget_sync_state(conn, run_dir)
     finally:
         conn.close()
     restored = None

@@ -23,6 +23,7 @@ from psycopg import sql
 from lite2pg.errors import TargetError
 from lite2pg.rows import RejectSink, TableCounts
 from lite2pg.schema import TableMap
+from lite2pg.target import server_failure
 
 # Rows per SQLite fetch and per careful-mode COPY: large enough to amortise Python call
 # overhead, small enough that a batch of wide rows stays a few MB.
@@ -172,11 +173,16 @@ def load_table(
                                 write(r)
                             result.loaded += len(batch)
                 result.bytes = _relation_size(cur, schema, tm.target)
-        except psycopg.OperationalError as e:
+        except psycopg.errors.ProgramLimitExceeded as e:
+            # An OperationalError by class, but the connection is fine: the table's shape
+            # does not fit (most often, more than 8 kB of fixed-size columns in one row).
             raise TargetError(
-                f"lost the connection while loading {tm.source.name}: {_first_line(e)}",
-                "the target was rolled back; run the same command again",
+                f"PostgreSQL cannot hold the rows of {tm.target}: {_first_line(e)}",
+                "a row's fixed-size columns must fit in 8 kB: --cast some of them to text, "
+                "or drop some with a plan",
             ) from None
+        except psycopg.OperationalError as e:
+            raise server_failure(e, f"loading {tm.source.name}") from None
         except psycopg.errors.InsufficientPrivilege as e:
             raise TargetError(
                 f"not allowed to load {tm.target}: {_first_line(e)}", "grant the user CREATE/INSERT"
@@ -305,7 +311,7 @@ def attempt(
         with conn.transaction(), conn.cursor() as cur:
             cur.execute(stmt)
     except psycopg.OperationalError as e:
-        raise TargetError(f"lost the connection during {phase.name}: {_first_line(e)}") from None
+        raise server_failure(e, f"building {phase.name}") from None
     except psycopg.Error as e:
         phase.failed += 1
         phase.notes.append(f"{what}: not created: {_first_line(e)}")

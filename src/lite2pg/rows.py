@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import hashlib
 import json
 import os
 import re
@@ -69,7 +70,12 @@ def _json_value(v: Any) -> Any:
 
 
 def safe_filename(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "_"
+    """A file name for a table: the name itself when it is plain, else the name with other
+    characters as `_` plus a digest of the name, so that "a b" and "a_b" never share a file."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    if safe == name and not name.startswith("."):
+        return name
+    return f"{safe}-{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
 
 
 class RejectSink:
@@ -395,8 +401,10 @@ class RowStream:
         gone: GoneRows | None = None,
         careful: bool = False,
         scope: str | None = None,
+        hash_workers: int | None = None,
     ) -> None:
         self.src, self.pipe, self.rejects = src, pipe, rejects
+        self.hash_workers = hash_workers  # None: all cores (sync's small rounds use one)
         self.run_dir, self.progress, self.batch_size = run_dir, progress, batch_size
         self.hash_passwords = hash_passwords
         self.gone = gone
@@ -503,7 +511,9 @@ class RowStream:
                 yield key, r[pos]
 
         scope = f"{self.pipe.table.name}.{column}"
-        with PasswordHasher(policy, run_dir=self.run_dir, scope=scope) as hasher:
+        with PasswordHasher(
+            policy, run_dir=self.run_dir, scope=scope, workers=self.hash_workers
+        ) as hasher:
             for _key, result in hasher.hash_many(items()):
                 row = pending.popleft()
                 if result.error is not None:

@@ -11,24 +11,26 @@ import datetime as dt
 import hashlib
 import json
 import os
+import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 from psycopg import sql
 
-from lite2pg import source
-from lite2pg.errors import TargetError, UsageError
+from lite2pg import capture, source
+from lite2pg.errors import TargetError, UsageError, file_errors
 from lite2pg.existing import prepare_schema, run_in_place
-from lite2pg.layout import select_tables
+from lite2pg.layout import Layout, select_tables
 from lite2pg.load import BATCH_SIZE, PhaseResult, TableResult
 from lite2pg.plan import Plan, parse_plan
 from lite2pg.report import RunReport
+from lite2pg.schema import TableMap
 from lite2pg.staging import run_staged
-from lite2pg.target import Target, connect
+from lite2pg.target import Target, connect, server_failure
 
 __all__ = ["MigrateOptions", "ProgressSink", "migrate", "new_run_dir", "prepare_schema"]
 
@@ -74,6 +76,7 @@ def new_run_dir(base: Path = RUNS_DIR) -> Path:
     return path
 
 
+@file_errors
 def migrate(
     source_path: Path,
     target: Target,
@@ -115,24 +118,18 @@ def migrate(
         progress.phase("snapshot")
     snap_started = time.perf_counter()
     source.snapshot(source_path, snap)
+    # A prepared source: where the snapshot stands in the change log (sync starts there).
+    capture.write_capture_file(run_dir, snap)
     report.phases.append(PhaseResult("snapshot", 1, 0, time.perf_counter() - snap_started))
     src = source.open_readonly(snap)
     try:
         schema = source.discover(src)
         wanted = tuple(opts.tables) if opts.tables else None
         layout = select_tables(schema, wanted, opts.plan, opts.casts)
-        report.not_migrated = [
-            {"kind": s.kind, "name": s.name, "reason": s.reason} for s in schema.skipped
-        ] + [
-            {"kind": "table", "name": t.name, "reason": "skipped by the plan"}
-            for t in layout.skipped
-        ]
         conn = connect(target, autocommit=True)
         try:
             lock_schema(conn, opts.schema)
-            conn.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(opts.schema))
-            )
+            create_schema(conn, opts.schema)
             counts = {t.name: source.count_rows(src, t.name) for t in layout.tables}
             events = _Events(progress, counts)
             try:
@@ -152,26 +149,52 @@ def migrate(
                         on_done=events.done, on_phase=events.phase,
                     )  # fmt: skip
             except psycopg.OperationalError as e:
-                raise TargetError(
-                    f"lost the connection: {str(e).strip().splitlines()[0]}",
-                    "the target was rolled back; run again",
-                ) from None
+                raise server_failure(e, "loading") from None
             except psycopg.errors.InsufficientPrivilege as e:
-                raise TargetError(
-                    f"permission denied: {e.diag.message_primary}",
-                    "grant the user CREATE on the database/schema",
-                ) from None
+                raise denied(e) from None
         finally:
             conn.close()
+    except sqlite3.DatabaseError as e:
+        # A damaged page met while counting or reading rows: nothing was published.
+        raise source.source_error(source_path, e, "reading rows") from None
     finally:
         src.close()
     report.tables = results
     report.phases.extend(phases)
-    for tm in maps:
-        report.notes.extend(f"{tm.source.name}: {n}" for n in tm.notes)
+    note_skipped(report, schema, layout, maps, phases)
     rejects_dir = run_dir / "rejects"
     if rejects_dir.is_dir() and any(rejects_dir.iterdir()):
         report.rejects_dir = str(rejects_dir)
+    report.seconds = time.perf_counter() - started
+    report.write_json(run_dir / "report.json")
+    if opts.verify:
+        if progress:
+            progress.phase("verify")
+        # verify() reads report.json, then writes its section and report.html. Imported
+        # here: verify reads run directories through this module.
+        from lite2pg.verify import verify
+
+        checked = verify_loaded(verify, run_dir, target)
+        report.verify = checked.as_dict()
+        report.snapshot_sha256 = checked.snapshot_sha256
+        report.write_json(run_dir / "report.json")
+    return report
+
+
+def note_skipped(
+    report: RunReport,
+    schema: source.SourceSchema,
+    layout: Layout,
+    maps: Sequence[TableMap],
+    phases: Sequence[PhaseResult],
+) -> None:
+    """Put into the report what was not migrated as it is (triggers, virtual tables,
+    tables the plan skips, views PostgreSQL refused) and the notes of each table."""
+    report.not_migrated = [
+        {"kind": s.kind, "name": s.name, "reason": s.reason} for s in schema.skipped
+    ] + [{"kind": "table", "name": t.name, "reason": "skipped by the plan"} for t in layout.skipped]
+    for tm in maps:
+        report.notes.extend(f"{tm.source.name}: {n}" for n in tm.notes)
     for p in phases:
         if p.name == "views":
             failed = {n.split(":")[0].removeprefix("view ") for n in p.notes}
@@ -184,20 +207,6 @@ def migrate(
                 for v in schema.views
                 if v.name in failed
             ]
-    report.seconds = time.perf_counter() - started
-    report.write_json(run_dir / "report.json")
-    if opts.verify:
-        if progress:
-            progress.phase("verify")
-        # verify() reads report.json, then writes its section and report.html. Imported
-        # here: verify reads run directories through this module.
-        from lite2pg.verify import verify
-
-        checked = verify(run_dir, target)
-        report.verify = checked.as_dict()
-        report.snapshot_sha256 = checked.snapshot_sha256
-        report.write_json(run_dir / "report.json")
-    return report
 
 
 class _Events:
@@ -222,6 +231,40 @@ class _Events:
     def phase(self, name: str) -> None:
         if self.progress:
             self.progress.phase(name)
+
+
+V = TypeVar("V")
+
+
+def verify_loaded(verify: Callable[[Path, Target], V], run_dir: Path, target: Target) -> V:
+    """verify(run_dir, target) after a committed load: a lost connection is one line, with
+    exit code 1 (the run is loaded) and the command that finishes the proof."""
+    try:
+        return verify(run_dir, target)
+    except psycopg.OperationalError as e:
+        failure = server_failure(
+            e,
+            "verifying",
+            f"the load is committed; once the server answers, run lite2pg verify {run_dir}",
+        )
+        failure.exit_code = 1
+        raise failure from None
+
+
+def denied(e: psycopg.errors.InsufficientPrivilege) -> TargetError:
+    """The one-line error for a statement the target's user may not run."""
+    return TargetError(
+        e.diag.message_primary or str(e).strip().splitlines()[0],
+        "grant the user CREATE on the database and on the schema, or use one that has it",
+    )
+
+
+def create_schema(conn: psycopg.Connection[Any], schema: str) -> None:
+    """CREATE SCHEMA IF NOT EXISTS; a user without the right gets one line saying so."""
+    try:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    except psycopg.errors.InsufficientPrivilege as e:
+        raise denied(e) from None
 
 
 def lock_key(schema: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sqlite3
@@ -10,11 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lite2pg.errors import SourceError
+from lite2pg.errors import RunDirError, SourceError, UsageError
 
 SQLITE_HEADER = b"SQLite format 3\x00"
-# How long to wait for another process's write lock before giving up with a clear error.
+# How long to wait for another process's write lock before giving up with a clear error:
+# long enough for an app's ordinary write transactions, short enough to not look hung.
 BUSY_TIMEOUT_S = 30.0
+BUSY_TIMEOUT_ENV = "LITE2PG_BUSY_TIMEOUT"
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,10 @@ class SourceSchema:
         raise KeyError(name)
 
 
+# Tables and triggers that `lite2pg prepare` adds (capture.py); discovery leaves them out.
+LITE2PG_PREFIX = "_lite2pg_"
+
+
 def quote_ident(name: str) -> str:
     """Quote an identifier for SQLite."""
     return '"' + name.replace('"', '""') + '"'
@@ -129,18 +136,100 @@ def check_sqlite_file(path: Path) -> None:
         )
 
 
+def busy_timeout() -> float:
+    """Seconds to wait for a writer's lock on the source: $LITE2PG_BUSY_TIMEOUT, else 30."""
+    raw = os.environ.get(BUSY_TIMEOUT_ENV)
+    if raw is None or not raw.strip():
+        return BUSY_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 86_400:
+        raise UsageError(
+            f"{BUSY_TIMEOUT_ENV}={raw!r} is not a number of seconds",
+            f"e.g. {BUSY_TIMEOUT_ENV}=30",
+        )
+    return value
+
+
+def _locked(e: sqlite3.Error) -> bool:
+    return isinstance(e, sqlite3.OperationalError) and (
+        "locked" in str(e).lower() or "busy" in str(e).lower()
+    )
+
+
+def source_error(path: Path, e: sqlite3.Error, doing: str) -> SourceError:
+    """The one-line error for a SQLite failure while `doing` something to the source."""
+    if _locked(e):
+        return SourceError(
+            str(path),
+            f"{doing}: {e}: a writer held the lock for more than {busy_timeout():g}s",
+            f"retry when the app is idle, or wait longer with {BUSY_TIMEOUT_ENV}=SECONDS",
+        )
+    if getattr(e, "sqlite_errorname", "") == "SQLITE_READONLY_ROLLBACK":
+        return SourceError(
+            str(path),
+            f"{doing}: a write transaction was interrupted and its {path.name}-journal must "
+            "be rolled back first, which a read-only reader may not do",
+            f"stop the app, then let SQLite roll it back: sqlite3 {path} 'PRAGMA quick_check'",
+        )
+    if isinstance(e, sqlite3.OperationalError) and "unable to open" in str(e).lower():
+        return SourceError(
+            str(path),
+            f"{doing}: {e}",
+            "a WAL database needs its -shm file, or a directory where SQLite may create it",
+        )
+    if getattr(e, "sqlite_errorname", "") in _DAMAGED or not isinstance(
+        e, sqlite3.OperationalError
+    ):
+        return SourceError(
+            str(path),
+            f"{doing}: the file is corrupt ({e})",
+            f"recover it first: sqlite3 {path} .recover | sqlite3 recovered.db",
+        )
+    return SourceError(str(path), f"{doing}: {e}", "is the file readable and complete?")
+
+
+_DAMAGED = ("SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_IOERR_SHORT_READ")
+# SQLite's codes for a write that failed: the snapshot's disk, not the source.
+_WRITE_FAILED = ("SQLITE_FULL", "SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC", "SQLITE_IOERR_TRUNCATE")
+
+
+# quick_check also reports rows that break a CHECK, NOT NULL or STRICT type: the data's
+# problem, not the file's; the load rejects such rows (or reports the constraint) itself.
+_DATA_PROBLEM = re.compile(r"CHECK constraint failed|NULL value in |(non-)?\w+ value in ")
+
+
 def open_readonly(path: Path) -> sqlite3.Connection:
     """Open a SQLite database read-only; the source is never modified."""
     check_sqlite_file(path)
     uri = f"{path.resolve().as_uri()}?mode=ro"
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout(), check_same_thread=False)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError as e:
+            if "unable to open" not in str(e).lower() or not _quiet_wal(path):
+                raise
+            # A WAL database in a directory SQLite cannot write to (no -shm can be made).
+            # With no -wal file there is nothing uncheckpointed and no writer (a writer
+            # would need to create -wal): the main file is the whole database.
+            conn = sqlite3.connect(
+                uri + "&immutable=1", uri=True, timeout=busy_timeout(), check_same_thread=False
+            )
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as e:
-        raise SourceError(
-            str(path), f"cannot open: {e}", "is the file complete and not corrupt?"
-        ) from e
+        raise source_error(path, e, "cannot open") from e
     return conn
+
+
+def _quiet_wal(path: Path) -> bool:
+    """True for a WAL-mode database file without a -wal file (or with an empty one)."""
+    with path.open("rb") as f:
+        header = f.read(20)
+    wal = Path(f"{path}-wal")
+    return header[18:20] == b"\x02\x02" and (not wal.exists() or wal.stat().st_size == 0)
 
 
 def snapshot(path: Path, dest: Path) -> None:
@@ -162,11 +251,35 @@ def snapshot(path: Path, dest: Path) -> None:
         try:
             src.backup(dst, pages=-1)
         except sqlite3.DatabaseError as e:
-            raise SourceError(str(path), f"snapshot failed: {e}", "is the file corrupt?") from e
+            if getattr(e, "sqlite_errorname", "") in _WRITE_FAILED or "disk is full" in str(e):
+                raise RunDirError(
+                    str(dest), str(e), "free some space, or pass --run-dir on a disk with room"
+                ) from e
+            raise source_error(path, e, "snapshot failed") from e
         finally:
             dst.close()
     finally:
         src.close()
+
+
+def quick_check(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a damaged file: PRAGMA quick_check reads every page once (about 4 s per GB
+    here). `check` runs it; a load does not, since reading a table's rows reads each of
+    its pages anyway, and a damaged one fails the run before anything is published."""
+    try:
+        problems = [
+            " ".join(r[0].split())
+            for r in conn.execute("PRAGMA quick_check(100)")
+            if not _DATA_PROBLEM.match(r[0])
+        ][:3] or ["ok"]
+    except sqlite3.DatabaseError as e:
+        raise source_error(path, e, "checking the file") from e
+    if problems != ["ok"]:
+        raise SourceError(
+            str(path),
+            f"the file is corrupt (quick_check: {'; '.join(problems)})",
+            f"recover it first: sqlite3 {path} .recover | sqlite3 recovered.db",
+        )
 
 
 _AUTOINC = re.compile(r"\bAUTOINCREMENT\b", re.IGNORECASE)
@@ -268,10 +381,12 @@ def _discover(conn: sqlite3.Connection) -> SourceSchema:
         if kind == "shadow":
             skipped.append(Skipped("shadow table", name, "belongs to a virtual table"))
             continue
+        if name.startswith(LITE2PG_PREFIX):
+            continue  # lite2pg's own change capture (capture.py): never migrated
         tables.append(_table(conn, name, bool(wr), bool(strict), master, sequences))
 
     for (kind, name), (tbl, sql) in sorted(master.items()):
-        if kind == "trigger":
+        if kind == "trigger" and not name.startswith(LITE2PG_PREFIX):
             skipped.append(
                 Skipped(
                     "trigger",
@@ -354,9 +469,10 @@ def _table(
     ):
         fks.setdefault(fid, []).append((ref, frm, to, on_update, on_delete))
     deferrable = "DEFERRABLE INITIALLY DEFERRED" in re.sub(r"\s+", " ", sql.upper())
+    own = {c.name.lower(): c.name for c in cols}  # FK clauses may spell names in any case
     foreign_keys = tuple(
         ForeignKey(
-            columns=tuple(p[1] for p in parts),
+            columns=tuple(own.get(p[1].lower(), p[1]) for p in parts),
             ref_table=parts[0][0],
             ref_columns=tuple(p[2] for p in parts if p[2] is not None),
             on_update=parts[0][3],
@@ -400,10 +516,12 @@ def _resolve_fk_targets(tables: list[Table]) -> None:
                 )
             elif fk.ref_table.lower() in by_name:
                 parent = by_name[fk.ref_table.lower()]
+                # SQLite matches column names whatever their case; PostgreSQL does not.
+                spelled = {c.name.lower(): c.name for c in parent.columns}
                 fk = ForeignKey(
                     fk.columns,
                     parent.name,
-                    fk.ref_columns,
+                    tuple(spelled.get(c.lower(), c) for c in fk.ref_columns),
                     fk.on_update,
                     fk.on_delete,
                     fk.deferrable,
@@ -488,5 +606,8 @@ def stream_query(
                 yielded += len(rows)
                 yield rows, slow
         finally:
-            cur.close()
-            conn.text_factory = caller_factory
+            # A run that stops midway may collect this generator after its connection
+            # closed: there is nothing left to release then.
+            with contextlib.suppress(sqlite3.ProgrammingError):
+                cur.close()
+                conn.text_factory = caller_factory

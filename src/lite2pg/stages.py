@@ -30,7 +30,7 @@ from lite2pg.artifacts import (
     verify_file,
     write_manifest,
 )
-from lite2pg.errors import TargetError
+from lite2pg.errors import file_errors
 from lite2pg.existing import begin_in_place, existing_maps, finish_in_place, no_create
 from lite2pg.layout import create_maps, parents_first, select_tables, table_plan
 from lite2pg.lifecycle import RunStateError
@@ -45,10 +45,17 @@ from lite2pg.rows import (
     gather_rejects,
 )
 from lite2pg.rows import safe_filename as _file
-from lite2pg.run import SNAPSHOT_NAME, lock_schema, read_run_file
+from lite2pg.run import (
+    SNAPSHOT_NAME,
+    denied,
+    lock_schema,
+    note_skipped,
+    read_run_file,
+    verify_loaded,
+)
 from lite2pg.schema import TableMap, create_table_sql
 from lite2pg.staging import check_absent, drop_stage, open_stage, publish
-from lite2pg.target import Target, connect
+from lite2pg.target import Target, connect, server_failure
 
 
 def _csv_value(value: Any) -> Any:
@@ -60,6 +67,7 @@ def _csv_value(value: Any) -> Any:
     return value
 
 
+@file_errors
 def transform(run_dir: Path) -> dict[str, dict[str, int]]:
     """Step 2: every table of the run's snapshot through the plan, to transformed/*.csv.
 
@@ -171,6 +179,7 @@ class _CsvRows:
         self.rejects.write(self.table, key, column, reason, row, self.pipe.secret_columns)
 
 
+@file_errors
 def load(
     run_dir: Path,
     target: Target,
@@ -183,9 +192,10 @@ def load(
     `migrate` does) prove the result against the snapshot."""
     source_path, opts = read_run_file(run_dir)
     manifest = _manifest(run_dir)
-    counts: dict[str, dict[str, int]] = manifest.tables.get("_transform", {}).get("counts", {})
-    if not counts:
+    transformed = manifest.tables.get("_transform", {})
+    if "counts" not in transformed:  # (a source without tables transforms to no counts)
         raise RunStateError(run_dir, "nothing transformed yet", "run lite2pg transform first")
+    counts: dict[str, dict[str, int]] = transformed["counts"]
     for name in counts:
         verify_file(run_dir, f"transformed/{_file(name)}.csv", manifest=manifest)
     journal = Journal(run_dir)
@@ -216,11 +226,13 @@ def load(
                 conn, run_dir, maps, names, opts.schema, rejects, drop or opts.drop, schema,
                 progress, counts,
             )  # fmt: skip
+    except psycopg.errors.InsufficientPrivilege as e:
+        journal.set_stage("load", "failed", reason="permission denied")
+        raise denied(e) from None
     except psycopg.OperationalError as e:
-        journal.set_stage("load", "failed", reason="lost the connection")
-        raise TargetError(
-            f"lost the connection: {str(e).strip().splitlines()[0]}", "run load again"
-        ) from None
+        failure = server_failure(e, "loading")
+        journal.set_stage("load", "failed", reason=failure.problem)
+        raise failure from None
     except BaseException as e:
         journal.set_stage("load", "failed", reason=str(e).splitlines()[0] if str(e) else repr(e))
         raise
@@ -238,6 +250,7 @@ def load(
         r.filtered = c.get("filtered", 0)
     report.tables = results
     report.phases = phases
+    note_skipped(report, schema, layout, maps, phases)
     rejects_dir = run_dir / "rejects"
     if rejects_dir.is_dir() and any(rejects_dir.iterdir()):
         report.rejects_dir = str(rejects_dir)
@@ -247,7 +260,7 @@ def load(
     if verify:
         from lite2pg.verify import verify as verify_run
 
-        checked = verify_run(run_dir, target)
+        checked = verify_loaded(verify_run, run_dir, target)
         report.verify = checked.as_dict()
         report.snapshot_sha256 = checked.snapshot_sha256
         report.write_json(run_dir / "report.json")

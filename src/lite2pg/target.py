@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -14,6 +15,21 @@ import psycopg
 from lite2pg.errors import TargetError
 
 EMBEDDED_DIR = Path(".lite2pg") / "pg"
+
+# When the server goes away mid-COPY, psycopg logs "error ignored terminating <Copy>" (and
+# the like for rollbacks) before the error itself is raised; without a handler that goes to
+# stderr through logging's last resort, beside lite2pg's one-line error. Records still reach
+# any handler an application configures.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
+
+# What libpq says when the server is there but restarting (or died as we connected).
+_GOING_AWAY = (
+    "closed the connection unexpectedly",
+    "shutting down",
+    "starting up",
+    "in recovery mode",
+    "terminating connection",
+)
 _PG_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
 
 
@@ -33,7 +49,8 @@ class Target:
 def redact(dsn: str) -> str:
     """The conninfo with any password replaced by ***."""
     dsn = re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", dsn)
-    return re.sub(r"(password\s*=\s*)(\S+)", r"\1***", dsn)
+    # A key=value password may be quoted and hold spaces: 'correct horse \' battery'.
+    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)", r"\1***", dsn)
 
 
 def resolve(target: str | None, *, embedded_dir: Path | None = None) -> Target:
@@ -79,10 +96,20 @@ def connect(target: Target, *, autocommit: bool = False) -> psycopg.Connection[t
     try:
         conn = psycopg.connect(target.dsn, autocommit=autocommit, connect_timeout=10)
     except psycopg.OperationalError as e:
-        first = str(e).strip().splitlines()[-1] if str(e).strip() else "connection failed"
+        # libpq puts one line per address tried (the last one says most) and continues a
+        # line with tab-indented lines ("\tThis probably means the server terminated...").
+        lines = [line for line in str(e).splitlines() if line.strip()]
+        heads = [line for line in lines if not line[0].isspace()] or lines
+        first = heads[-1].strip() if heads else "connection failed"
         hint = "check that the server runs and that host, port, user and password are right"
-        if "password" in first.lower():
+        if any(w in first.lower() for w in _GOING_AWAY):
+            hint = (
+                "the server is restarting or went away; once it answers, run the same command again"
+            )
+        elif "password" in first.lower():
             hint = "check the user name and password"
+        elif "role" in first.lower() and "does not exist" in first.lower():
+            hint = "check the user name: the server has no such role"
         elif "does not exist" in first.lower():
             hint = "create the database first, or name one that exists"
         raise TargetError(f"cannot connect to {target.display}: {first}", hint) from None
@@ -102,3 +129,31 @@ def connect(target: Target, *, autocommit: bool = False) -> psycopg.Connection[t
     if not autocommit:
         conn.commit()
     return conn
+
+
+ROLLED_BACK = "the target was rolled back; run the same command again"
+
+
+def server_failure(e: psycopg.OperationalError, doing: str, then: str = ROLLED_BACK) -> TargetError:
+    """An OperationalError while `doing` something ("loading users") as one line and a hint
+    that ends with `then` (what to do next).
+
+    psycopg files more than a lost connection under OperationalError: a lock_timeout that
+    ran out, a statement someone cancelled, a server shutting down or restarting."""
+    text = str(e).strip()
+    first = text.splitlines()[0] if text else type(e).__name__
+    if isinstance(e, psycopg.errors.LockNotAvailable):
+        return TargetError(
+            f"timed out waiting for a lock while {doing}: {first}",
+            "another session holds a lock on a target table (pg_locks shows which): end it "
+            f"or raise lock_timeout; {then}",
+        )
+    if isinstance(e, psycopg.errors.QueryCanceled):
+        return TargetError(
+            f"the server cancelled a statement while {doing}: {first}",
+            f"a statement or lock timeout ran out, or someone ran pg_cancel_backend; {then}",
+        )
+    return TargetError(
+        f"lost the connection while {doing}: {first}",
+        f"the server restarted or the network failed; once it answers, {then}",
+    )

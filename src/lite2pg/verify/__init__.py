@@ -11,26 +11,33 @@ rejects/ and the password cache. The checks:
 3. Content: both sides streamed in primary-key order and merged; missing, extra and changed
    rows are reported with the key, the columns and both values (secrets redacted). Rows
    the run rejected must be absent, every other row present and equal.
-4. Digests: SHA-256 of each side's canonical rows, per table, and of the snapshot (kept in
-   report.json and checked again by every later verify).
+4. Digests: SHA-256 of each side's canonical rows, per table (lite2pg-v2: per column, the
+   canonical text of its values in key order, then the column digests hashed together; the
+   same whichever path compared a row), and of the snapshot (kept in report.json and checked
+   again by every later verify).
 5. Spot-checks: a few seeded random rows per table, source raw -> expected -> target.
 6. Application-level checks: for every `map` column the value distribution, and for every
    foreign key column the rows per parent key, source-through-plan against PostgreSQL.
 
-How content is compared fast, yet exactly: PostgreSQL renders every column in SQL into a
-*canonical* Python value (integers and 0/1 booleans as int, floats as float, numerics as
-text without trailing zeros, timestamps as UTC text at microsecond precision, text and
-enums as str, bytea as bytes). For most rows SQLite's raw value already is that value, so
-a window of rows is compared with one list comparison in C. A window that differs is
-merged row by row: each source row not equal as it stands goes through the run's own
-pipeline (plan transforms, coercion, orphan policies, the password cache) before its
-columns are compared. The fast path can only ever skip work on rows that are equal, never
-hide a difference. Large tables are split into key ranges verified in parallel processes.
+How content is compared fast, yet exactly. Tables keyed by an INTEGER PRIMARY KEY with no
+plan transforms, passwords or float columns take the fast path (_fast): chunks of rows are
+rendered as canonical text in SQL by SQLite and by PostgreSQL at once, and compared as
+bytes, with guards that make equal bytes a proof (the argument is in _fast's docstring).
+Any chunk that is not proven equal, and every other table, goes through the row-by-row
+path: PostgreSQL renders every column in SQL into a *canonical* Python value (integers and
+0/1 booleans as int, floats as float, numerics as text without trailing zeros, timestamps
+as UTC text at microsecond precision, text and enums as str, bytea as bytes). For most rows
+SQLite's raw value already is that value, so a window of rows is compared with one list
+comparison in C. A window that differs is merged row by row: each source row not equal as
+it stands goes through the run's own pipeline (plan transforms, coercion, orphan policies,
+the password cache) before its columns are compared. Neither shortcut can hide a
+difference: each only skips work on rows it has shown equal. Large tables are split into
+key ranges verified in parallel processes.
 
 The package: this module is the public surface; the private modules hold one concern each
-(_report: result objects, _main: the whole run, _counts, _fks, _content/_unordered/_stream:
-the comparison, _parallel: the jobs, _distributions, _spot, _passwords, _rejects, _canon,
-_table and _run: a run's tables reopened).
+(_report: result objects, _main: the whole run, _counts, _fks, _fast/_content/_unordered/
+_stream: the comparison, _parallel: the jobs, _distributions, _spot, _passwords, _rejects,
+_canon, _table and _run: a run's tables reopened).
 """
 
 from __future__ import annotations
@@ -85,7 +92,15 @@ def verify(
     sample: int = 5,
     seed: int = 0,
     float_tolerance: float = 0.0,
+    pg_snapshot: str | None = None,
 ) -> VerifyReport:
     """Check a migrate run's target against transform(snapshot) and return the report;
-    also write it into report.json ("verify") and report.html in the run directory."""
-    return _run_verify(run_dir, target, sample, seed, float_tolerance, UNIT_ROWS, PARALLEL_MIN_ROWS)
+    also write it into report.json ("verify") and report.html in the run directory.
+
+    `pg_snapshot` (from pg_export_snapshot(), its transaction still open) verifies the
+    target as it was then: an online cutover checks the state it handed over while the
+    app already writes to PostgreSQL."""
+    return _run_verify(
+        run_dir, target, sample, seed, float_tolerance, UNIT_ROWS, PARALLEL_MIN_ROWS,
+        pg_snapshot,
+    )  # fmt: skip

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import math
-import pickle
+import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -29,6 +28,22 @@ _TEXTUAL = (
     Family.TIMESTAMP,
     Family.DATE,
 )
+
+_TIME = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
+# SQLite SQL, true for text in column {c} that does NOT have the shape PostgreSQL prints
+# for values of the family that transform can give: PostgreSQL also prints 'NaN',
+# 'infinity', BC dates and five-digit years, which transform rejects, so source text that
+# reads the same must not be taken as equal without the pipeline.
+_NOT_TIME = (
+    f"NOT ({{c}} GLOB '{_TIME}' OR ({{c}} GLOB '{_TIME}.[0-9]*' "
+    "AND substr({c}, 21) NOT GLOB '*[^0-9]*'))"
+)
+_SHAPE = {
+    Family.NUMERIC: "{c} GLOB '*[^0-9.-]*'",
+    Family.TIMESTAMPTZ: _NOT_TIME,
+    Family.TIMESTAMP: _NOT_TIME,
+    Family.DATE: "NOT {c} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'",
+}
 
 # PostgreSQL side: each column rendered as the canonical Python value (see the module doc).
 _PG_CANON = {
@@ -146,48 +161,81 @@ def _show(value: Any, secret: bool = False, limit: int = 60) -> str:
     return str(value)
 
 
-def _encode_rows(rows: Sequence[Row]) -> memoryview:
-    """The rows as one byte string that is the concatenation of each row's encoding
-    (pickle protocol 3 without memo), so a digest does not depend on batch boundaries."""
-    buf = io.BytesIO()
-    pickler = pickle.Pickler(buf, 3)
-    pickler.fast = True  # no memo: equal values always give equal bytes
-    pickler.dump((None, None, None, None, *rows))
-    # Strip PROTO 3 + MARK + 4 x NONE at the front and TUPLE + STOP at the end.
-    return buf.getbuffer()[7:-2]
+# The canonical text of a column, which the per-table digests hash (lite2pg-v2) and which
+# the fast path has SQLite and PostgreSQL render in SQL: each value's text followed by US.
+# An integer is its decimal digits, a boolean 0/1, a float Python's repr, bytea upper-case
+# hex, text itself with ESC put before each of ESC, GS, RS and US (so the encoding is
+# injective), other types their canonical text (see the module doc). NULL is GS in the
+# columns where the empty string is a value (text, enums, other types, bytea), else empty.
+US, RS, GS, ESC = "\x1f", "\x1e", "\x1d", "\x1b"
+_CONTROL = re.compile("[\x1b\x1d\x1e\x1f]")
+_GS_FAMILIES = (Family.TEXT, Family.ENUM, Family.OTHER, Family.BYTEA)
+
+
+def null_marker(pg: PgType) -> str:
+    """How NULL reads in the canonical text of a column of this type."""
+    return GS if pg.family in _GS_FAMILIES else ""
+
+
+def _text(v: Any, null: str) -> str:
+    if v is None:
+        return null
+    if isinstance(v, str):
+        return _CONTROL.sub(lambda m: ESC + m.group(), v) if _CONTROL.search(v) else v
+    if isinstance(v, bytes):
+        return v.hex().upper()
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
 
 
 class _Digests:
-    """SHA-256 of each side's canonical rows, shared while both sides are equal."""
+    """SHA-256 of each side's canonical rows: one hash per column over the column's
+    canonical text in key order (so chunks may be rendered column by column), combined as
+    SHA-256 of the column digests in column order. Shared while both sides are equal."""
 
-    def __init__(self) -> None:
-        self.shared: Any = hashlib.sha256()
-        self.src: Any = None
-        self.pg: Any = None
+    def __init__(self, nulls: Sequence[str]) -> None:
+        self.nulls = list(nulls)
+        self.shared: list[Any] | None = [hashlib.sha256() for _ in self.nulls]
+        self.src: list[Any] = []
+        self.pg: list[Any] = []
+
+    def _update(self, hashes: list[Any], rows: Sequence[Row]) -> None:
+        for j, null in enumerate(self.nulls):
+            text = "".join([_text(row[1 + j], null) + US for row in rows])
+            hashes[j].update(text.encode("utf-8", "surrogatepass"))
+
+    def both_text(self, j: int, data: bytes) -> None:
+        """Column j's canonical text of some rows (the fast path), equal on both sides."""
+        for hashes in (self.shared,) if self.shared is not None else (self.src, self.pg):
+            hashes[j].update(data)
 
     def both(self, rows: Sequence[Row]) -> None:
         if not rows:
             return
-        data = _encode_rows(rows)
         if self.shared is not None:
-            self.shared.update(data)
+            self._update(self.shared, rows)
         else:
-            self.src.update(data)
-            self.pg.update(data)
+            self._update(self.src, rows)
+            self._update(self.pg, rows)
 
     def apart(self, src_rows: Sequence[Row], pg_rows: Sequence[Row]) -> None:
         if self.shared is not None:
-            self.src, self.pg, self.shared = self.shared.copy(), self.shared, None
+            self.src, self.pg = [h.copy() for h in self.shared], self.shared
+            self.shared = None
         if src_rows:
-            self.src.update(_encode_rows(src_rows))
+            self._update(self.src, src_rows)
         if pg_rows:
-            self.pg.update(_encode_rows(pg_rows))
+            self._update(self.pg, pg_rows)
 
     def result(self) -> tuple[bytes, bytes]:
+        def combine(hashes: list[Any]) -> bytes:
+            return hashlib.sha256(b"".join(h.digest() for h in hashes)).digest()
+
         if self.shared is not None:
-            d = self.shared.digest()
+            d = combine(self.shared)
             return d, d
-        return self.src.digest(), self.pg.digest()
+        return combine(self.src), combine(self.pg)
 
 
 def _row_hash(row: Row) -> int:

@@ -12,7 +12,7 @@ from psycopg import sql
 
 from lite2pg.coerce import Family
 from lite2pg.load import prefetch
-from lite2pg.verify._canon import REDACTED, Row, _cmp, _Digests, _show
+from lite2pg.verify._canon import REDACTED, Row, _cmp, _Digests, _show, null_marker
 from lite2pg.verify._passwords import _Password, _PasswordChecks
 from lite2pg.verify._stream import WINDOW, _Stream, _UnitResult, _UnitSpec
 from lite2pg.verify._table import _Table, _Unordered
@@ -24,7 +24,7 @@ class _Ordered(_Stream):
 
     def __init__(self, t: _Table, spec: _UnitSpec, res: _UnitResult) -> None:
         super().__init__(t, spec, res)
-        self.digests = _Digests()
+        self.digests = _Digests([null_marker(c.pg_type) for c in t.columns])
         self.last_key: tuple[Any, ...] | None = None
         self.passwords = _PasswordChecks(
             res.passwords, t.pipe.hashed, spec.sample, f"{spec.seed}:{t.tm.source.name}:{spec.unit}"
@@ -32,6 +32,11 @@ class _Ordered(_Stream):
         self.other_cache: dict[tuple[int, str], str | None] = {}
 
     def run(self) -> None:
+        self.compare_range()
+        self._finish()
+
+    def compare_range(self) -> None:
+        """Merge the rows of the key range [self.lo, self.hi) into the job's results."""
         src = _Buffer(self._source_batches(True))
         tgt = _Buffer(prefetch(self._target_batches(True), depth=2))
         res = self.res
@@ -63,7 +68,6 @@ class _Ordered(_Stream):
             tgt.pos += j
         src.close()
         tgt.close()
-        self._finish()
 
     def _merge(self, s: list[Row], p: list[Row], s_final: bool, p_final: bool) -> tuple[int, int]:
         t, res = self.t, self.res

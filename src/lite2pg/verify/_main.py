@@ -3,28 +3,37 @@ keys, distributions, spot-checks, then report.json and report.html."""
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from decimal import InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from psycopg import sql
+
 from lite2pg import source
+from lite2pg.coerce import Family, converter
+from lite2pg.errors import TransformError
 from lite2pg.layout import parents_first, table_plan
 from lite2pg.run import SNAPSHOT_NAME
+from lite2pg.schema import TableMap
 from lite2pg.source import quote_ident
 from lite2pg.target import Target
 from lite2pg.verify._canon import Row, snapshot_sha256
 from lite2pg.verify._counts import _fold, _pg_count, _reconcile
 from lite2pg.verify._distributions import _map_distributions
+from lite2pg.verify._fast import fast_path_refusal
 from lite2pg.verify._fks import _check_foreign_keys
 from lite2pg.verify._parallel import _run_jobs, _unit_specs
 from lite2pg.verify._rejects import _check_run_rejects
 from lite2pg.verify._report import TableVerification, VerifyError, VerifyReport
-from lite2pg.verify._run import _key_columns, _open_run
+from lite2pg.verify._run import _key_columns, _open_run, _Run
 from lite2pg.verify._spot import _spot_checks
+from lite2pg.verify._table import _Table
 
 
 def _run_verify(
@@ -35,6 +44,7 @@ def _run_verify(
     float_tolerance: float,
     unit_rows: int,
     parallel_min_rows: int,
+    pg_snapshot: str | None = None,
 ) -> VerifyReport:
     """`lite2pg.verify.verify`, with the package's tuning constants passed in."""
     started = time.perf_counter()
@@ -66,6 +76,7 @@ def _run_verify(
             started,
             unit_rows,
             parallel_min_rows,
+            pg_snapshot,
         )
     except BaseException:
         actual = hashing.result()
@@ -144,10 +155,11 @@ def _verify(
     started: float,
     unit_rows: int,
     parallel_min_rows: int,
+    given_snapshot: str | None = None,
 ) -> VerifyReport:
     phases: dict[str, float] = {}
     t0 = time.perf_counter()
-    main = _open_run(run_dir, target, None)
+    main = _open_run(run_dir, target, given_snapshot)
     try:
         row = main.pg.execute("SELECT pg_export_snapshot()").fetchone()
         pg_snapshot = str(row[0]) if row else None
@@ -179,7 +191,6 @@ def _verify(
                 tv.filtered = source.count_rows(
                     main.src, tm.source.name, f"NOT coalesce(({tp.where}), 0)"
                 )
-            tv.target_rows = _pg_count(main, tm.target)
             sizes[tm.source.name] = tv.source_rows
             alias = tm.source.rowid_alias
             bounds[tm.source.name] = None
@@ -196,7 +207,25 @@ def _verify(
         specs = _unit_specs(
             run_dir, target, pg_snapshot, order, sizes, bounds, sample, seed, tolerance, unit_rows
         )
-        results, fk_totals = _run_jobs(main, order, specs, sizes, parallel_min_rows)
+        # PostgreSQL counts its rows, and the snapshot its rows per FK value for the tables
+        # the fast path takes, while the content jobs run (they have connections of their
+        # own): this work overlaps theirs instead of coming first.
+        counting = _Background(_background_counts, main, order)
+        try:
+            results, fk_totals = _run_jobs(main, order, specs, sizes, parallel_min_rows)
+        finally:
+            target_rows, null_keys, fk_raw = counting.result()
+        for tm in order:
+            name = tm.source.name
+            if name in target_rows:
+                tables[name].target_rows = target_rows[name]
+            else:  # the fast path's tables: the rows its jobs counted, and NULL keys
+                counted = sum(u.target_rows for u in results.get(name, []))
+                tables[name].target_rows = counted + null_keys[name]
+            totals = fk_totals[tm.source.name]
+            if totals.fast:
+                for column, (raw, key, integers) in fk_raw.get(tm.source.name, {}).items():
+                    totals.add_source(column, raw, key, integers)
         phases["content"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -232,3 +261,64 @@ def _verify(
         return report
     finally:
         main.close()
+
+
+_FkRaw = dict[str, dict[str, tuple[collections.Counter[Any], Callable[[Any], Any], bool]]]
+
+
+def _background_counts(
+    main: _Run, order: Sequence[TableMap]
+) -> tuple[dict[str, int], dict[str, int], _FkRaw]:
+    """PostgreSQL's row count per table, except for the tables the fast path takes: its
+    jobs count every row of the key ranges on both sides, so only the rows with a NULL key
+    (in no range) are counted here. For those tables also the snapshot's rows per raw value
+    of each FK column (after the plan's filter), with the function that makes a raw value
+    canonical."""
+    counts: dict[str, int] = {}
+    null_keys: dict[str, int] = {}
+    raw: _FkRaw = {}
+    for tm in order:
+        t = _Table(main, tm.source.name, {})
+        if fast_path_refusal(t) is not None:
+            counts[tm.source.name] = _pg_count(main, tm.target)
+            continue
+        key = sql.Identifier(t.columns[t.key_s[0]].target)
+        row = main.pg.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE {} IS NULL").format(t.qualified, key)
+        ).fetchone()
+        null_keys[tm.source.name] = int(row[0]) if row else 0
+        where = f" WHERE {t.pipe.where}" if t.pipe.where else ""
+        for i in t.fk_positions:
+            q = quote_ident(t.pipe.source_columns[i])
+            # Text that is not UTF-8 reads as the content jobs read it (InvalidText).
+            factory = main.src.text_factory
+            main.src.text_factory = source.decode_text
+            try:
+                rows = main.src.execute(
+                    f"SELECT {q}, count(*) FROM {quote_ident(tm.source.name)}{where} GROUP BY 1"
+                ).fetchall()
+            finally:
+                main.src.text_factory = factory
+            pg_type = t.columns[i].pg_type
+            raw.setdefault(tm.source.name, {})[t.columns[i].target] = (
+                collections.Counter(dict(rows)),
+                _canonical(converter(pg_type), t.canon[i], pg_type.int_range),
+                pg_type.family is Family.INTEGER,
+            )
+    return counts, null_keys, raw
+
+
+def _canonical(
+    conv: Callable[[Any], Any], canon: Callable[[Any], Any], int_range: tuple[int, int] | None
+) -> Callable[[Any], Any]:
+    lo, hi = int_range or (1, 0)
+
+    def key(value: Any) -> Any:
+        if type(value) is int and lo <= value <= hi:
+            return value  # an integer column's value as it stands (the common FK)
+        try:
+            return canon(conv(value))
+        except (TransformError, ValueError, TypeError, InvalidOperation):
+            return ("raw value", repr(value))  # no canonical value equals a tuple
+
+    return key

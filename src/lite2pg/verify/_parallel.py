@@ -20,6 +20,7 @@ from lite2pg.target import Target
 from lite2pg.verify._canon import Row
 from lite2pg.verify._content import _Ordered
 from lite2pg.verify._distributions import _FkTotals
+from lite2pg.verify._fast import _Fast, fast_path_refusal
 from lite2pg.verify._report import VerifyError
 from lite2pg.verify._run import _open_run, _Run
 from lite2pg.verify._stream import _Stream, _UnitResult, _UnitSpec
@@ -38,7 +39,8 @@ def _run_unit(spec: _UnitSpec) -> _UnitResult:
             _compare(_UnorderedStream(t, spec, res))
         else:
             try:
-                _compare(_Ordered(t, spec, res))
+                refusal = fast_path_refusal(t)
+                _compare(_Ordered(t, spec, res) if refusal else _Fast(t, spec, res))
             except _Unordered:
                 res = _UnitResult(spec.table, spec.unit)
                 res.notes.append(

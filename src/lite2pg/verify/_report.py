@@ -12,7 +12,9 @@ from lite2pg.errors import Lite2pgError
 MAX_SHOWN = 20
 # Distinct before/after pairs kept per `map` column for the report.
 MAX_PAIRS = 200
-DIGEST_NAME = "sha256 over canonical rows, lite2pg-v1"
+# How the per-table row digests are defined (see `_canon._Digests`): v2 hashes each column's
+# canonical text in key order and combines the column digests; v1 hashed pickled rows.
+DIGEST_NAME = "sha256 over canonical column text, lite2pg-v2"
 
 
 class VerifyError(Lite2pgError):

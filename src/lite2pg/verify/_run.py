@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql
 
 from lite2pg import source
+from lite2pg.errors import TargetError
 from lite2pg.existing import existing_maps
 from lite2pg.layout import Layout, create_maps, select_tables
 from lite2pg.run import SNAPSHOT_NAME, MigrateOptions, read_run_file
@@ -50,11 +51,23 @@ def _connect_snapshot(target: Target, pg_snapshot: str | None) -> psycopg.Connec
     # slower; sorts that remain (no such index) get memory enough to stay off disk.
     conn.execute("SET enable_sort = off")
     conn.execute("SET work_mem = '64MB'")
+    # Canonical text of dates and times is ISO (the fast path compares it byte for byte);
+    # JIT compiling the chunk queries costs more than it saves at this size.
+    conn.execute("SET DateStyle = 'ISO, YMD'")
+    conn.execute("SET jit = off")
     conn.commit()
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     conn.read_only = True
     if pg_snapshot:
-        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(pg_snapshot)))
+        try:
+            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(pg_snapshot)))
+        except psycopg.errors.InvalidParameterValue:
+            # The session that exported the snapshot is gone (its connection was lost).
+            conn.close()
+            raise TargetError(
+                "lost the connection during verify: its shared snapshot is gone",
+                "nothing was changed; run lite2pg verify RUN again",
+            ) from None
     return conn
 
 

@@ -41,10 +41,23 @@ def _spot_checks_decoded(
     t = _Table(run, tm.source.name, gone)
     name = quote_ident(tm.source.name)
     raw_cols = [quote_ident(c) for c in t.pipe.source_columns]
-    select = ", ".join([*t.sqlite_select, *raw_cols])
     where = f"({t.pipe.where})" if t.pipe.where else "1"
     rng = random.Random(f"{seed}:{tm.source.name}")
     picked: list[Row] = []
+
+    # The expressions verify compares and the raw columns shown are read by two queries:
+    # together they can pass SQLite's 2,000-column limit on a wide table.
+    def both(where_one: str, params: tuple[Any, ...]) -> Row | None:
+        halves = []
+        for exprs in (t.sqlite_select, raw_cols):
+            row = run.src.execute(
+                f"SELECT {', '.join(exprs)} FROM {name} WHERE {where_one}", params
+            ).fetchone()
+            if row is None:
+                return None
+            halves.append(tuple(row))
+        return halves[0] + halves[1]
+
     if not tm.source.without_rowid:
         lo, hi = run.src.execute(f"SELECT min(rowid), max(rowid) FROM {name}").fetchone()
         if lo is not None:
@@ -52,24 +65,23 @@ def _spot_checks_decoded(
             for _ in range(sample * 3):
                 if len(picked) >= sample:
                     break
-                row = run.src.execute(
-                    f"SELECT rowid, {select} FROM {name} WHERE rowid >= ? AND {where} "
-                    "ORDER BY rowid LIMIT 1",
+                found = run.src.execute(
+                    f"SELECT rowid FROM {name} WHERE rowid >= ? AND {where} ORDER BY rowid LIMIT 1",
                     (rng.randint(lo, hi),),
                 ).fetchone()
-                if row is not None and row[0] not in seen:
-                    seen.add(row[0])
-                    picked.append(tuple(row[1:]))
+                if found is None or found[0] in seen:
+                    continue
+                seen.add(found[0])
+                row = both("rowid = ?", (found[0],))
+                if row is not None:
+                    picked.append(row)
     else:
         total = source.count_rows(run.src, tm.source.name, t.pipe.where)
         order = ", ".join(t.sqlite_order) or "1"
         for k in sorted(rng.sample(range(total), min(sample, total))):
-            row = run.src.execute(
-                f"SELECT {select} FROM {name} WHERE {where} ORDER BY {order} LIMIT 1 OFFSET ?",
-                (k,),
-            ).fetchone()
+            row = both(f"{where} ORDER BY {order} LIMIT 1 OFFSET ?", (k,))
             if row is not None:
-                picked.append(tuple(row))
+                picked.append(row)
     width = len(t.sqlite_select)
     counts = TableCounts()
     cache = CacheReader.open(run.run_dir) if t.pipe.hashed else None

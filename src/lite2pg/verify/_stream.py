@@ -73,6 +73,9 @@ class _UnitResult:
     fk_shared: dict[str, collections.Counter[Any]] = field(default_factory=dict)
     fk_source: dict[str, collections.Counter[Any]] = field(default_factory=dict)
     fk_target: dict[str, collections.Counter[Any]] = field(default_factory=dict)
+    # The fast path: rows per raw FK value of the source rows of its slow chunks; the
+    # equal chunks' rows are counted once per table, from the snapshot (`_FkTotals`).
+    fk_raw_slow: dict[str, collections.Counter[Any]] | None = None
     gone: dict[str, list[Row]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -86,6 +89,9 @@ class _Stream:
         self.t = t
         self.spec = spec
         self.res = res
+        # The key range streamed: the job's, or one chunk of it (the fast path's slow chunks).
+        self.lo: int | None = spec.lo
+        self.hi: int | None = spec.hi
         self.counts = TableCounts()
         self.cache = CacheReader.open(Path(spec.run_dir)) if t.pipe.hashed else None
         self.pw_index = [0] * len(t.pipe.hashed)
@@ -122,18 +128,18 @@ class _Stream:
     # -- the streams ----------------------------------------------------------------------
 
     def _where(self) -> tuple[str | None, sql.Composable]:
-        t, spec = self.t, self.spec
+        t = self.t
         parts = [f"({t.pipe.where})"] if t.pipe.where else []
         pg_parts: list[sql.Composable] = []
         if t.rowid_key is not None:
             q = quote_ident(t.rowid_key)
             col = sql.Identifier(t.columns[t.key_s[0]].target)
-            if spec.lo is not None:
-                parts.append(f"{q} >= {int(spec.lo)}")
-                pg_parts.append(sql.SQL("{} >= {}").format(col, sql.Literal(spec.lo)))
-            if spec.hi is not None:
-                parts.append(f"{q} < {int(spec.hi)}")
-                pg_parts.append(sql.SQL("{} < {}").format(col, sql.Literal(spec.hi)))
+            if self.lo is not None:
+                parts.append(f"{q} >= {int(self.lo)}")
+                pg_parts.append(sql.SQL("{} >= {}").format(col, sql.Literal(self.lo)))
+            if self.hi is not None:
+                parts.append(f"{q} < {int(self.hi)}")
+                pg_parts.append(sql.SQL("{} < {}").format(col, sql.Literal(self.hi)))
         pg_where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(pg_parts) if pg_parts else sql.SQL("")
         return (" AND ".join(parts) or None), pg_where
 

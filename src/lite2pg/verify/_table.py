@@ -23,6 +23,7 @@ from lite2pg.transforms.passwords import (
     prepare,
 )
 from lite2pg.verify._canon import (
+    _SHAPE,
     _TEXTUAL,
     Row,
     _canon_fn,
@@ -72,10 +73,14 @@ class _Table:
             flags.append("0")
         loaded = tm.columns[: self.n]
         for c, name_ in zip(loaded, pipe.source_columns, strict=True):
+            q = quote_ident(name_)
             if c.pg_type.family is Family.FLOAT:
-                q = quote_ident(name_)
                 # 0.0 == -0.0 in Python: zeros take the slow path, which compares bits.
                 flags.append(f"({q} IS NULL OR {q} <> 0)")
+            shape = _SHAPE.get(c.pg_type.family)
+            if shape is not None and not transformed:
+                # Text PostgreSQL also prints ('NaN', 'infinity') is no proof of equality.
+                flags.append(f"(typeof({q}) <> 'text' OR NOT {shape.format(c=q)})")
         flags.extend(f"NOT coalesce({e}, 0)" for e in pipe.orphan_exprs)
         exprs: list[str] = []
         for c, name_ in zip(loaded, pipe.source_columns, strict=True):

@@ -1,0 +1,203 @@
+"""The fast path of `verify`: chunks of a table keyed by an INTEGER PRIMARY KEY compared as
+canonical text rendered by SQLite and by PostgreSQL. It must find what the row-by-row path
+finds (then let that path name it), give the same digests, and never take two different
+values for equal because their texts read the same."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lite2pg.run import MigrateOptions, migrate
+from lite2pg.verify import TableVerification, VerifyReport, _fast, _main, _parallel, verify
+
+from .conftest import MakeDb, PgSchema
+
+WIDE = (
+    "CREATE TABLE parents (id INTEGER PRIMARY KEY, name TEXT);"
+    "CREATE TABLE items (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parents(id),"
+    "  label TEXT NOT NULL, note TEXT, qty INTEGER, price NUMERIC(10,2), done BOOLEAN,"
+    "  at DATETIME, day DATE, raw BLOB, code VARCHAR(8));"
+    "INSERT INTO parents VALUES (1, 'one'), (2, 'two'), (3, NULL);"
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)"
+    " INSERT INTO items SELECT i, CASE WHEN i % 7 = 0 THEN NULL ELSE 1 + i % 3 END,"
+    "  'item ' || i,"
+    "  CASE i % 5 WHEN 0 THEN NULL WHEN 1 THEN '' WHEN 2 THEN 'tab' || char(9) || 'nl'"
+    "   || char(10) || 'back\\slash \"q\" é ✓' ELSE 'plain' END,"
+    "  CASE WHEN i % 11 = 0 THEN NULL ELSE i * 37 - 5000 END,"
+    "  CASE WHEN i % 13 = 0 THEN NULL ELSE i % 100 END,"  # a real would take the slow path
+    "  i % 2,"
+    "  CASE WHEN i % 17 = 0 THEN NULL ELSE '2021-03-' || printf('%02d', 1 + i % 28)"
+    "   || ' 12:34:' || printf('%02d', i % 60) || CASE WHEN i % 3 = 0 THEN '.25' ELSE '' END"
+    "   END,"
+    "  CASE WHEN i % 19 = 0 THEN NULL ELSE '1999-12-' || printf('%02d', 1 + i % 31) END,"
+    "  CASE i % 4 WHEN 0 THEN NULL WHEN 1 THEN x'' ELSE randomblob(1 + i % 9) END,"
+    "  printf('c%d', i % 50)"
+    " FROM n;"
+)
+
+
+def run_of(make_db: MakeDb, pg: PgSchema, tmp_path: Path, script: str) -> Path:
+    db = make_db(script)
+    run_dir = tmp_path / "run"
+    migrate(db, pg.target, MigrateOptions(schema=pg.schema, run_dir=run_dir, verify=False))
+    return run_dir
+
+
+def table(report: VerifyReport, name: str) -> TableVerification:
+    return next(t for t in report.tables if t.source == name)
+
+
+def kinds(report: VerifyReport, name: str) -> list[tuple[str, str]]:
+    return [(d["kind"], d["key"]["id"]) for d in table(report, name).differences]
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_fast, "CHUNK_ROWS", 100)
+
+
+def without_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(t: Any) -> str:
+        return "switched off by the test"
+
+    monkeypatch.setattr(_parallel, "fast_path_refusal", refuse)
+    monkeypatch.setattr(_main, "fast_path_refusal", refuse)
+
+
+def test_a_clean_table_is_compared_in_chunks_without_the_slow_path(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, small_chunks: None
+) -> None:
+    run_dir = run_of(make_db, pg, tmp_path, WIDE)
+
+    report = verify(run_dir, pg.target)
+
+    assert report.ok, report.problems
+    items = table(report, "items")
+    assert (items.fast_rows, items.slow_rows, items.present) == (1000, 0, 1000)
+    [dist] = [d for d in report.distributions if d.column == "parent_id"]
+    assert dist.ok and dist.groups_source == 4  # 1, 2, 3 and NULL
+
+
+def test_a_change_the_fast_path_sees_is_named_by_the_slow_path(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, small_chunks: None
+) -> None:
+    run_dir = run_of(make_db, pg, tmp_path, WIDE)
+    pg.execute("UPDATE items SET note = 'plain ' WHERE id = 453")
+    pg.execute("UPDATE items SET parent_id = 3 WHERE id = 454")
+
+    report = verify(run_dir, pg.target)
+
+    items = table(report, "items")
+    assert kinds(report, "items") == [("changed", "453"), ("changed", "454")]
+    [note, parent] = [d["columns"] for d in items.differences]
+    assert note == [{"column": "note", "source": "'plain'", "target": "'plain '"}]
+    assert parent == [{"column": "parent_id", "source": "2", "target": "3"}]
+    # Only the chunk that holds them went through the slow path.
+    assert items.fast_rows >= 900 and 0 < items.slow_rows <= 100
+    [dist] = [d for d in report.distributions if d.column == "parent_id"]
+    assert not dist.ok
+
+
+def test_both_paths_give_the_same_digests_and_distributions(
+    make_db: MakeDb,
+    pg: PgSchema,
+    tmp_path: Path,
+    small_chunks: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run_dir = run_of(make_db, pg, tmp_path, WIDE)
+    pg.execute("UPDATE items SET qty = qty + 1 WHERE id = 777")
+    pg.execute("DELETE FROM items WHERE id = 12")
+
+    fast = verify(run_dir, pg.target)
+    without_fast_path(monkeypatch)
+    slow = verify(run_dir, pg.target)
+
+    assert table(fast, "items").fast_rows > 0 and table(slow, "items").fast_rows < 1000
+    for a, b in zip(fast.tables, slow.tables, strict=True):
+        assert (a.source_digest, a.target_digest) == (b.source_digest, b.target_digest)
+        assert a.differences == b.differences
+    assert table(fast, "items").source_digest != table(fast, "items").target_digest
+    assert [d.as_dict() for d in fast.distributions] == [d.as_dict() for d in slow.distributions]
+
+
+SEPARATED = (
+    "CREATE TABLE t (id INTEGER PRIMARY KEY, x TEXT, y TEXT);"
+    "INSERT INTO t VALUES (1, 'a' || char(31) || 'b', 'same'), (2, 'c', 'same'),"
+    " (3, NULL, 'same'), (4, char(29), 'same'), (5, 'e', 'same');"
+)
+
+
+def test_values_that_hold_a_separator_are_not_taken_for_other_rows(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    run_dir = run_of(make_db, pg, tmp_path, SEPARATED)
+    # Column x of rows 1-2 reads 'a', US, 'b', US, 'c' on both sides, split differently.
+    pg.execute("UPDATE t SET x = 'a' WHERE id = 1")
+    pg.execute("UPDATE t SET x = 'b' || chr(31) || 'c' WHERE id = 2")
+
+    report = verify(run_dir, pg.target)
+
+    assert kinds(report, "t") == [("changed", "1"), ("changed", "2")]
+
+
+def test_null_and_the_character_that_marks_null_are_told_apart(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    run_dir = run_of(make_db, pg, tmp_path, SEPARATED)
+    # Row 3 is NULL and row 4 the one character GS: swapped, each side's text is the same.
+    pg.execute("UPDATE t SET x = chr(29) WHERE id = 3")
+    pg.execute("UPDATE t SET x = NULL WHERE id = 4")
+
+    report = verify(run_dir, pg.target)
+
+    assert kinds(report, "t") == [("changed", "3"), ("changed", "4")]
+    assert table(report, "t").differences[0]["columns"] == [
+        {"column": "x", "source": "NULL", "target": "'\\x1d'"}
+    ]
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+@pytest.mark.parametrize(
+    ("column", "stored", "in_postgresql"),
+    [
+        # A blob of the digits: transform rejects it, the digits read as PostgreSQL's 5.
+        ("n INTEGER", "CAST('5' AS BLOB)", "5"),
+        # Text that PostgreSQL prints for values transform never gives.
+        ("at DATETIME", "'infinity'", "'infinity'"),
+        ("at DATETIME", "'0044-03-15 12:00:00 BC'", "'0044-03-15 12:00:00 BC'"),
+        ("amount NUMERIC", "'NaN'", "'NaN'"),
+        # Text with a NUL: PostgreSQL can only hold what comes before it.
+        ("note TEXT", "'ab' || char(0) || 'cd'", "'ab'"),
+    ],
+)
+def test_a_rejected_value_whose_text_postgresql_prints_is_still_caught(
+    make_db: MakeDb,
+    pg: PgSchema,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fast_path: bool,
+    column: str,
+    stored: str,
+    in_postgresql: str,
+) -> None:
+    name = column.split()[0]
+    run_dir = run_of(
+        make_db,
+        pg,
+        tmp_path,
+        f"CREATE TABLE t (id INTEGER PRIMARY KEY, {column});"
+        f"INSERT INTO t VALUES (1, {stored}), (2, NULL);",
+    )
+    assert [r[0] for r in pg.query("SELECT id FROM t")] == [2]  # the run rejected row 1
+    pg.execute(f"INSERT INTO t (id, {name}) VALUES (1, {in_postgresql})")
+    if not fast_path:
+        without_fast_path(monkeypatch)
+
+    report = verify(run_dir, pg.target)
+
+    assert not report.ok
+    assert kinds(report, "t")[0] == ("rejected but present", "1")
