@@ -9,11 +9,7 @@ do what they say.
 from __future__ import annotations
 
 import json
-import os
-import re
 import sqlite3
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
@@ -25,39 +21,13 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from ._cli import Result, cli, known_error
 from .conftest import MakeDb, PgSchema
 
-ERROR_PREFIX = "lite2pg: error:"
-# What PlainProgress writes to stderr before a failure: "<phase> ...", "loading t (3 rows)".
-PROGRESS_LINE = re.compile(r"^(\S.* \.\.\.|loading \S+ \(\d+ rows\)|loaded \S+: .*)$")
 
-
-def lite2pg(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def lite2pg(*args: str, cwd: Path) -> Result:
     """Run `python -m lite2pg migrate ARGS` in `cwd`, with no PG*/DATABASE_URL around."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
-    return subprocess.run(
-        [sys.executable, "-m", "lite2pg", "migrate", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def known_error(result: subprocess.CompletedProcess[str]) -> str:
-    """Assert the run failed the documented way; return its one error line."""
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = result.stderr.splitlines()
-    errors = [line for line in lines if line.startswith(ERROR_PREFIX)]
-    assert len(errors) == 1, f"want one {ERROR_PREFIX!r} line, got stderr:\n{result.stderr}"
-    assert lines[-1] == errors[0], result.stderr
-    others = [line for line in lines[:-1] if not PROGRESS_LINE.match(line)]
-    assert not others, f"stderr has more than progress and the error:\n{result.stderr}"
-    assert "(hint: " in errors[0], errors[0]
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    return errors[0]
+    return cli("migrate", *args, cwd=cwd, timeout=120)
 
 
 def state(pg: PgSchema) -> dict[str, Any]:
