@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from lite2pg.artifacts import read_manifest, read_table_csv, verify_file
+from lite2pg.artifacts import Journal, read_manifest, read_table_csv, verify_file
 from lite2pg.demo import make_legacy_helpdesk
 from lite2pg.lifecycle import RunStateError, cutover, export, rollback, status
 from lite2pg.plan import load_plan
@@ -135,3 +136,19 @@ def test_rollback_with_reload_loads_the_same_rows_again_from_the_snapshot(
     assert result.reloaded is not None
     # Hashes come from the run's cache (same row, same plaintext): identical, not re-salted.
     assert pg.query('SELECT id, username, "passwordHash" FROM users ORDER BY id') == before
+
+
+def test_status_tells_a_killed_stage_from_a_running_one(make_db: MakeDb, tmp_path: Path) -> None:
+    db = make_db("CREATE TABLE t (id INTEGER PRIMARY KEY);", ("INSERT INTO t VALUES (?)", [(1,)]))
+    run_dir = export(db, tmp_path / "run")
+    journal = Journal(run_dir)
+    journal.set_stage("transform", "running")  # this process: alive
+    assert dict(status(run_dir).steps)["transform"] == "running"
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    data = json.loads((run_dir / "journal.json").read_text())
+    data["stages"]["transform"]["pid"] = dead.pid  # as a SIGKILLed run leaves it
+    (run_dir / "journal.json").write_text(json.dumps(data))
+
+    assert dict(status(run_dir).steps)["transform"].startswith("interrupted")

@@ -546,6 +546,10 @@ class Journal:
             entry = self._stage(name)
             entry["state"] = state
             entry["updated_at"] = _now()
+            if state == "running":  # status tells a live stage from a killed one by it
+                entry["pid"] = os.getpid()
+            else:
+                entry.pop("pid", None)
             if reason:
                 entry["reason"] = reason
             else:

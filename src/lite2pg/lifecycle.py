@@ -162,6 +162,8 @@ def status(run_dir: Path) -> Status:
         state = str(st.get("state"))
         if state == "failed":
             state += f": {st.get('reason', '')}"
+        elif state == "running" and not _alive(st.get("pid")):
+            state = "interrupted: the process running it is gone; run the same command again"
         left = [t for t, info in st.get("tables", {}).items() if info.get("state") != "done"]
         out.steps.append((stage, state + (f" ({len(left)} table(s) not done)" if left else "")))
     report = _report(run_dir) if (run_dir / "report.json").exists() else None
@@ -184,6 +186,19 @@ def status(run_dir: Path) -> Status:
     cut = _cutover_state(run_dir)
     out.steps.append(("cutover", cut))
     return out
+
+
+def _alive(pid: object) -> bool:
+    """Whether a process of that id is there (an old journal without one: assume so)."""
+    if not isinstance(pid, int):
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _streamed(run_dir: Path, stages: dict[str, Any]) -> bool:

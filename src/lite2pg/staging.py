@@ -39,7 +39,7 @@ from lite2pg.rows import (
     safe_filename,
 )
 from lite2pg.schema import TableMap, create_table_sql
-from lite2pg.target import Target, connect
+from lite2pg.target import KEEPALIVES, Target, connect
 
 # Below this many rows in all, starting worker processes costs more than it saves.
 PARALLEL_MIN_ROWS = 200_000
@@ -334,7 +334,7 @@ def _load_all(
     drainer.start()
     try:
         if parts:
-            with psycopg.connect(target.dsn, autocommit=True) as conn:
+            with psycopg.connect(target.dsn, autocommit=True, **KEEPALIVES) as conn:
                 for name in parts:
                     conn.execute(create_table_sql(by_name[name], stage))
         while todo or running:
