@@ -23,7 +23,7 @@ from lite2pg.load import PhaseResult, TableResult, load_table
 from lite2pg.plan import Plan
 from lite2pg.rows import GoneRows, RejectSink, RowStream, build_pipeline
 from lite2pg.schema import ColumnMap, TableMap, map_declared_type
-from lite2pg.target import Target, connect
+from lite2pg.target import Target, connect, lock_wait
 
 
 def run_in_place(
@@ -252,7 +252,9 @@ def truncate(conn: psycopg.Connection[Any], schema: str, maps: list[TableMap]) -
     )
     try:
         with conn.transaction(), conn.cursor() as cur:
+            lock_wait(conn)  # the app may hold these tables in an open transaction
             cur.execute(sql.SQL("TRUNCATE {}").format(targets))
+            cur.execute("SET LOCAL lock_timeout = DEFAULT")  # the rest of the load: as it was
     except psycopg.errors.FeatureNotSupported as e:
         raise TargetError(
             f"cannot truncate: {e.diag.message_primary}",

@@ -39,7 +39,7 @@ from lite2pg.rows import (
     safe_filename,
 )
 from lite2pg.schema import TableMap, create_table_sql
-from lite2pg.target import KEEPALIVES, Target, connect
+from lite2pg.target import KEEPALIVES, Target, connect, lock_wait
 
 # Below this many rows in all, starting worker processes costs more than it saves.
 PARALLEL_MIN_ROWS = 200_000
@@ -218,6 +218,7 @@ def publish(
 ) -> PhaseResult:
     """In one transaction: every staged table into the target schema, then the views."""
     with conn.transaction():
+        lock_wait(conn)  # an app's open transaction on a table --drop replaces
         check_absent(conn, dest, maps, drop=drop, now=True)
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(dest)))
         for tm in maps:

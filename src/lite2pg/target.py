@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from lite2pg.errors import TargetError
+from lite2pg.errors import TargetError, UsageError
 
 EMBEDDED_DIR = Path(".lite2pg") / "pg"
 
@@ -100,6 +100,29 @@ KEEPALIVES: dict[str, Any] = {
     "keepalives_interval": 10,
     "keepalives_count": 3,
 }
+
+
+LOCK_TIMEOUT_ENV = "LITE2PG_LOCK_TIMEOUT"
+LOCK_TIMEOUT_S = 60.0
+
+
+def lock_wait(conn: psycopg.Connection[Any]) -> None:
+    """In the caller's transaction: wait at most $LITE2PG_LOCK_TIMEOUT seconds (default 60;
+    0 waits forever) for a lock on the app's tables, e.g. TRUNCATE or the publish behind
+    an app's open transaction, rather than hang without a word."""
+    raw = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    try:
+        seconds = float(raw) if raw else LOCK_TIMEOUT_S
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < 86_400:
+        raise UsageError(
+            f"{LOCK_TIMEOUT_ENV}={raw!r} is not a number of seconds", f"e.g. {LOCK_TIMEOUT_ENV}=60"
+        )
+    row = conn.execute("SHOW lock_timeout").fetchone()
+    if row and str(row[0]) not in ("0", ""):
+        return  # set for this session already (the DSN's options, the role or database)
+    conn.execute(f"SET LOCAL lock_timeout = {int(seconds * 1000)}")
 
 
 def connect(target: Target, *, autocommit: bool = False) -> psycopg.Connection[tuple[object, ...]]:

@@ -600,10 +600,18 @@ def test_a_statement_timeout_in_the_target_dsn_does_not_cut_a_long_copy(
     assert max(t["seconds"] for t in report["tables"]) > 0.1  # longer than the timeout
 
 
+@pytest.mark.parametrize("bound", ["dsn", "env"])
 @pytest.mark.parametrize("mode", ["drop", "data-only"])
 def test_a_lock_held_by_another_session_times_out_in_one_line_and_leaves_the_target_as_it_was(
-    tmp_path: Path, pg: PgSchema, rows_lost: RowsLost, mode: str
+    tmp_path: Path,
+    pg: PgSchema,
+    rows_lost: RowsLost,
+    mode: str,
+    bound: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The wait is bounded by the DSN's own lock_timeout, or else by LITE2PG_LOCK_TIMEOUT
+    # (60 s by default), never unbounded.
     db = tmp_path / "db.sqlite"
     expected = _orders_db(db, orders=5_000, customers=100)
     base = ["migrate", str(db), "--schema", pg.schema, "--no-keep-artifacts", "-q"]
@@ -615,7 +623,11 @@ def test_a_lock_held_by_another_session_times_out_in_one_line_and_leaves_the_tar
         )
     before = _counts(pg.dsn, pg.schema)
     flags = ["--drop"] if mode == "drop" else ["--data-only", "--truncate"]
-    target = _quoted_params(pg.dsn, options="-c lock_timeout=300")
+    if bound == "dsn":
+        target = _quoted_params(pg.dsn, options="-c lock_timeout=300")
+    else:
+        target = pg.dsn
+        monkeypatch.setenv("LITE2PG_LOCK_TIMEOUT", "0.5")
     run_dir = tmp_path / "run"
     args = [*base, *flags, "--target", target, "--run-dir", str(run_dir)]
 
