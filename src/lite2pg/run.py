@@ -13,10 +13,10 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
@@ -161,24 +161,31 @@ def migrate(
         src.close()
     report.tables = results
     report.phases.extend(phases)
+    close_report(report, run_dir, started, schema, layout, maps, phases)
+    if opts.verify:
+        if progress:
+            progress.phase("verify")
+        verify_into(report, run_dir, target)
+    return report
+
+
+def close_report(
+    report: RunReport,
+    run_dir: Path,
+    started: float,
+    schema: source.SourceSchema,
+    layout: Layout,
+    maps: Sequence[TableMap],
+    phases: Sequence[PhaseResult],
+) -> None:
+    """What every load writes last: what was not migrated, where the rejects are, the
+    time taken, then report.json."""
     note_skipped(report, schema, layout, maps, phases)
     rejects_dir = run_dir / "rejects"
     if rejects_dir.is_dir() and any(rejects_dir.iterdir()):
         report.rejects_dir = str(rejects_dir)
     report.seconds = time.perf_counter() - started
     report.write_json(run_dir / "report.json")
-    if opts.verify:
-        if progress:
-            progress.phase("verify")
-        # verify() reads report.json, then writes its section and report.html. Imported
-        # here: verify reads run directories through this module.
-        from lite2pg.verify import verify
-
-        checked = verify_loaded(verify, run_dir, target)
-        report.verify = checked.as_dict()
-        report.snapshot_sha256 = checked.snapshot_sha256
-        report.write_json(run_dir / "report.json")
-    return report
 
 
 def note_skipped(
@@ -233,14 +240,15 @@ class _Events:
             self.progress.phase(name)
 
 
-V = TypeVar("V")
+def verify_into(report: RunReport, run_dir: Path, target: Target) -> None:
+    """Verify a committed load and put the verdict into report.json (verify writes its own
+    section and report.html first). A lost connection is one line, with exit code 1 (the
+    run is loaded) and the command that finishes the proof."""
+    # Imported here: verify reads run directories through this module.
+    from lite2pg.verify import verify
 
-
-def verify_loaded(verify: Callable[[Path, Target], V], run_dir: Path, target: Target) -> V:
-    """verify(run_dir, target) after a committed load: a lost connection is one line, with
-    exit code 1 (the run is loaded) and the command that finishes the proof."""
     try:
-        return verify(run_dir, target)
+        checked = verify(run_dir, target)
     except psycopg.OperationalError as e:
         failure = server_failure(
             e,
@@ -249,6 +257,9 @@ def verify_loaded(verify: Callable[[Path, Target], V], run_dir: Path, target: Ta
         )
         failure.exit_code = 1
         raise failure from None
+    report.verify = checked.as_dict()
+    report.snapshot_sha256 = checked.snapshot_sha256
+    report.write_json(run_dir / "report.json")
 
 
 def denied(e: psycopg.errors.InsufficientPrivilege) -> TargetError:

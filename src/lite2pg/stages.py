@@ -47,11 +47,11 @@ from lite2pg.rows import (
 from lite2pg.rows import safe_filename as _file
 from lite2pg.run import (
     SNAPSHOT_NAME,
+    close_report,
     denied,
     lock_schema,
-    note_skipped,
     read_run_file,
-    verify_loaded,
+    verify_into,
 )
 from lite2pg.schema import TableMap, create_table_sql
 from lite2pg.staging import check_absent, drop_stage, open_stage, publish
@@ -250,20 +250,10 @@ def load(
         r.filtered = c.get("filtered", 0)
     report.tables = results
     report.phases = phases
-    note_skipped(report, schema, layout, maps, phases)
-    rejects_dir = run_dir / "rejects"
-    if rejects_dir.is_dir() and any(rejects_dir.iterdir()):
-        report.rejects_dir = str(rejects_dir)
-    report.seconds = time.perf_counter() - started
-    report.write_json(run_dir / "report.json")
+    close_report(report, run_dir, started, schema, layout, maps, phases)
     journal.set_stage("load", "done")
     if verify:
-        from lite2pg.verify import verify as verify_run
-
-        checked = verify_loaded(verify_run, run_dir, target)
-        report.verify = checked.as_dict()
-        report.snapshot_sha256 = checked.snapshot_sha256
-        report.write_json(run_dir / "report.json")
+        verify_into(report, run_dir, target)
     return report
 
 
