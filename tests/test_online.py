@@ -605,3 +605,23 @@ def test_rollback_reload_restarts_sync_from_the_snapshot_and_refuses_after_onlin
     with pytest.raises(RunStateError, match="cut over online"):
         rollback(run_dir, pg.target)
     assert pg.query("SELECT count(*) FROM users") == [(50,)]
+
+
+def test_orphan_rejection_keeps_children_of_parents_that_stay_when_others_go(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_app(make_db, users=5, tickets=10)
+    run_dir = migrate_prepared(db, pg, tmp_path / "run")
+    write(
+        db,
+        "INSERT INTO users (id, email, name) VALUES (7, 'seven@x', 'seven')",
+        "DELETE FROM users WHERE id = 7",  # a users key that is gone in this round
+        "INSERT INTO tickets (id, user_id, title, n) VALUES (500, 77, 'orphan', 0)",
+        "INSERT INTO tickets (id, user_id, title, n) VALUES (501, 2, 'fine', 0)",
+    )
+
+    total = sync(run_dir, pg.target)
+
+    assert total.rejected == 1
+    assert pg.query("SELECT id FROM tickets WHERE id IN (500, 501) ORDER BY id") == [(501,)]
+    assert pg.query("SELECT count(*) FROM users") == [(5,)]

@@ -130,7 +130,7 @@ def copy_statement(schema: str, table: str, columns: Sequence[str], freeze: bool
     return sql.SQL("COPY {}.{} ({}) FROM STDIN{}").format(
         sql.Identifier(schema),
         sql.Identifier(table),
-        sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        ident_list(columns),
         sql.SQL(" (FREEZE)") if freeze else sql.SQL(""),
     )
 

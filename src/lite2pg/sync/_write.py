@@ -14,6 +14,7 @@ from psycopg import sql
 
 from lite2pg import capture, source
 from lite2pg.errors import SyncError
+from lite2pg.load import ident_list
 from lite2pg.rows import RejectSink, RowStream
 from lite2pg.run import MigrateOptions
 from lite2pg.sync._common import Round, TableSync, from_json, qualified
@@ -47,7 +48,7 @@ class _Writer:
                 "CREATE TEMP TABLE IF NOT EXISTS {tmp} AS SELECT {cols} FROM {table} WITH NO DATA"
             ).format(
                 tmp=sql.Identifier(name),
-                cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+                cols=ident_list(columns),
                 table=qualified(self.opts.schema, t.tm.target),
             )
         )
@@ -64,7 +65,7 @@ class _Writer:
         n = 0
         stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
             sql.SQL("pg_temp.{}").format(sql.Identifier(tmp)),
-            sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+            ident_list(columns),
         )
         with self.pg.cursor() as cur, cur.copy(stmt) as cp:
             if types:
@@ -87,7 +88,7 @@ class _Writer:
         stream, rows = self._read(src, t, None)
         stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
             qualified(self.opts.schema, t.tm.target),
-            sql.SQL(", ").join(sql.Identifier(c) for c in cols),
+            ident_list(cols),
         )
         with self.pg.cursor() as cur, cur.copy(stmt) as cp:
             if t.pipe.dump_types:
@@ -250,17 +251,18 @@ class _Writer:
                 not_gone: sql.Composable = sql.SQL("")
                 staged_parent: sql.Composable = sql.SQL("")
                 if pt is not None:
-                    keys = sql.SQL(", ").join(sql.Identifier(k) for k in pt.target_keys)
+                    # The parent's own keys (p.) against the key columns of its temporary
+                    # tables (unqualified there, so they are not the outer row's).
                     not_gone = sql.SQL(
-                        " AND ({keys}) NOT IN (SELECT {keys} FROM pg_temp.{gone} "
+                        " AND ({p_keys}) NOT IN (SELECT {keys} FROM pg_temp.{gone} "
                         "EXCEPT SELECT {keys} FROM pg_temp.{pup})"
                     ).format(
-                        keys=sql.SQL(", ").join(sql.SQL("p.") + sql.Identifier(k)
-                                                for k in pt.target_keys),
+                        p_keys=sql.SQL(", ").join(sql.SQL("p.") + sql.Identifier(k)
+                                                  for k in pt.target_keys),
+                        keys=ident_list(pt.target_keys),
                         gone=sql.Identifier(self._temp_name("del", pt)),
                         pup=sql.Identifier(self._temp_name("up", pt)),
                     )  # fmt: skip
-                    del keys
                     staged_parent = sql.SQL(
                         " OR EXISTS (SELECT 1 FROM pg_temp.{pup} p WHERE {match})"
                     ).format(pup=sql.Identifier(self._temp_name("up", pt)), match=match)
@@ -276,8 +278,8 @@ class _Writer:
                         set_cols=set_cols,
                         alive=alive.format(parent=parent, match=match, not_gone=not_gone),
                         staged=staged_parent,
-                        keys=sql.SQL(", ").join(sql.Identifier(k) for k in t.target_keys),
-                        fkcols=sql.SQL(", ").join(sql.Identifier(c) for c in cols),
+                        keys=ident_list(t.target_keys),
+                        fkcols=ident_list(cols),
                     )
                 ).fetchall()
                 width = len(t.target_keys)
@@ -311,7 +313,7 @@ class _Writer:
         columns = [str(r[0]) for r in rows if str(r[0]) in t.tm.target_columns]
         if not columns:
             return
-        keys = sql.SQL(", ").join(sql.Identifier(c) for c in t.target_keys)
+        keys = ident_list(t.target_keys)
         self.pg.execute(
             sql.SQL(
                 "UPDATE {t} SET {sets} WHERE ({keys}) IN (SELECT {keys} FROM pg_temp.{up})"
@@ -329,8 +331,8 @@ class _Writer:
         """Upsert the staged rows; return how many were written and how many of them
         were new rows (xmax = 0: no earlier version)."""
         cols = t.tm.target_columns
-        col_list = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
-        key_list = sql.SQL(", ").join(sql.Identifier(c) for c in t.target_keys)
+        col_list = ident_list(cols)
+        key_list = ident_list(t.target_keys)
         rest = [c for c in cols if c not in t.target_keys]
         action = (
             sql.SQL("DO UPDATE SET ")
@@ -359,7 +361,7 @@ class _Writer:
         """Delete the changed keys that were not read back (gone, rejected or filtered
         out), or with `everything` all changed keys. PostgreSQL compares the keys, in the
         target's own types."""
-        key_list = sql.SQL(", ").join(sql.Identifier(c) for c in t.target_keys)
+        key_list = ident_list(t.target_keys)
         keep = (
             sql.SQL("")
             if everything
