@@ -26,7 +26,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -352,12 +352,6 @@ def diff_changes(
         return changes
     finally:
         conn.close()
-
-
-def iter_key_tables(tables: Sequence[Table]) -> Iterator[tuple[str, int | None]]:
-    for t in tables:
-        keys = key_columns(t)
-        yield t.name, (len(keys) if keys else None)
 
 
 CAPTURE_FILE = "capture.json"

@@ -284,7 +284,7 @@ def _final_rejects(run_dir: Path, final: Path, s: Syncer) -> None:
     rejects = run_dir / "rejects"
     if not rejects.is_dir():
         return
-    from lite2pg.sync import STATE_SCHEMA, from_json
+    from lite2pg.sync import STATE_SCHEMA, reject_key
 
     rows = s.pg.execute(
         f"SELECT tbl, key FROM {STATE_SCHEMA}.sync_rejected WHERE run = %s", (s.run,)
@@ -307,7 +307,7 @@ def _final_rejects(run_dir: Path, final: Path, s: Syncer) -> None:
                 if not line.strip():
                     continue
                 key = json.loads(line).get("key") or {}
-                k = repr(tuple(from_json(key.get(c)) for c in t.keys))
+                k = reject_key(key, t.keys)
                 if k in keep:
                     latest[k] = line
         if latest:

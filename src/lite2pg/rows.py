@@ -69,6 +69,18 @@ def _json_value(v: Any) -> Any:
     return str(v)
 
 
+def from_json_value(v: Any) -> Any:
+    """A value as a rejects file wrote it (`_json_value`), back to its Python value."""
+    if isinstance(v, dict):
+        if "$base64" in v:
+            return base64.b64decode(v["$base64"])
+        if "$real" in v:
+            return float(v["$real"])
+        if "$escaped" in v:
+            return v["$escaped"]
+    return v
+
+
 def safe_filename(name: str) -> str:
     """A file name for a table: the name itself when it is plain, else the name with other
     characters as `_` plus a digest of the name, so that "a b" and "a_b" never share a file."""

@@ -24,7 +24,7 @@ rows reach PostgreSQL, _syncer the rounds themselves (triggers or snapshot diff)
 from __future__ import annotations
 
 from lite2pg.errors import SyncError
-from lite2pg.sync._common import ROUND_LIMIT, STATE_SCHEMA, Round, TableSync, from_json
+from lite2pg.sync._common import ROUND_LIMIT, STATE_SCHEMA, Round, TableSync, reject_key
 from lite2pg.sync._state import forget_sync_state
 from lite2pg.sync._syncer import Syncer, run_id, sync
 
@@ -36,7 +36,7 @@ __all__ = [
     "Syncer",
     "TableSync",
     "forget_sync_state",
-    "from_json",
+    "reject_key",
     "run_id",
     "sync",
 ]

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +10,7 @@ import psycopg
 from psycopg import sql
 
 from lite2pg.errors import SyncError, TargetError
-from lite2pg.rows import RowPipeline
+from lite2pg.rows import RowPipeline, from_json_value
 from lite2pg.schema import TableMap
 
 STATE_SCHEMA = "lite2pg"
@@ -115,8 +114,7 @@ def chain(first: Callable[[Any], Any], second: Callable[[Any], Any]) -> Callable
     return lambda v: second(first(v))
 
 
-def from_json(v: Any) -> Any:
-    """A key value as rejects/*.jsonl wrote it, back to its Python value."""
-    if isinstance(v, dict) and "$base64" in v:
-        return base64.b64decode(v["$base64"])
-    return v
+def reject_key(key: Mapping[str, Any], columns: Sequence[str]) -> str:
+    """A rejected row's key as lite2pg.sync_rejected holds it: the repr of its values in
+    key order (from a rejects file's JSON or straight from the row)."""
+    return repr(tuple(from_json_value(key.get(c)) for c in columns))

@@ -15,7 +15,7 @@ from psycopg import sql
 from lite2pg.errors import SyncError
 from lite2pg.rows import safe_filename
 from lite2pg.run import MigrateOptions
-from lite2pg.sync._common import STATE_SCHEMA, TableSync, from_json, qualified
+from lite2pg.sync._common import STATE_SCHEMA, TableSync, qualified, reject_key
 
 
 def lock_key(run: str) -> int:
@@ -105,7 +105,7 @@ class _State:
                         continue
                     key = json.loads(line).get("key") or {}
                     if t.keys:
-                        keys.append(repr(tuple(from_json(key.get(k)) for k in t.keys)))
+                        keys.append(reject_key(key, t.keys))
                     else:
                         keys.append(repr(("row", key.get("row_number"))))
             self._set_rejected(t, None, keys)

@@ -17,7 +17,7 @@ from lite2pg.errors import SyncError
 from lite2pg.load import ident_list
 from lite2pg.rows import RejectSink, RowStream
 from lite2pg.run import MigrateOptions
-from lite2pg.sync._common import Round, TableSync, from_json, qualified
+from lite2pg.sync._common import Round, TableSync, qualified, reject_key
 
 
 class _Writer:
@@ -149,9 +149,7 @@ class _Writer:
             pos = [cols.index(k) for k in t.target_keys]
             types = [t.pipe.dump_types[p] for p in pos]
         self._copy_rows(gone, t.target_keys, iter(changed), types)
-        rejected_keys = [
-            repr(tuple(from_json(key.get(k)) for k in t.keys)) for _, _, key in stream.reject_log
-        ]
+        rejected_keys = [reject_key(key, t.keys) for _, _, key in stream.reject_log]
         self._set_rejected(t, [repr(k) for k in keys], rejected_keys)
         return n
 

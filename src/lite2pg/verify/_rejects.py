@@ -11,6 +11,7 @@ from typing import Any
 
 from psycopg import sql
 
+from lite2pg.rows import from_json_value
 from lite2pg.schema import TableMap
 from lite2pg.verify._canon import Row, _pg_canon
 from lite2pg.verify._report import MAX_SHOWN, TableVerification
@@ -42,7 +43,8 @@ class _RunRejects:
                     continue
                 key = record.get("key") or {}
                 if table.key_s and "row_number" not in key:
-                    raw = [_from_json(key.get(table.pipe.source_columns[i])) for i in table.key_s]
+                    columns = table.pipe.source_columns
+                    raw = [from_json_value(key.get(columns[i])) for i in table.key_s]
                     fake = (1, *[None] * table.n)
                     fake_list = list(fake)
                     for i, v in zip(table.key_s, raw, strict=True):
@@ -50,21 +52,8 @@ class _RunRejects:
                     self.keys.add(table.key_of_source(tuple(fake_list), None))
                 elif reason.startswith(_PG_REFUSED):
                     self.refused_rows.append(
-                        {k: _from_json(v) for k, v in (record.get("row") or {}).items()}
+                        {k: from_json_value(v) for k, v in (record.get("row") or {}).items()}
                     )
-
-
-def _from_json(v: Any) -> Any:
-    if isinstance(v, dict):
-        if "$base64" in v:
-            import base64
-
-            return base64.b64decode(v["$base64"])
-        if "$real" in v:
-            return float(v["$real"])
-        if "$escaped" in v:
-            return v["$escaped"]
-    return v
 
 
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
