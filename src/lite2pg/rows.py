@@ -251,6 +251,9 @@ class RowPipeline:
     secret_columns: frozenset[str]
     dump_types: list[str] | None  # psycopg COPY types of the target columns, in order
     where: str | None = None
+    # Each loaded source column's own conversion (plan transforms, then the type): what
+    # sync applies to a key it must delete, having no row to run through `slow`.
+    steps: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
 
 
 def build_pipeline(
@@ -319,6 +322,7 @@ def build_pipeline(
         constants=constants,
         secret_columns=frozenset(secret),
         where=tp.where if tp else None,
+        steps={name: fn for _, name, fn in every},
     )
 
 

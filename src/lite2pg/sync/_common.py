@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,11 +74,15 @@ class TableSync:
     pipe: RowPipeline
     keys: tuple[str, ...] | None  # source key columns (None: reload the table whole)
     target_keys: list[str]
-    key_fns: list[Callable[[Any], Any]]  # source key value -> target value
 
     @property
     def name(self) -> str:
         return self.tm.source.name
+
+    def target_key(self, key: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A source key's values as the target holds them (raises if they cannot be)."""
+        assert self.keys is not None
+        return tuple(self.pipe.steps[k](v) for k, v in zip(self.keys, key, strict=True))
 
 
 def qualified(*names: str) -> sql.Composed:
@@ -108,10 +112,6 @@ def refusal(e: psycopg.Error) -> TargetError | SyncError:
 def first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
-
-
-def chain(first: Callable[[Any], Any], second: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    return lambda v: second(first(v))
 
 
 def reject_key(key: Mapping[str, Any], columns: Sequence[str]) -> str:

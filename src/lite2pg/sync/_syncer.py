@@ -16,7 +16,6 @@ import psycopg
 from psycopg import sql
 
 from lite2pg import capture, source
-from lite2pg.coerce import converter
 from lite2pg.errors import SyncError, TargetError
 from lite2pg.existing import existing_maps
 from lite2pg.keys import reset_sequences
@@ -29,7 +28,6 @@ from lite2pg.sync._common import (
     STATE_SCHEMA,
     Round,
     TableSync,
-    chain,
     first_line,
     qualified,
     refusal,
@@ -124,13 +122,7 @@ class Syncer(_State, _Writer):
             keys = capture.key_columns(tm.source)
             if keys and not all(tm.has(k) for k in keys):
                 keys = None  # the plan drops a key column: the table is reloaded whole
-            fns: list[Callable[[Any], Any]] = []
-            for k in keys or ():
-                c = next(c for c in tm.columns if c.source == k)
-                plan_col = tp.columns.get(k) if tp else None
-                to_type = converter(c.pg_type)
-                fns.append(chain(plan_col.chain, to_type) if plan_col else to_type)
-            out.append(TableSync(tm, pipe, keys, [tm.target_of(k) for k in keys or ()], fns))
+            out.append(TableSync(tm, pipe, keys, [tm.target_of(k) for k in keys or ()]))
         return out
 
     def source(self) -> sqlite3.Connection:

@@ -139,7 +139,7 @@ class _Writer:
         changed: list[tuple[Any, ...]] = []
         for k in keys:
             try:
-                changed.append(tuple(fn(v) for fn, v in zip(t.key_fns, k, strict=True)))
+                changed.append(t.target_key(k))
             except Exception:  # a key that cannot convert was never loaded
                 continue
         gone = self._temp_name("del", t)
