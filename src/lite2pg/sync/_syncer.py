@@ -271,12 +271,10 @@ class Syncer(_State, _Writer):
         lines: list[dict[str, Any]] = []
         # PostgreSQL counts in a thread while SQLite counts here: both release the GIL.
         pg_counts: dict[str, int] = dict(known or {})
-
-        def count_pg() -> None:
-            pg_counts.update(self.pg_counts())
-
-        counting = threading.Thread(target=count_pg if known is None else lambda: None)
-        counting.start()
+        counting: threading.Thread | None = None
+        if known is None:
+            counting = threading.Thread(target=lambda: pg_counts.update(self.pg_counts()))
+            counting.start()
         src_counts: dict[str, tuple[int, int]] = {}
         try:
             for t in self.tables:
@@ -286,7 +284,8 @@ class Syncer(_State, _Writer):
                     source.count_rows(src, t.name, f"NOT coalesce(({where}), 0)") if where else 0,
                 )
         finally:
-            counting.join()
+            if counting is not None:
+                counting.join()
         for t in self.tables:
             total, filtered = src_counts[t.name]
             in_pg = pg_counts[t.name]
@@ -339,7 +338,8 @@ def sync(
     until `stop()` says so. `capture` is "triggers" (after prepare) or "diff" (compare
     snapshots); by default, as the run was prepared. Returns the totals."""
     with Syncer(run_dir, target, mode=capture) as s:
-        total = Round(s.state()[0], s.state()[0])
+        start, _ = s.state()
+        total = Round(start, start)
         while True:
             r = s.round()
             total.last = r.last
