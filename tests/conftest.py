@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from lite2pg import embedded
 from lite2pg.target import Target
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
@@ -27,16 +27,13 @@ def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if dsn:
         yield dsn
         return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs: no XDG_RUNTIME_DIR on CI machines
-        import pgserver
-
-        get_server = pgserver.get_server  # type: ignore[attr-defined]
-        server = get_server(tmp_path_factory.mktemp("embedded-pg"), cleanup_mode="delete")
+    # The major is $LITE2PG_EMBEDDED_PG when set (CI runs the suite on each one shipped).
+    data_dir = tmp_path_factory.mktemp("embedded-pg") / "pg"
+    server = embedded.start(data_dir)
     try:
-        yield str(server.get_uri())
+        yield server.uri
     finally:
-        server.cleanup()
+        embedded.stop(data_dir)
 
 
 @dataclass(frozen=True)

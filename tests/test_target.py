@@ -10,7 +10,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from lite2pg.target import redact, resolve
+from lite2pg.errors import TargetError
+from lite2pg.target import check_server_version, connect, redact, resolve
 
 from .conftest import MakeDb, PgSchema
 
@@ -67,3 +68,13 @@ def test_migrate_without_target_uses_the_pg_variables(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert pg.query("SELECT id FROM t") == [(8,)]
+
+
+def test_servers_older_than_postgresql_13_are_refused_with_a_hint(pg: PgSchema) -> None:
+    for too_old in (90624, 110022, 120020):
+        with pytest.raises(TargetError, match=r"runs PostgreSQL (9|11|12), older than lite2pg"):
+            check_server_version(too_old)
+    for supported in (130000, 150019, 180004, 190000):
+        check_server_version(supported)
+    with connect(pg.target) as conn:  # the real test server passes the same check
+        assert conn.info.server_version // 10000 >= 13

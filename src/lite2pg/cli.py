@@ -127,8 +127,11 @@ def run_migrate(
         keep_artifacts if keep_artifacts is not None else tgt.origin != "embedded"
     )
     if tgt.origin == "embedded":
-        err.print(f"embedded PostgreSQL: {tgt.dsn}")
-        err.print(f"open it with: {tgt.psql_command}")
+        # Never wrapped: both are copied and pasted.
+        err.print(f"embedded PostgreSQL: {tgt.dsn}", soft_wrap=True)
+        err.print(f"open it with: {tgt.psql_command}", soft_wrap=True)
+    if tgt.note:
+        err.print(f"note: {tgt.note}", soft_wrap=True)
     report: RunReport
     if quiet:
         report = migrate(source, tgt, options)
@@ -647,14 +650,15 @@ def demo_cmd(
     sys.exit(code)
 
 
-def _add_online_commands() -> None:
+def _add_commands() -> None:
+    from lite2pg.cli_embedded import embedded_cmd
     from lite2pg.cli_online import cleanup_cmd, prepare_cmd, sync_cmd
 
-    for command in (prepare_cmd, sync_cmd, cleanup_cmd):
+    for command in (prepare_cmd, sync_cmd, cleanup_cmd, embedded_cmd):
         main.add_command(command)
 
 
-_add_online_commands()
+_add_commands()
 
 
 if __name__ == "__main__":

@@ -5,17 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from lite2pg import embedded
 from lite2pg.errors import TargetError, UsageError
 
-EMBEDDED_DIR = Path(".lite2pg") / "pg"
+EMBEDDED_DIR = embedded.EMBEDDED_DIR
 
 # When the server goes away mid-COPY, psycopg logs "error ignored terminating <Copy>" (and
 # the like for rollbacks) before the error itself is raised; without a handler that goes to
@@ -41,6 +40,7 @@ class Target:
     dsn: str
     origin: str  # "--target", "DATABASE_URL", "PG* environment", "embedded"
     psql_command: str | None = None
+    note: str | None = None  # what the user should know about this target, e.g. an upgrade
 
     @property
     def display(self) -> str:
@@ -70,26 +70,8 @@ def start_embedded(data_dir: Path) -> Target:
 
     The server keeps running after lite2pg exits so later commands and psql can use it.
     """
-    try:
-        with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp: fine.
-            warnings.simplefilter("ignore")
-            import pgserver
-
-            data_dir.mkdir(parents=True, exist_ok=True)
-            get_server = pgserver.get_server  # type: ignore[attr-defined]
-            server = get_server(data_dir.resolve(), cleanup_mode=None)
-            uri = str(server.get_uri())
-    except Exception as e:  # pgserver raises plain exceptions from initdb/pg_ctl
-        raise TargetError(
-            f"cannot start the embedded PostgreSQL in {data_dir}: {str(e).splitlines()[0]}",
-            "pass --target postgresql://... to use a server you run",
-        ) from e
-    psql = shutil.which("psql")
-    if psql is None:
-        bundled = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
-        psql = str(bundled) if bundled.exists() else "psql"
-    return Target(uri, "embedded", f'{psql} "{uri}"')
+    server = embedded.start(data_dir)
+    return Target(server.uri, "embedded", server.psql_command, server.note)
 
 
 # A link that dies without a FIN or RST (a NAT timeout, a pulled cable) is noticed in
@@ -151,6 +133,11 @@ def connect(target: Target, *, autocommit: bool = False) -> psycopg.Connection[t
         raise TargetError(
             f"invalid target {target.display!r}: {e}", "use postgresql://user@host/db"
         ) from None
+    try:
+        check_server_version(conn.info.server_version)
+    except TargetError:
+        conn.close()
+        raise
     with conn.cursor() as cur:
         # Dates are written and compared in UTC and ISO form whatever the server's defaults.
         cur.execute("SET TimeZone = 'UTC'")
@@ -163,6 +150,23 @@ def connect(target: Target, *, autocommit: bool = False) -> psycopg.Connection[t
     if not autocommit:
         conn.commit()
     return conn
+
+
+# The PostgreSQL majors lite2pg is tested on (README, "Supported PostgreSQL"). Older ones lack
+# what it relies on or were never tried; newer ones are allowed, with no promise.
+OLDEST_MAJOR = 13
+NEWEST_TESTED_MAJOR = 18
+
+
+def check_server_version(version_num: int) -> None:
+    """Refuse a server older than OLDEST_MAJOR; `version_num` is server_version_num."""
+    major = version_num // 10000
+    if major < OLDEST_MAJOR:
+        raise TargetError(
+            f"the server runs PostgreSQL {major}, older than lite2pg supports "
+            f"({OLDEST_MAJOR} to {NEWEST_TESTED_MAJOR})",
+            "upgrade the server, or migrate into another one and pg_dump from there",
+        )
 
 
 ROLLED_BACK = "the target was rolled back; run the same command again"

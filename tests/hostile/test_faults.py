@@ -37,6 +37,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from lite2pg import embedded
+
 from ..conftest import PgSchema
 from .conftest import RowsLost
 
@@ -47,13 +49,11 @@ LITE2PG = [sys.executable, "-m", "lite2pg"]
 
 
 def _bindir() -> Path:
-    """initdb and pg_ctl: the system's PostgreSQL, else the one pgserver bundles."""
+    """initdb and pg_ctl: the system's PostgreSQL, else the embedded one's."""
     system = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True)
     if system:
         return system[0].parent
-    import pgserver
-
-    return Path(pgserver.__file__).parent / "pginstall" / "bin"
+    return embedded.shipped_majors()[embedded.default_major()]
 
 
 def _free_port() -> int:

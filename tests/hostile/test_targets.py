@@ -16,7 +16,6 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-import warnings
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -26,6 +25,9 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from lite2pg import embedded
+from lite2pg.errors import TargetError
 
 from ..conftest import MakeDb, PgSchema
 from ._harness import (
@@ -87,20 +89,15 @@ def password_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     The shared test server trusts every local connection, so it cannot test a wrong
     password; this one is an embedded server whose pg_hba.conf we may change."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pgserver
-
-        get_server = pgserver.get_server  # type: ignore[attr-defined]
-        for attempt in range(3):  # initdb now and then fails on a busy machine: try again
-            try:
-                server = get_server(tmp_path_factory.mktemp("pw-pg"), cleanup_mode="delete")
-                break
-            except Exception as e:  # pgserver raises plain exceptions from initdb/pg_ctl
-                if attempt == 2:
-                    pytest.skip(f"cannot start a private embedded PostgreSQL: {e}")
+    data_dir = tmp_path_factory.mktemp("pw-pg") / "pg"
+    for attempt in range(3):  # initdb now and then fails on a busy machine: try again
+        try:
+            uri = embedded.start(data_dir).uri
+            break
+        except TargetError as e:
+            if attempt == 2:
+                pytest.skip(f"cannot start a private embedded PostgreSQL: {e}")
     try:
-        uri = str(server.get_uri())
         with psycopg.connect(uri, autocommit=True) as conn:
             hba = conn.execute("SHOW hba_file").fetchone()
             assert hba is not None
@@ -114,7 +111,7 @@ def password_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             conn.execute("SELECT pg_reload_conf()")
         yield uri
     finally:
-        server.cleanup()
+        embedded.stop(data_dir)
 
 
 def _never_shown(secret: str, result: Result, run_dir: Path) -> None:
