@@ -175,7 +175,8 @@ def prepare(path: Path, tables: Sequence[str] | None = None) -> Prepared:
     """Install change capture on `path` (idempotent: an earlier prepare is replaced)."""
     conn = open_writable(path)
     try:
-        schema = source.discover(conn)
+        # Triggers need the names only: no pass over the live tables' values.
+        schema = source.discover(conn, values=False)
         chosen = [t for t in schema.tables if not is_capture_object(t.name)]
         if tables:
             names = {t.name for t in chosen}

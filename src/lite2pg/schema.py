@@ -25,7 +25,7 @@ from lite2pg.coerce import (
 )
 from lite2pg.errors import TransformError
 from lite2pg.plan import TablePlan
-from lite2pg.source import Column, Table
+from lite2pg.source import Column, Stored, Table, typed_by_values
 
 # PostgreSQL truncates identifiers to NAMEDATALEN-1 bytes.
 MAX_IDENT_BYTES = 63
@@ -40,14 +40,16 @@ GEOMETRY_TYPES = frozenset(
     }
 )  # fmt: skip
 
+NUMERIC = PgType("numeric", Family.NUMERIC)
 _NUMERIC_DECL = re.compile(r"\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
 
 
-def map_declared_type(declared: str) -> PgType:
+def map_declared_type(declared: str, stored: Stored | None = None) -> PgType:
     """PostgreSQL type for a SQLite declared type, after SQLite's own affinity rules.
 
     Declared sizes such as VARCHAR(20) are not carried over: SQLite never enforced them, so
-    the data may not fit, and text is lossless.
+    the data may not fit, and text is lossless. A type that says nothing (`MONEY`, `LONG`:
+    NUMERIC affinity by SQLite's last rule) is typed by what the column holds (`stored`).
     """
     d = " ".join(declared.upper().replace('"', " ").split())
     base = d.split("(")[0].strip()
@@ -76,8 +78,26 @@ def map_declared_type(declared: str) -> PgType:
             s = int(m.group(2) or 0)
             if 1 <= p <= 1000 and 0 <= s <= p:
                 return PgType(f"numeric({p},{s})", Family.NUMERIC, precision=p, scale=s)
-        return PgType("numeric", Family.NUMERIC)
+        return NUMERIC
+    if stored is not None and typed_by_values(declared):
+        return _stored_type(stored)
     return TEXT
+
+
+def _stored_type(stored: Stored) -> PgType:
+    """The type that holds every value of a NUMERIC-affinity column exactly, and sorts and
+    compares them as the app saw them: integers stay integers, not text."""
+    classes = stored.classes
+    if "text" in classes:
+        return TEXT  # blobs and numbers beside it read as text, as they would print
+    if "blob" in classes:
+        return BYTEA if classes == {"blob"} else TEXT
+    if classes == {"integer"}:
+        return BIGINT
+    if "real" in classes:
+        # Reals are doubles already; integers beside them only when a double holds them.
+        return DOUBLE if stored.ints_fit_double else NUMERIC
+    return NUMERIC  # nothing stored yet: numeric takes whatever the app writes next
 
 
 def _truncate_bytes(name: str, limit: int) -> str:
@@ -207,16 +227,18 @@ _RESULT_TYPES: dict[str, PgType | None] = {
     "timestamp": TIMESTAMPTZ,
     "boolean": BOOLEAN,
     "integer": BIGINT,
-    "numeric": PgType("numeric", Family.NUMERIC),
+    "numeric": NUMERIC,
     "nullif": None,
     "default": None,
     "required": None,
 }
 
 
-def transformed_type(declared: str, transform_names: Sequence[str]) -> PgType:
+def transformed_type(
+    declared: str, transform_names: Sequence[str], stored: Stored | None = None
+) -> PgType:
     """The PostgreSQL type of a column after its plan transforms."""
-    pg = map_declared_type(declared)
+    pg = map_declared_type(declared, stored)
     for name in transform_names:
         pg = _RESULT_TYPES.get(name) or pg
     return pg
@@ -246,7 +268,7 @@ def plan_table(
                 pg = parse_pg_type(tp.cast[col.name])
             elif col.name in tp.columns:
                 names = [spec.name for spec in tp.columns[col.name].specs]
-                pg = transformed_type(col.declared_type, names)
+                pg = transformed_type(col.declared_type, names, col.stored)
         column = _plan_column(table, col, col_names, pg, notes)
         if tp is not None:
             column.target = col_names.rename(column.target, tp.target_column(col.name))
@@ -269,7 +291,7 @@ def _plan_column(
     pg: PgType | None,
     notes: list[str],
 ) -> ColumnMap:
-    pg = pg or map_declared_type(col.declared_type)
+    pg = pg or map_declared_type(col.declared_type, col.stored)
     target = names.take(col.name)
     if target != col.name:
         notes.append(

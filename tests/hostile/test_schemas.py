@@ -423,3 +423,40 @@ def test_legacy_declared_types(
     assert rows[2][0] == 3 and rows[2][3] is not None  # SQLite filled the default
     # The default still works in PostgreSQL.
     assert pg.query("INSERT INTO legacy (id) VALUES (4) RETURNING created IS NOT NULL") == [(True,)]
+
+
+def test_types_with_numeric_affinity_by_sqlites_last_rule_are_typed_by_what_they_hold(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, rows_lost: RowsLost
+) -> None:
+    # MONEY, LONG, NUMBER...: SQLite's rule 5 gives them NUMERIC affinity, so the stored
+    # value decides; integers kept as text would sort as strings ('10' < '9').
+    db = make_db(
+        "CREATE TABLE legacy (id INTEGER PRIMARY KEY, qty LONG, price MONEY, code NUMBER, "
+        "  weight MEASURE, note WHATEVER, raw STUFF, unused AMOUNT, flag BOOL, at DATETIME);",
+        (
+            "INSERT INTO legacy VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (1, 10, 1.5, 7, 2**62, "x", b"\x00\xff", None, 1, "2024-01-01 00:00:00"),
+                (2, 9, 2, "12", 0.5, 3, b"\x01", None, 0, None),
+                (3, 100, None, 3, -(2**63), None, None, None, None, None),
+            ],
+        ),
+    )
+    _ok(db, pg, tmp_path, rows_lost)
+    assert _columns(pg, "legacy")[1:] == [
+        ("qty", "bigint"),
+        ("price", "double precision"),  # a double holds the integer 2 exactly
+        ("code", "bigint"),  # NUMERIC affinity stored '12' as the integer 12
+        ("weight", "numeric"),  # 2**62 beside a real: a double would round it
+        ("note", "text"),
+        ("raw", "bytea"),
+        ("unused", "numeric"),  # nothing stored: numeric takes what the app writes next
+        ("flag", "boolean"),
+        ("at", "timestamp with time zone"),
+    ]
+    assert pg.query("SELECT qty FROM legacy ORDER BY qty") == [(9,), (10,), (100,)]
+    assert pg.query("SELECT id, price, code, weight::text, note, raw FROM legacy ORDER BY id") == [
+        (1, 1.5, 7, str(2**62), "x", b"\x00\xff"),
+        (2, 2.0, 12, "0.5", "3", b"\x01"),
+        (3, None, 3, str(-(2**63)), None, None),
+    ]
