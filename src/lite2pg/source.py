@@ -110,6 +110,8 @@ class SourceSchema:
     tables: tuple[Table, ...]
     views: tuple[Skipped, ...]
     skipped: tuple[Skipped, ...] = field(default=())
+    # What the app will see behave differently, found in the schema itself.
+    changes: tuple[str, ...] = field(default=())
 
     def table(self, name: str) -> Table:
         for t in self.tables:
