@@ -140,6 +140,7 @@ def open_writable(path: Path, timeout: float = LOCK_WAIT_S) -> sqlite3.Connectio
     try:
         conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        source.register_collations(conn)
     except sqlite3.DatabaseError as e:
         raise SourceError(
             str(path), f"cannot open: {e}", "is the file a complete SQLite database?"

@@ -215,6 +215,82 @@ _WRITE_FAILED = ("SQLITE_FULL", "SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC", "SQL
 _DATA_PROBLEM = re.compile(r"CHECK constraint failed|NULL value in |(non-)?\w+ value in ")
 
 
+# Collations every SQLite has; any other name in the schema is one the app registers on its
+# own connections, without which SQLite refuses to read the tables and indexes that use it.
+BUILTIN_COLLATIONS = frozenset({"BINARY", "NOCASE", "RTRIM"})
+# Names that say "compare without case": nocase_utf8, unicase, utf8_general_ci, ...
+_CASELESS_NAME = re.compile(r"nocase|unicase|caseless|insensitive|icase|(?:^|[^a-z])ci(?:[^a-z]|$)")
+
+
+def _caseless(a: str, b: str) -> int:
+    x, y = a.casefold(), b.casefold()
+    return (x > y) - (x < y)
+
+
+def _codepoints(a: str, b: str) -> int:
+    return (a > b) - (a < b)
+
+
+def is_caseless(collation: str) -> bool:
+    """Whether the fallback for an app's collation compares without case (by its name)."""
+    return bool(_CASELESS_NAME.search(collation.lower()))
+
+
+def _unquote(token: str) -> str:
+    if token[:1] in ('"', "`", "'") and len(token) >= 2:
+        return token[1:-1].replace(token[0] * 2, token[0])
+    if token[:1] == "[":
+        return token[1:-1]
+    return token
+
+
+def app_collations(conn: sqlite3.Connection) -> list[tuple[str, str, str, str | None]]:
+    """(collation, object type, object name, column) for every COLLATE in the schema's SQL
+    that names a collation SQLite does not have built in."""
+    found: list[tuple[str, str, str, str | None]] = []
+    rows = conn.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE sql LIKE '%collate%' ORDER BY rowid"
+    ).fetchall()
+    for kind, name, text in rows:
+        toks = [t.group(0) for t in _tokens(text)]
+        item: str | None = None
+        after_open = False
+        for i, tok in enumerate(toks):
+            if after_open:
+                item = _unquote(tok)
+            after_open = tok in ("(", ",")
+            if tok.upper() == "COLLATE" and i + 1 < len(toks):
+                collation = _unquote(toks[i + 1])
+                if collation.upper() not in BUILTIN_COLLATIONS:
+                    found.append((collation, kind, name, item))
+    return found
+
+
+def register_collations(conn: sqlite3.Connection) -> None:
+    """Give `conn` a fallback for each collation the app registers itself: case-insensitive
+    (casefold) for names that say so, else code point order. Deterministic, so that every
+    connection of a run reads the same."""
+    for collation in {c for c, *_ in app_collations(conn)}:
+        conn.create_collation(collation, _caseless if is_caseless(collation) else _codepoints)
+
+
+def collation_changes(conn: sqlite3.Connection) -> list[str]:
+    """The behaviour changes that the app's own collations bring, one line per use."""
+    lines: list[str] = []
+    for collation, kind, name, column in app_collations(conn):
+        where = f"column {name}.{column}" if kind == "table" and column else f"{kind} {name}"
+        if kind == "index" and column:
+            where = f"index {name} (column {column})"
+        how = "case-insensitive, by casefold" if is_caseless(collation) else "code point order"
+        line = (
+            f"{where} uses collation {collation}, which the app registers; read with a "
+            f"fallback ({how}); PostgreSQL uses its default collation"
+        )
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
 def open_readonly(path: Path) -> sqlite3.Connection:
     """Open a SQLite database read-only; the source is never modified."""
     check_sqlite_file(path)
@@ -233,6 +309,7 @@ def open_readonly(path: Path) -> sqlite3.Connection:
                 uri + "&immutable=1", uri=True, timeout=busy_timeout(), check_same_thread=False
             )
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        register_collations(conn)
     except sqlite3.DatabaseError as e:
         raise source_error(path, e, "cannot open") from e
     return conn
@@ -431,7 +508,8 @@ def _discover(conn: sqlite3.Connection, values: bool) -> SourceSchema:
                 )
             )
     _resolve_fk_targets(tables)
-    return SourceSchema(tuple(tables), tuple(views), tuple(skipped))
+    changes = tuple(collation_changes(conn))
+    return SourceSchema(tuple(tables), tuple(views), tuple(skipped), changes)
 
 
 def _table(
