@@ -490,10 +490,15 @@ def translate_default(
     value = _constant(text)
     if value is _NOT_CONSTANT:
         return None, f"default {default_sql} dropped: an expression lite2pg does not translate"
-    if chain is not None or declared is not None:
-        value = _stored_as(value, declared or "")
-    elif isinstance(value, str) and pg.family in _NUMERIC_FAMILIES and _NUMBER.match(value.strip()):
-        # SQLite applies the column's affinity to a default: '0' in an INTEGER column is 0.
+    if declared is not None:
+        value = _stored_as(value, declared)
+    if (
+        chain is None
+        and isinstance(value, str)
+        and pg.family in _NUMERIC_FAMILIES
+        and _NUMBER.match(value.strip())
+    ):
+        # The column's affinity, or a --cast to a number: '0' in an INTEGER column is 0.
         v = value.strip()
         value = float(v) if any(ch in v for ch in ".eE") else int(v)
     if chain is not None:
