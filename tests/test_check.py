@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,32 @@ def test_check_of_a_clean_database_exits_zero(make_db: MakeDb) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK: all 1 rows would migrate" in result.stdout
+
+
+def test_check_reads_a_file_that_needs_the_apps_collations_and_lists_behaviour_changes(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "app.db"
+    app = sqlite3.connect(db)
+    app.create_collation(
+        "NOCASE_UTF8", lambda a, b: (a.upper() > b.upper()) - (a.upper() < b.upper())
+    )
+    app.executescript(
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, title TEXT COLLATE NOCASE_UTF8,"
+        "  at TEXT DEFAULT (datetime('now', 'localtime')));"
+        "CREATE UNIQUE INDEX notes_title ON notes (title);"
+        "INSERT INTO notes (id, title) VALUES (1, 'b'), (2, 'A');"
+    )
+    app.commit()
+    app.close()
+
+    report = check(db)
+
+    assert report.ok and report.rows_read == 2
+    assert report.behaviour_changes == [
+        "column notes.title uses collation NOCASE_UTF8, which the app registers; read with a "
+        "fallback (case-insensitive, by casefold); PostgreSQL uses its default collation",
+        "notes: column 'at': default datetime('now', 'localtime') dropped: 'localtime' is the "
+        "local time of the app's host, which PostgreSQL does not know; not translated",
+    ]
+    assert report.as_dict()["behaviour_changes"] == report.behaviour_changes

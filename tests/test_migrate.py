@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 import stat
+import textwrap
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
+
+from lite2pg.plan import parse_plan
 from lite2pg.run import MigrateOptions, migrate
 
 from .conftest import MakeDb, PgSchema
@@ -301,3 +307,119 @@ def test_a_second_run_into_the_same_schema_at_the_same_time_is_refused(
         else:
             raise AssertionError("the second run should be refused")
     assert pg.query("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()") == [(0,)]
+
+
+# Defaults an app's schema declares, with what a text column held on SQLite.
+_APP_DEFAULTS = (
+    "CREATE TABLE events (id INTEGER PRIMARY KEY, label TEXT,"
+    "  ts_text TEXT DEFAULT CURRENT_TIMESTAMP, day_text TEXT DEFAULT CURRENT_DATE,"
+    "  time_text TEXT DEFAULT CURRENT_TIME, dt_fn TEXT DEFAULT (datetime('now')),"
+    "  day DATE DEFAULT (date('now')), created DATETIME DEFAULT CURRENT_TIMESTAMP,"
+    "  epoch INTEGER DEFAULT (strftime('%s','now')),"
+    "  epoch_text TEXT DEFAULT (strftime('%s','now')),"
+    "  ms TEXT DEFAULT (strftime('%Y-%m-%d %H:%M:%f','now')),"
+    "  iso DATETIME DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+    "  rnd INTEGER DEFAULT (random()), jd REAL DEFAULT (julianday('now')),"
+    "  neg INTEGER DEFAULT -1, negf REAL DEFAULT - 2.5, yes BOOLEAN DEFAULT TRUE,"
+    "  no BOOLEAN DEFAULT FALSE, local TEXT DEFAULT (datetime('now','localtime')),"
+    "  token TEXT DEFAULT (lower(hex(randomblob(4)))));"
+)
+_TRANSLATED = (
+    "ts_text", "day_text", "time_text", "dt_fn", "day", "created", "epoch", "epoch_text", "ms",
+    "iso", "rnd", "jd", "neg", "negf", "yes", "no",
+)  # fmt: skip
+
+
+def _shape(value: object) -> object:
+    """What two values of one default share whenever they are taken: digits vary."""
+    if isinstance(value, str):
+        return "".join("9" if ch.isdigit() else ch for ch in value)
+    return type(value)
+
+
+def test_an_insert_on_postgresql_gets_the_defaults_the_app_got_on_sqlite(
+    tmp_path: Path, pg: PgSchema
+) -> None:
+    db = tmp_path / "app.db"
+    app = sqlite3.connect(db)
+    app.executescript(_APP_DEFAULTS)
+    app.execute("INSERT INTO events (id, label) VALUES (1, 'on sqlite')")  # as the app does
+    app.commit()
+    app.close()
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+    assert report.exit_code() == 0, report.verify
+    cols = ", ".join(_TRANSLATED)
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        # A session in another time zone: what SQLite stored in UTC must stay UTC.
+        conn.execute("SET TimeZone = 'America/New_York'")
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(pg.schema)))
+        conn.execute("INSERT INTO events (id, label) VALUES (2, 'on postgresql')")
+        rows = conn.execute(f"SELECT {cols} FROM events ORDER BY id").fetchall()
+    on_sqlite, on_pg = (dict(zip(_TRANSLATED, r, strict=True)) for r in rows)
+    now = dt.datetime.now(dt.UTC)
+    for name in _TRANSLATED:
+        assert on_pg[name] is not None, name
+        assert _shape(on_pg[name]) == _shape(on_sqlite[name]), name
+    for name in ("ts_text", "dt_fn"):
+        stamp = dt.datetime.fromisoformat(on_pg[name]).replace(tzinfo=dt.UTC)
+        assert abs(stamp - now) < dt.timedelta(minutes=2), name
+    assert on_pg["day_text"] == now.date().isoformat() == on_pg["day"].isoformat()
+    assert abs(on_pg["created"] - now) < dt.timedelta(minutes=2)
+    assert abs(on_pg["iso"] - now) < dt.timedelta(minutes=2)
+    assert abs(on_pg["epoch"] - now.timestamp()) < 120
+    assert abs(int(on_pg["epoch_text"]) - now.timestamp()) < 120
+    assert abs(on_pg["jd"] - (now.timestamp() / 86400 + 2440587.5)) < 0.01
+    assert -(2**63) <= on_pg["rnd"] < 2**63
+    assert (on_pg["neg"], on_pg["negf"], on_pg["yes"], on_pg["no"]) == (-1, -2.5, True, False)
+    # What is not translated is a behaviour change, listed in the report and the summary.
+    changes = "\n".join(report.behaviour_changes)
+    assert "events: column 'local': default datetime('now','localtime') dropped" in changes
+    assert "'localtime' is the local time of the app's host" in changes
+    assert "events: column 'token': default lower(hex(randomblob(4))) dropped" in changes
+    assert len(report.behaviour_changes) == 2
+    saved = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert saved["behaviour_changes"] == report.behaviour_changes
+
+
+def test_a_column_the_plan_transforms_keeps_a_default_its_transforms_accept(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE tickets (id INTEGER PRIMARY KEY,"
+        "  status TEXT DEFAULT 'wip', kind TEXT DEFAULT 'zzz',"
+        "  opened INTEGER DEFAULT (strftime('%s','now')), note TEXT DEFAULT CURRENT_TIMESTAMP);"
+        "INSERT INTO tickets (id) VALUES (1);"
+    )
+    plan = parse_plan(
+        textwrap.dedent(
+            """
+            [tables.tickets.columns.status]
+            transforms = [{ map = { values = { wip = "in_progress" }, on_unknown = "keep" } }]
+            [tables.tickets.columns.kind]
+            transforms = [{ map = { values = { bug = "bug" }, on_unknown = "reject" } }]
+            [tables.tickets.columns.opened]
+            transforms = [{ timestamp = { epoch = "seconds" } }]
+            [tables.tickets.columns.note]
+            transforms = ["strip"]
+            """
+        ),
+        origin="test",
+    )
+    report = migrate(db, pg.target, _opts(pg, tmp_path, plan=plan))
+    assert report.rows_rejected == 1  # the SQLite row's kind 'zzz' is refused by its map
+
+    pg.execute("INSERT INTO tickets (id) VALUES (2)")
+    (status, kind, opened, note) = pg.query(
+        "SELECT status, kind, opened, note FROM tickets WHERE id = 2"
+    )[0]
+    now = dt.datetime.now(dt.UTC)
+    assert status == "in_progress"  # the constant, as the map makes it
+    assert kind is None  # the map refuses 'zzz': dropped, and said so
+    assert abs(opened - now) < dt.timedelta(minutes=2)  # epoch now, as the transform reads it
+    assert abs(dt.datetime.fromisoformat(note).replace(tzinfo=dt.UTC) - now) < dt.timedelta(
+        minutes=2
+    )
+    assert report.behaviour_changes == [
+        "tickets: column 'kind': default 'zzz' dropped: the plan's transforms refuse it "
+        "(map: unknown value 'zzz')"
+    ]

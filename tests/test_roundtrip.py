@@ -22,6 +22,11 @@ Equality, by target type (NULL is NULL, and '' is '', never NULL):
   microsecond, compared as exact epoch seconds (so instants Python cannot hold compare too).
 - date: ISO-8601 text naming that calendar day.
 
+A column whose declared type names nothing SQLite knows (FOO, ANY: NUMERIC affinity) gets
+its type from what it holds: any text, text; only blobs, bytea; blobs with numbers, text;
+only integers, bigint; reals, double precision unless an integer beside them is beyond
+2**53 (then numeric); nothing, numeric.
+
 Each (target type, stored value) gets a verdict: LOAD (must load, equal), EITHER (may be
 rejected; equal when loaded) or REJECT (must be rejected: loading would change it).
 """
@@ -83,7 +88,8 @@ class Kind(Enum):
 class Col:
     name: str
     declared: str
-    kind: Kind
+    kind: Kind  # for a column typed by its values: the kind its random values are drawn for
+    by_values: bool = False
 
 
 MIXED = "mixed"
@@ -102,11 +108,11 @@ MIXED_COLUMNS = (
     Col("c_timestamp", "TIMESTAMP", Kind.TIMESTAMPTZ),
     Col("c_date", "DATE", Kind.DATE),
     Col("c_untyped", "", Kind.TEXT),
-    Col("c_foo", "FOO", Kind.TEXT),
+    Col("c_foo", "FOO", Kind.TEXT, by_values=True),
 )
 MIXED_NAMES = tuple(c.name for c in MIXED_COLUMNS)
 STRICT = "strict_any"
-STRICT_COLUMNS = (Col("c_any", "ANY", Kind.TEXT),)
+STRICT_COLUMNS = (Col("c_any", "ANY", Kind.TEXT, by_values=True),)
 TABLES = {MIXED: MIXED_COLUMNS, STRICT: STRICT_COLUMNS}
 
 INF = float("inf")
@@ -453,6 +459,25 @@ def stored(path: Path, table: str) -> dict[int, dict[str, Value]]:
     return out
 
 
+def _typed(col: Col, truth: dict[int, dict[str, Value]]) -> Col:
+    """A column typed by its values (see the module docstring), with the kind it gets."""
+    if not col.by_values:
+        return col
+    values = [row[col.name] for row in truth.values() if row[col.name] is not None]
+    has = {type(v) for v in values}
+    kind = Kind.NUMERIC
+    if str in has or BadText in has:
+        kind = Kind.TEXT
+    elif bytes in has:
+        kind = Kind.BYTEA if has == {bytes} else Kind.TEXT
+    elif has == {int}:
+        kind = Kind.BIGINT
+    elif float in has:
+        exact = all(abs(v) <= 2**53 for v in values if isinstance(v, int))
+        kind = Kind.DOUBLE if exact else Kind.NUMERIC
+    return Col(col.name, col.declared, kind)
+
+
 # --- PostgreSQL side --------------------------------------------------------------------
 
 
@@ -521,8 +546,9 @@ def check_roundtrip(
         )
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("SET TimeZone = 'UTC'")
-            for table, cols in TABLES.items():
+            for table, declared in TABLES.items():
                 truth = stored(source, table)
+                cols = [_typed(c, truth) for c in declared]
                 result = next(t for t in report.tables if t.source == table)
                 assert pg_types(conn, schema, table) == {
                     "id": "bigint",

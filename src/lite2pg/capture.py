@@ -140,6 +140,7 @@ def open_writable(path: Path, timeout: float = LOCK_WAIT_S) -> sqlite3.Connectio
     try:
         conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        source.register_collations(conn)
     except sqlite3.DatabaseError as e:
         raise SourceError(
             str(path), f"cannot open: {e}", "is the file a complete SQLite database?"
@@ -175,7 +176,8 @@ def prepare(path: Path, tables: Sequence[str] | None = None) -> Prepared:
     """Install change capture on `path` (idempotent: an earlier prepare is replaced)."""
     conn = open_writable(path)
     try:
-        schema = source.discover(conn)
+        # Triggers need the names only: no pass over the live tables' values.
+        schema = source.discover(conn, values=False)
         chosen = [t for t in schema.tables if not is_capture_object(t.name)]
         if tables:
             names = {t.name for t in chosen}

@@ -65,6 +65,7 @@ class CheckReport:
     maps: dict[str, list[MapValue]] = field(default_factory=dict)  # "table.column" -> values
     orphans: list[dict[str, Any]] = field(default_factory=list)
     disagreements: list[dict[str, Any]] = field(default_factory=list)
+    behaviour_changes: list[str] = field(default_factory=list)  # as a run would list them
 
     @property
     def rows_rejected(self) -> int:
@@ -106,6 +107,7 @@ class CheckReport:
             },
             "orphans": self.orphans,
             "type_disagreements": self.disagreements,
+            "behaviour_changes": self.behaviour_changes,
         }
 
 
@@ -141,6 +143,9 @@ def check(
             schema = source.discover(src)
             layout = select_tables(schema, tuple(tables) if tables else None, plan, casts or {})
             maps, _ = create_maps(layout, plan)
+            report.behaviour_changes = list(schema.changes) + [
+                f"{tm.source.name}: {c}" for tm in maps for c in tm.changes
+            ]
             gone = GoneRows(src, layout.tables)
             for t in layout.skipped:
                 gone.record_where_not(t, None)

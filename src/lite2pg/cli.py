@@ -574,6 +574,8 @@ def check_cmd(
             f"type disagreement: {d['table']}.{d['column']} declared {d['declared']} "
             f"(-> {d['target']}) holds {found}"
         )
+    for change in report.behaviour_changes:
+        out.print(f"behaviour change: {change}")
     out.print(str(report))
     sys.exit(0 if report.ok else 1)
 

@@ -207,7 +207,9 @@ def existing_maps(
                     "drop or rename it in a plan",
                 )
             transformed = tp is not None and col.name in tp.columns
-            source_pg = casts.get(t.name, {}).get(col.name) or map_declared_type(col.declared_type)
+            source_pg = casts.get(t.name, {}).get(col.name) or map_declared_type(
+                col.declared_type, col.stored
+            )
             if (
                 not transformed
                 and source_pg.family in _COMPATIBLE

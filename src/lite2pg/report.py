@@ -31,6 +31,9 @@ class RunReport:
     phases: list[PhaseResult] = field(default_factory=list)
     not_migrated: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # What the app will see behave differently on PostgreSQL (a default not translated, a
+    # collation the app registers): printed before the notes, never buried among them.
+    behaviour_changes: list[str] = field(default_factory=list)
     rejects_dir: str | None = None
     snapshot_sha256: str | None = None  # of the SQLite snapshot loaded; verify re-checks it
     verify: dict[str, Any] | None = None  # lite2pg.verify.VerifyReport.as_dict(), once run
@@ -111,6 +114,8 @@ class RunReport:
             "rejects_dir": self.rejects_dir,
         }
         # Present once known, so that a report.json without them keeps its old shape.
+        if self.behaviour_changes:
+            out["behaviour_changes"] = self.behaviour_changes
         if self.snapshot_sha256 is not None:
             out["snapshot_sha256"] = self.snapshot_sha256
         if self.verify is not None:
@@ -157,6 +162,8 @@ def print_summary(report: RunReport, console: Console) -> None:
         f"{report.seconds:.3f}s",
     )  # fmt: skip
     console.print(t)
+    for change in report.behaviour_changes:
+        console.print(f"behaviour change: {change}")
     for r in report.tables:
         if r.passwords:
             counts = ", ".join(f"{n} {kind}" for kind, n in r.passwords.items() if n)

@@ -83,7 +83,8 @@ def render_html(data: dict[str, Any]) -> str:
     out.append(_timings(data, v))
     if v:
         out.append(_spot_checks(v))
-    notes = list(data.get("notes") or [])
+    notes = [f"behaviour change: {c}" for c in data.get("behaviour_changes") or []]
+    notes += data.get("notes") or []
     for p in data.get("phases") or []:
         notes.extend(p.get("notes") or [])
     if notes or data.get("not_migrated"):

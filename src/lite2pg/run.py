@@ -200,8 +200,10 @@ def note_skipped(
     report.not_migrated = [
         {"kind": s.kind, "name": s.name, "reason": s.reason} for s in schema.skipped
     ] + [{"kind": "table", "name": t.name, "reason": "skipped by the plan"} for t in layout.skipped]
+    report.behaviour_changes = list(schema.changes)
     for tm in maps:
         report.notes.extend(f"{tm.source.name}: {n}" for n in tm.notes)
+        report.behaviour_changes.extend(f"{tm.source.name}: {c}" for c in tm.changes)
     for p in phases:
         if p.name == "views":
             failed = {n.split(":")[0].removeprefix("view ") for n in p.notes}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,8 +25,9 @@ from lite2pg.coerce import (
     parse_pg_type,
 )
 from lite2pg.errors import TransformError
-from lite2pg.plan import TablePlan
-from lite2pg.source import Column, Table
+from lite2pg.plan import ColumnPlan, TablePlan
+from lite2pg.source import Column, Stored, Table, typed_by_values
+from lite2pg.transforms import Transform
 
 # PostgreSQL truncates identifiers to NAMEDATALEN-1 bytes.
 MAX_IDENT_BYTES = 63
@@ -40,14 +42,16 @@ GEOMETRY_TYPES = frozenset(
     }
 )  # fmt: skip
 
+NUMERIC = PgType("numeric", Family.NUMERIC)
 _NUMERIC_DECL = re.compile(r"\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
 
 
-def map_declared_type(declared: str) -> PgType:
+def map_declared_type(declared: str, stored: Stored | None = None) -> PgType:
     """PostgreSQL type for a SQLite declared type, after SQLite's own affinity rules.
 
     Declared sizes such as VARCHAR(20) are not carried over: SQLite never enforced them, so
-    the data may not fit, and text is lossless.
+    the data may not fit, and text is lossless. A type that says nothing (`MONEY`, `LONG`:
+    NUMERIC affinity by SQLite's last rule) is typed by what the column holds (`stored`).
     """
     d = " ".join(declared.upper().replace('"', " ").split())
     base = d.split("(")[0].strip()
@@ -76,8 +80,26 @@ def map_declared_type(declared: str) -> PgType:
             s = int(m.group(2) or 0)
             if 1 <= p <= 1000 and 0 <= s <= p:
                 return PgType(f"numeric({p},{s})", Family.NUMERIC, precision=p, scale=s)
-        return PgType("numeric", Family.NUMERIC)
+        return NUMERIC
+    if stored is not None and typed_by_values(declared):
+        return _stored_type(stored)
     return TEXT
+
+
+def _stored_type(stored: Stored) -> PgType:
+    """The type that holds every value of a NUMERIC-affinity column exactly, and sorts and
+    compares them as the app saw them: integers stay integers, not text."""
+    classes = stored.classes
+    if "text" in classes:
+        return TEXT  # blobs and numbers beside it read as text, as they would print
+    if "blob" in classes:
+        return BYTEA if classes == {"blob"} else TEXT
+    if classes == {"integer"}:
+        return BIGINT
+    if "real" in classes:
+        # Reals are doubles already; integers beside them only when a double holds them.
+        return DOUBLE if stored.ints_fit_double else NUMERIC
+    return NUMERIC  # nothing stored yet: numeric takes whatever the app writes next
 
 
 def _truncate_bytes(name: str, limit: int) -> str:
@@ -136,6 +158,9 @@ class TableMap:
     target: str
     columns: list[ColumnMap]
     notes: list[str] = field(default_factory=list)
+    # What the app will see behave differently (a default not carried over), for the
+    # summary's "behaviour change" lines.
+    changes: list[str] = field(default_factory=list)
 
     @property
     def target_columns(self) -> list[str]:
@@ -157,44 +182,367 @@ _DQ_STRING = re.compile(r'^"((?:[^"]|"")*)"$', re.S)
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _BLOB = re.compile(r"^[xX]'([0-9a-fA-F]*)'$")
 _NUMERIC_FAMILIES = (Family.INTEGER, Family.FLOAT, Family.NUMERIC, Family.BOOLEAN)
+_TEMPORAL = (Family.TIMESTAMPTZ, Family.TIMESTAMP, Family.DATE)
+
+# A "now" default is evaluated in Python at this instant (every field distinct) to see what
+# the column's type and transforms make of it, and which PostgreSQL expression gives that.
+_SAMPLE = dt.datetime(2001, 2, 3, 4, 5, 6, 789_000, tzinfo=dt.UTC)
+_UTC_NOW = "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')"
+# SQLite's random() is a signed 64-bit integer over the whole range; PostgreSQL's random()
+# is a double in [0, 1). 64 bits of an MD5 of one make a bigint over the whole range.
+_RANDOM_BIGINT = "('x' || substr(md5(random()::text), 1, 16))::bit(64)::bigint"
+_EPOCH = "floor(extract(epoch FROM CURRENT_TIMESTAMP))::bigint"  # SQLite truncates too
+_JULIAN = "(extract(epoch FROM CURRENT_TIMESTAMP)::float8 / 86400 + 2440587.5)"
+# The text of SQLite's clock functions, as strftime formats.
+_CLOCK_WORDS = {
+    "CURRENT_TIMESTAMP": "%Y-%m-%d %H:%M:%S",
+    "CURRENT_DATE": "%Y-%m-%d",
+    "CURRENT_TIME": "%H:%M:%S",
+}
+_CLOCK_FUNCS = {"datetime": "%Y-%m-%d %H:%M:%S", "date": "%Y-%m-%d", "time": "%H:%M:%S"}
+# strftime conversions PostgreSQL's to_char can spell; %f is seconds with milliseconds.
+_TO_CHAR = {
+    "Y": "YYYY", "m": "MM", "d": "DD", "H": "HH24", "M": "MI", "S": "SS", "f": 'SS"."MS',
+    "j": "DDD",
+}  # fmt: skip
+_CALL = re.compile(r"^([A-Za-z_]\w*)\s*\((.*)\)$", re.S)
+_CAST = re.compile(r"^(.*)\s+AS\s+([A-Za-z_][\w ]*)$", re.S | re.I)
+_ARG = re.compile(r"\s*'((?:[^']|'')*)'\s*(,|$)", re.S)
+_SIGN_SPACE = re.compile(r"^([+-])\s+")
 
 
-def translate_default(default_sql: str | None, pg: PgType) -> tuple[sql.Composable | None, str]:
-    """PostgreSQL DEFAULT for a SQLite default expression, or None and the reason why not."""
-    if default_sql is None:
-        return None, ""
-    text = default_sql.strip()
+@dataclass(frozen=True)
+class _Clock:
+    """A SQLite default that reads the clock or the random generator."""
+
+    kind: str  # "stamp" (strftime text), "epoch" (seconds), "julian" (day number), "random"
+    fmt: str = ""  # the strftime format of a "stamp"
+    text: bool = False  # an "epoch" that SQLite gives as text (strftime('%s', 'now'))
+
+    def sample(self) -> Any:
+        """What SQLite gives at `_SAMPLE`."""
+        if self.kind == "stamp":
+            return _strftime(self.fmt, _SAMPLE)
+        if self.kind == "epoch":
+            seconds = int(_SAMPLE.timestamp())
+            return str(seconds) if self.text else seconds
+        if self.kind == "julian":
+            return _SAMPLE.timestamp() / 86400 + 2440587.5
+        return 2**62 + 12345  # random(): any 64-bit integer
+
+
+def _strftime(fmt: str, t: dt.datetime) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(fmt):
+        if fmt[i] == "%" and i + 1 < len(fmt):
+            spec = fmt[i + 1]
+            if spec == "f":
+                out.append(f"{t.second:02d}.{t.microsecond // 1000:03d}")
+            elif spec == "%":
+                out.append("%")
+            else:
+                out.append(t.strftime("%" + spec))
+            i += 2
+        else:
+            out.append(fmt[i])
+            i += 1
+    return "".join(out)
+
+
+def _to_char_format(fmt: str) -> str | None:
+    """PostgreSQL's to_char spelling of a SQLite strftime format, or None."""
+    out: list[str] = []
+    literal: list[str] = []
+    i = 0
+    while i < len(fmt):
+        if fmt[i] != "%":
+            literal.append(fmt[i])
+            i += 1
+            continue
+        spec = fmt[i + 1] if i + 1 < len(fmt) else ""
+        i += 2
+        if spec == "%":
+            literal.append("%")
+            continue
+        if spec not in _TO_CHAR:
+            return None
+        out += [_quoted_literal(literal), _TO_CHAR[spec]]
+        literal = []
+    return "".join([*out, _quoted_literal(literal)])
+
+
+def _quoted_literal(chars: list[str]) -> str:
+    """Text that to_char copies as it is (a double-quoted run), or nothing."""
+    text = "".join(chars)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"' if text else ""
+
+
+def _string_args(inner: str) -> list[str] | None:
+    """The arguments of a call when every one is a string literal, else None."""
+    args: list[str] = []
+    pos = 0
+    while pos < len(inner):
+        m = _ARG.match(inner, pos)
+        if not m:
+            return None
+        args.append(m.group(1).replace("''", "'"))
+        pos = m.end()
+    return args
+
+
+def _clock(text: str) -> _Clock | str | None:
+    """The clock default `text` reads, a reason it cannot be translated, or None when it is
+    not a clock default."""
+    upper = text.upper()
+    if upper in _CLOCK_WORDS:
+        return _Clock("stamp", _CLOCK_WORDS[upper])
+    m = _CALL.match(text)
+    if not m:
+        return None
+    name, inner = m.group(1).lower(), m.group(2).strip()
+    if name == "random":
+        return None if inner else _Clock("random")
+    if name == "cast":
+        cast = _CAST.match(inner)
+        inside = _clock(_unwrap(cast.group(1))) if cast else None
+        if cast is None or not isinstance(inside, _Clock):
+            return inside
+        if inside.kind == "epoch" and "INT" in cast.group(2).upper():
+            return _Clock("epoch")
+        return f"CAST({inside.kind} AS {cast.group(2)}) not translated"
+    if name not in (*_CLOCK_FUNCS, "strftime", "julianday", "unixepoch"):
+        return None
+    args = _string_args(inner)
+    if args is None:
+        return None
+    fmt = ""
+    if name == "strftime":
+        if not args:
+            return None
+        fmt, args = args[0], args[1:]
+    if name == "unixepoch" and not args:
+        args = ["now"]
+    if not args or args[0].strip().lower() != "now":
+        return None
+    for modifier in args[1:]:
+        if modifier.strip().lower() == "localtime":
+            return (
+                "'localtime' is the local time of the app's host, which PostgreSQL does not "
+                "know; not translated"
+            )
+        return f"modifier {modifier!r} not translated"
+    if name == "julianday":
+        return _Clock("julian")
+    if name == "unixepoch":
+        return _Clock("epoch")
+    if name != "strftime":
+        return _Clock("stamp", _CLOCK_FUNCS[name])
+    if fmt == "%s":
+        return _Clock("epoch", text=True)
+    if _to_char_format(fmt) is None:
+        return f"strftime format {fmt!r} not translated"
+    return _Clock("stamp", fmt)
+
+
+def _cast(expr: str, pg: PgType) -> sql.Composable:
+    if pg.sql == "bigint" and expr in (_EPOCH, _RANDOM_BIGINT):
+        return sql.SQL(expr)
+    return sql.SQL("CAST({} AS {})").format(sql.SQL(expr), sql.SQL(pg.sql))
+
+
+def _clock_sql(clock: _Clock, pg: PgType) -> sql.Composable | None:
+    """The PostgreSQL expression that gives a `pg` column what `clock` gave on SQLite, as
+    the load converts it; None when there is none."""
+    fam = pg.family
+    if clock.kind == "stamp":
+        fmt = _to_char_format(clock.fmt)
+        assert fmt is not None
+        text = sql.SQL("to_char({}, {})").format(sql.SQL(_UTC_NOW), sql.Literal(fmt))
+        sample = clock.sample()
+        if fam is Family.TEXT:
+            return text
+        if fam is Family.BYTEA:
+            return sql.SQL("convert_to({}, 'UTF8')").format(text)
+        if fam in (Family.INTEGER, Family.FLOAT, Family.NUMERIC) and sample.isdigit():
+            return sql.SQL("CAST({} AS {})").format(text, sql.SQL(pg.sql))
+        if fam in _TEMPORAL:
+            try:
+                return _instant_sql(converter(pg)(sample), pg)
+            except TransformError:
+                return None
+        return None
+    if clock.kind == "epoch":
+        if fam in (Family.INTEGER, Family.FLOAT, Family.NUMERIC):
+            return _cast(_EPOCH, pg)
+        return sql.SQL(_EPOCH + "::text") if fam is Family.TEXT else None
+    if clock.kind == "julian":
+        if fam in (Family.FLOAT, Family.NUMERIC):
+            return _cast(_JULIAN, pg)
+        if fam is Family.TEXT:  # SQLite prints a real with 15 significant digits
+            return sql.SQL(f"trim_scale(round({_JULIAN}::numeric, 8))::text")
+        return None
+    if (fam is Family.INTEGER and pg.sql == "bigint") or fam in (Family.FLOAT, Family.NUMERIC):
+        return _cast(_RANDOM_BIGINT, pg)
+    return sql.SQL(_RANDOM_BIGINT + "::text") if fam is Family.TEXT else None
+
+
+def _instant_sql(converted: Any, pg: PgType) -> sql.Composable | None:
+    """The clock expression for a date/time column whose value, at `_SAMPLE`, the load made
+    `converted` (ISO text): now (to the second or finer), or today at midnight UTC."""
+    if not isinstance(converted, str):
+        return None
+    if pg.family is Family.DATE:
+        return sql.SQL(_UTC_NOW + "::date") if converted == _SAMPLE.date().isoformat() else None
+    got = dt.datetime.fromisoformat(converted)
+    sample = _SAMPLE if pg.family is Family.TIMESTAMPTZ else _SAMPLE.replace(tzinfo=None)
+    midnight = sample.replace(hour=0, minute=0, second=0, microsecond=0)
+    if got in (sample, sample.replace(microsecond=0)):
+        now = "CURRENT_TIMESTAMP" if pg.family is Family.TIMESTAMPTZ else _UTC_NOW
+        return sql.SQL(now)
+    if got == midnight:
+        today = f"date_trunc('day', {_UTC_NOW})"
+        if pg.family is Family.TIMESTAMPTZ:
+            today = f"({today} AT TIME ZONE 'UTC')"
+        return sql.SQL(today)
+    return None
+
+
+def _unwrap(text: str) -> str:
+    text = text.strip()
     while text.startswith("(") and text.endswith(")"):
         text = text[1:-1].strip()
+    return text
+
+
+_NOT_CONSTANT = object()
+
+
+def _constant(text: str) -> Any:
+    """The value of a SQLite constant (string, number with its sign, blob, TRUE/FALSE), or
+    `_NOT_CONSTANT`."""
+    text = _SIGN_SPACE.sub(r"\1", text)
     upper = text.upper()
-    if upper == "NULL":
-        return None, ""
-    if upper in ("CURRENT_TIMESTAMP", "CURRENT_DATE"):
-        if pg.family in (Family.TIMESTAMPTZ, Family.TIMESTAMP, Family.DATE):
-            return sql.SQL(upper), ""
-        return None, f"default {default_sql} not translated for a {pg} column"
-    value: Any
     if m := _STRING.match(text):
-        value = m.group(1).replace("''", "'")
-    elif m := _DQ_STRING.match(text):
-        value = m.group(1).replace('""', '"')
-    elif _NUMBER.match(text):
-        value = float(text) if any(ch in text for ch in ".eE") else int(text)
-    elif m := _BLOB.match(text):
-        value = bytes.fromhex(m.group(1))
-    elif upper in ("TRUE", "FALSE"):
-        value = 1 if upper == "TRUE" else 0
-    else:
-        return None, f"default {default_sql} is an expression; not translated"
-    if isinstance(value, str) and pg.family in _NUMERIC_FAMILIES and _NUMBER.match(value.strip()):
-        # SQLite applies the column's affinity to a default: '0' in an INTEGER column is 0.
+        return m.group(1).replace("''", "'")
+    if m := _DQ_STRING.match(text):
+        return m.group(1).replace('""', '"')
+    if _NUMBER.match(text):
+        return float(text) if any(ch in text for ch in ".eE") else int(text)
+    if m := _BLOB.match(text):
+        return bytes.fromhex(m.group(1))
+    if upper in ("TRUE", "FALSE"):
+        return 1 if upper == "TRUE" else 0
+    return _NOT_CONSTANT
+
+
+def sqlite_affinity(declared: str) -> str:
+    """SQLite's affinity for a declared type (datatype3.html, section 3.1)."""
+    d = declared.upper()
+    if "INT" in d:
+        return "INTEGER"
+    if "CHAR" in d or "CLOB" in d or "TEXT" in d:
+        return "TEXT"
+    if "BLOB" in d or not d.strip():
+        return "BLOB"
+    if "REAL" in d or "FLOA" in d or "DOUB" in d:
+        return "REAL"
+    return "NUMERIC"
+
+
+def _stored_as(value: Any, declared: str) -> Any:
+    """A default's value as a column of `declared` type stores it (its affinity)."""
+    affinity = sqlite_affinity(declared)
+    if isinstance(value, str) and affinity in ("INTEGER", "REAL", "NUMERIC"):
+        v = value.strip()
+        if _NUMBER.match(v):
+            return float(v) if any(ch in v for ch in ".eE") else int(v)
+    if isinstance(value, int) and affinity == "TEXT":
+        return str(value)
+    return value
+
+
+def translate_default(
+    default_sql: str | None,
+    pg: PgType,
+    *,
+    declared: str | None = None,
+    chain: Transform | None = None,
+) -> tuple[sql.Composable | None, str]:
+    """PostgreSQL DEFAULT for a SQLite default expression, or None and the reason why not.
+
+    The DEFAULT gives an app's insert on PostgreSQL what it got on SQLite, as the load
+    converts it: a clock read in UTC in the same shape, a random 64-bit integer, a constant.
+    With `chain` (the plan transforms the column), a constant goes through the chain, and a
+    clock default is kept when the chain leaves its value alone or makes the same instant
+    of it. `declared` (the source type) gives the column's affinity.
+    """
+    if default_sql is None:
+        return None, ""
+    text = _unwrap(default_sql)
+    if text.upper() == "NULL":
+        return None, ""
+    clock = _clock(text)
+    if isinstance(clock, str):
+        return None, f"default {default_sql} dropped: {clock}"
+    if clock is not None:
+        return _translate_clock(default_sql, clock, pg, declared, chain)
+    value = _constant(text)
+    if value is _NOT_CONSTANT:
+        return None, f"default {default_sql} dropped: an expression lite2pg does not translate"
+    if declared is not None:
+        value = _stored_as(value, declared)
+    if (
+        chain is None
+        and isinstance(value, str)
+        and pg.family in _NUMERIC_FAMILIES
+        and _NUMBER.match(value.strip())
+    ):
+        # The column's affinity, or a --cast to a number: '0' in an INTEGER column is 0.
         v = value.strip()
         value = float(v) if any(ch in v for ch in ".eE") else int(v)
+    if chain is not None:
+        try:
+            value = chain(value)
+        except TransformError as e:
+            why = f"the plan's transforms refuse it ({e.reason})"
+            return None, f"default {default_sql} dropped: {why}"
     try:
         converted = converter(pg)(value)
     except TransformError as e:
         return None, f"default {default_sql} dropped: {e.reason}"
     return sql.Literal(converted), ""
+
+
+def _translate_clock(
+    default_sql: str, clock: _Clock, pg: PgType, declared: str | None, chain: Transform | None
+) -> tuple[sql.Composable | None, str]:
+    if chain is not None:
+        stored = _stored_as(clock.sample(), declared or "")
+        try:
+            out = chain(stored)
+        except TransformError as e:
+            return (
+                None,
+                f"default {default_sql} dropped: the plan's transforms refuse it ({e.reason})",
+            )
+        if out != stored:
+            expr = None
+            if pg.family in _TEMPORAL:
+                try:
+                    expr = _instant_sql(converter(pg)(out), pg)
+                except TransformError:
+                    expr = None
+            if expr is None:
+                return None, (
+                    f"default {default_sql} dropped: the plan's transforms change its value in "
+                    "a way no PostgreSQL expression repeats"
+                )
+            return expr, ""
+    expr = _clock_sql(clock, pg)
+    if expr is None:
+        return None, f"default {default_sql} dropped: what it gives does not fit a {pg} column"
+    return expr, ""
 
 
 # What a plan transform leaves in a column, for the type of a column lite2pg creates
@@ -207,16 +555,18 @@ _RESULT_TYPES: dict[str, PgType | None] = {
     "timestamp": TIMESTAMPTZ,
     "boolean": BOOLEAN,
     "integer": BIGINT,
-    "numeric": PgType("numeric", Family.NUMERIC),
+    "numeric": NUMERIC,
     "nullif": None,
     "default": None,
     "required": None,
 }
 
 
-def transformed_type(declared: str, transform_names: Sequence[str]) -> PgType:
+def transformed_type(
+    declared: str, transform_names: Sequence[str], stored: Stored | None = None
+) -> PgType:
     """The PostgreSQL type of a column after its plan transforms."""
-    pg = map_declared_type(declared)
+    pg = map_declared_type(declared, stored)
     for name in transform_names:
         pg = _RESULT_TYPES.get(name) or pg
     return pg
@@ -231,6 +581,7 @@ def plan_table(
     """Target names, types and defaults for a table to be created by lite2pg."""
     casts = casts or {}
     notes: list[str] = []
+    changes: list[str] = []
     wanted = tp.target if tp else table.name
     target = allocator.take(wanted)
     if target != wanted:
@@ -246,20 +597,18 @@ def plan_table(
                 pg = parse_pg_type(tp.cast[col.name])
             elif col.name in tp.columns:
                 names = [spec.name for spec in tp.columns[col.name].specs]
-                pg = transformed_type(col.declared_type, names)
-        column = _plan_column(table, col, col_names, pg, notes)
+                pg = transformed_type(col.declared_type, names, col.stored)
+        cp = tp.columns.get(col.name) if tp is not None else None
+        column = _plan_column(table, col, col_names, pg, notes, changes, cp)
         if tp is not None:
             column.target = col_names.rename(column.target, tp.target_column(col.name))
             column.secret = tp.is_secret(col.name)
-            if col.name in tp.columns and column.default is not None:
-                # The SQLite default is a legacy value the transforms would change.
-                column.default = None
         columns.append(column)
     for added in tp.add if tp else ():
         pg = parse_pg_type(added.type)
         default = None if added.default is None else sql.Literal(added.default)
         columns.append(ColumnMap(None, col_names.take(added.name), pg, False, default))
-    return TableMap(table, target, columns, notes)
+    return TableMap(table, target, columns, notes, changes)
 
 
 def _plan_column(
@@ -268,29 +617,45 @@ def _plan_column(
     names: NameAllocator,
     pg: PgType | None,
     notes: list[str],
+    changes: list[str],
+    cp: ColumnPlan | None = None,
 ) -> ColumnMap:
-    pg = pg or map_declared_type(col.declared_type)
+    pg = pg or map_declared_type(col.declared_type, col.stored)
     target = names.take(col.name)
     if target != col.name:
         notes.append(
             f"column {col.name!r} renamed to {target!r}: PostgreSQL names are at most "
             f"{MAX_IDENT_BYTES} bytes and the shortened name collides"
         )
-    default, why = translate_default(col.default_sql, pg)
+    identity = table.rowid_alias == col.name
+    if identity:
+        default, why = None, ""  # the identity gives the value
+    elif cp is not None and cp.secret:
+        default = None
+        why = (
+            f"default {col.default_sql} dropped: the column is hashed, and a default "
+            "would be stored unhashed"
+            if col.default_sql is not None and _unwrap(col.default_sql).upper() != "NULL"
+            else ""
+        )
+    else:
+        chain = cp.chain if cp is not None else None
+        default, why = translate_default(
+            col.default_sql, pg, declared=col.declared_type, chain=chain
+        )
     if why:
-        notes.append(f"column {col.name!r}: {why}")
+        changes.append(f"column {col.name!r}: {why}")
     if col.generated:
         notes.append(
             f"column {col.name!r} is a generated column in SQLite; loaded as a plain column "
             "(its expression is SQLite SQL and is not translated)"
         )
-    identity = table.rowid_alias == col.name
     return ColumnMap(
         source=col.name,
         target=target,
         pg_type=pg,
         not_null=col.not_null or identity,
-        default=None if identity else default,
+        default=default,
         identity=identity,
     )
 

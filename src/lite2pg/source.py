@@ -7,7 +7,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,15 @@ BUSY_TIMEOUT_ENV = "LITE2PG_BUSY_TIMEOUT"
 
 
 @dataclass(frozen=True)
+class Stored:
+    """What a column actually holds: its storage classes, besides NULL."""
+
+    classes: frozenset[str]  # of 'integer', 'real', 'text', 'blob'
+    # Every integer is within 2**53 of zero, so a double holds each one exactly.
+    ints_fit_double: bool = True
+
+
+@dataclass(frozen=True)
 class Column:
     """One column as SQLite declares it."""
 
@@ -30,6 +39,9 @@ class Column:
     default_sql: str | None
     pk_position: int  # 0 when not part of the primary key, else 1-based position
     generated: bool = False
+    # What the column holds, for a column whose declared type says nothing about it
+    # (`typed_by_values`); None for every other column.
+    stored: Stored | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,8 @@ class SourceSchema:
     tables: tuple[Table, ...]
     views: tuple[Skipped, ...]
     skipped: tuple[Skipped, ...] = field(default=())
+    # What the app will see behave differently, found in the schema itself.
+    changes: tuple[str, ...] = field(default=())
 
     def table(self, name: str) -> Table:
         for t in self.tables:
@@ -201,6 +215,82 @@ _WRITE_FAILED = ("SQLITE_FULL", "SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC", "SQL
 _DATA_PROBLEM = re.compile(r"CHECK constraint failed|NULL value in |(non-)?\w+ value in ")
 
 
+# Collations every SQLite has; any other name in the schema is one the app registers on its
+# own connections, without which SQLite refuses to read the tables and indexes that use it.
+BUILTIN_COLLATIONS = frozenset({"BINARY", "NOCASE", "RTRIM"})
+# Names that say "compare without case": nocase_utf8, unicase, utf8_general_ci, ...
+_CASELESS_NAME = re.compile(r"nocase|unicase|caseless|insensitive|icase|(?:^|[^a-z])ci(?:[^a-z]|$)")
+
+
+def _caseless(a: str, b: str) -> int:
+    x, y = a.casefold(), b.casefold()
+    return (x > y) - (x < y)
+
+
+def _codepoints(a: str, b: str) -> int:
+    return (a > b) - (a < b)
+
+
+def is_caseless(collation: str) -> bool:
+    """Whether the fallback for an app's collation compares without case (by its name)."""
+    return bool(_CASELESS_NAME.search(collation.lower()))
+
+
+def _unquote(token: str) -> str:
+    if token[:1] in ('"', "`", "'") and len(token) >= 2:
+        return token[1:-1].replace(token[0] * 2, token[0])
+    if token[:1] == "[":
+        return token[1:-1]
+    return token
+
+
+def app_collations(conn: sqlite3.Connection) -> list[tuple[str, str, str, str | None]]:
+    """(collation, object type, object name, column) for every COLLATE in the schema's SQL
+    that names a collation SQLite does not have built in."""
+    found: list[tuple[str, str, str, str | None]] = []
+    rows = conn.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE sql LIKE '%collate%' ORDER BY rowid"
+    ).fetchall()
+    for kind, name, text in rows:
+        toks = [t.group(0) for t in _tokens(text)]
+        item: str | None = None
+        after_open = False
+        for i, tok in enumerate(toks):
+            if after_open:
+                item = _unquote(tok)
+            after_open = tok in ("(", ",")
+            if tok.upper() == "COLLATE" and i + 1 < len(toks):
+                collation = _unquote(toks[i + 1])
+                if collation.upper() not in BUILTIN_COLLATIONS:
+                    found.append((collation, kind, name, item))
+    return found
+
+
+def register_collations(conn: sqlite3.Connection) -> None:
+    """Give `conn` a fallback for each collation the app registers itself: case-insensitive
+    (casefold) for names that say so, else code point order. Deterministic, so that every
+    connection of a run reads the same."""
+    for collation in {c for c, *_ in app_collations(conn)}:
+        conn.create_collation(collation, _caseless if is_caseless(collation) else _codepoints)
+
+
+def collation_changes(conn: sqlite3.Connection) -> list[str]:
+    """The behaviour changes that the app's own collations bring, one line per use."""
+    lines: list[str] = []
+    for collation, kind, name, column in app_collations(conn):
+        where = f"column {name}.{column}" if kind == "table" and column else f"{kind} {name}"
+        if kind == "index" and column:
+            where = f"index {name} (column {column})"
+        how = "case-insensitive, by casefold" if is_caseless(collation) else "code point order"
+        line = (
+            f"{where} uses collation {collation}, which the app registers; read with a "
+            f"fallback ({how}); PostgreSQL uses its default collation"
+        )
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
 def open_readonly(path: Path) -> sqlite3.Connection:
     """Open a SQLite database read-only; the source is never modified."""
     check_sqlite_file(path)
@@ -219,6 +309,7 @@ def open_readonly(path: Path) -> sqlite3.Connection:
                 uri + "&immutable=1", uri=True, timeout=busy_timeout(), check_same_thread=False
             )
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        register_collations(conn)
     except sqlite3.DatabaseError as e:
         raise source_error(path, e, "cannot open") from e
     return conn
@@ -337,15 +428,35 @@ def has_autoincrement(create_sql: str) -> bool:
     return any(t.group(0).upper() == "AUTOINCREMENT" for t in _tokens(create_sql))
 
 
-def discover(conn: sqlite3.Connection) -> SourceSchema:
-    """Read the schema of every table, index, foreign key, view and trigger."""
+# Words that give a declared type an affinity other than NUMERIC (SQLite's rules 1-4), and
+# the words of NUMERIC-affinity types that lite2pg maps by name (schema.map_declared_type).
+_AFFINITY_WORDS = ("INT", "CHAR", "CLOB", "TEXT", "BLOB", "REAL", "FLOA", "DOUB")
+_NAMED_NUMERIC = ("NUMERIC", "DECIMAL", "BOOL", "DATE", "TIME")
+# Beyond this, a double cannot hold every integer: 2**53 + 1 is not a double.
+_DOUBLE_EXACT = 2**53
+
+
+def typed_by_values(declared: str) -> bool:
+    """Whether what a column holds decides its PostgreSQL type: SQLite gives its declared
+    type NUMERIC affinity by rule 5 (`MONEY`, `NUMBER`, `LONG`, `ANY`...), under which the
+    stored value decides, and no word in it names a type lite2pg maps."""
+    d = declared.upper()
+    return bool(d.strip()) and not any(w in d for w in _AFFINITY_WORDS + _NAMED_NUMERIC)
+
+
+def discover(conn: sqlite3.Connection, *, values: bool = True) -> SourceSchema:
+    """Read the schema of every table, index, foreign key, view and trigger.
+
+    With `values`, columns that are `typed_by_values` get what they hold (`Column.stored`),
+    read in one streaming pass over each table that has such columns.
+    """
     try:
-        return _discover(conn)
+        return _discover(conn, values)
     except sqlite3.DatabaseError as e:
         raise SourceError("database", f"cannot read the schema: {e}", "is the file corrupt?") from e
 
 
-def _discover(conn: sqlite3.Connection) -> SourceSchema:
+def _discover(conn: sqlite3.Connection, values: bool) -> SourceSchema:
     master = {
         (row[0], row[1]): (row[2], row[3])
         for row in conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")
@@ -383,7 +494,8 @@ def _discover(conn: sqlite3.Connection) -> SourceSchema:
             continue
         if name.startswith(LITE2PG_PREFIX):
             continue  # lite2pg's own change capture (capture.py): never migrated
-        tables.append(_table(conn, name, bool(wr), bool(strict), master, sequences))
+        table = _table(conn, name, bool(wr), bool(strict), master, sequences)
+        tables.append(_with_stored(conn, table) if values else table)
 
     for (kind, name), (tbl, sql) in sorted(master.items()):
         if kind == "trigger" and not name.startswith(LITE2PG_PREFIX):
@@ -396,7 +508,8 @@ def _discover(conn: sqlite3.Connection) -> SourceSchema:
                 )
             )
     _resolve_fk_targets(tables)
-    return SourceSchema(tuple(tables), tuple(views), tuple(skipped))
+    changes = tuple(collation_changes(conn))
+    return SourceSchema(tuple(tables), tuple(views), tuple(skipped), changes)
 
 
 def _table(
@@ -496,6 +609,34 @@ def _table(
         sql=sql,
         sequence_value=sequences.get(name) if autoinc else None,
     )
+
+
+def _with_stored(conn: sqlite3.Connection, table: Table) -> Table:
+    """`table` with `Column.stored` filled for its `typed_by_values` columns."""
+    wanted = [c for c in table.columns if typed_by_values(c.declared_type)]
+    if not wanted:
+        return table
+    exprs: list[str] = []
+    for c in wanted:
+        q = quote_ident(c.name)
+        exprs += [f"max(typeof({q}) = '{k}')" for k in ("integer", "real", "text", "blob")]
+        exprs.append(
+            f"max(CASE WHEN typeof({q}) = 'integer' "
+            f"THEN {q} NOT BETWEEN -{_DOUBLE_EXACT} AND {_DOUBLE_EXACT} END)"
+        )
+    # Aggregates without GROUP BY: one pass, constant memory, whatever the table's size.
+    row = conn.execute(f"SELECT {', '.join(exprs)} FROM {quote_ident(table.name)}").fetchone()
+    stored: dict[str, Stored] = {}
+    for i, c in enumerate(wanted):
+        flags = row[5 * i : 5 * i + 4]
+        classes = frozenset(
+            k for k, f in zip(("integer", "real", "text", "blob"), flags, strict=True) if f
+        )
+        stored[c.name] = Stored(classes, ints_fit_double=not row[5 * i + 4])
+    columns = tuple(
+        replace(c, stored=stored[c.name]) if c.name in stored else c for c in table.columns
+    )
+    return replace(table, columns=columns)
 
 
 def _resolve_fk_targets(tables: list[Table]) -> None:

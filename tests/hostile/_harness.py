@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 
 from lite2pg.rows import safe_filename
-from lite2pg.source import quote_ident
+from lite2pg.source import quote_ident, register_collations
 from lite2pg.staging import stage_name
 
 from .._cli import ERROR_PREFIX, PROGRESS_LINE, Result, cli, known_error
@@ -84,6 +84,7 @@ def pg_count(pg: PgSchema, table: str) -> int:
 
 def sqlite_count(path: Path, table: str) -> int:
     with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+        register_collations(conn)  # a file that needs the app's collations to be read
         return int(conn.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0])
 
 

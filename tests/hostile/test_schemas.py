@@ -8,6 +8,8 @@ and the keys intact.
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -423,3 +425,83 @@ def test_legacy_declared_types(
     assert rows[2][0] == 3 and rows[2][3] is not None  # SQLite filled the default
     # The default still works in PostgreSQL.
     assert pg.query("INSERT INTO legacy (id) VALUES (4) RETURNING created IS NOT NULL") == [(True,)]
+
+
+def test_types_with_numeric_affinity_by_sqlites_last_rule_are_typed_by_what_they_hold(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, rows_lost: RowsLost
+) -> None:
+    # MONEY, LONG, NUMBER...: SQLite's rule 5 gives them NUMERIC affinity, so the stored
+    # value decides; integers kept as text would sort as strings ('10' < '9').
+    db = make_db(
+        "CREATE TABLE legacy (id INTEGER PRIMARY KEY, qty LONG, price MONEY, code NUMBER, "
+        "  weight MEASURE, note WHATEVER, raw STUFF, unused AMOUNT, flag BOOL, at DATETIME);",
+        (
+            "INSERT INTO legacy VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (1, 10, 1.5, 7, 2**62, "x", b"\x00\xff", None, 1, "2024-01-01 00:00:00"),
+                (2, 9, 2, "12", 0.5, 3, b"\x01", None, 0, None),
+                (3, 100, None, 3, -(2**63), None, None, None, None, None),
+            ],
+        ),
+    )
+    _ok(db, pg, tmp_path, rows_lost)
+    assert _columns(pg, "legacy")[1:] == [
+        ("qty", "bigint"),
+        ("price", "double precision"),  # a double holds the integer 2 exactly
+        ("code", "bigint"),  # NUMERIC affinity stored '12' as the integer 12
+        ("weight", "numeric"),  # 2**62 beside a real: a double would round it
+        ("note", "text"),
+        ("raw", "bytea"),
+        ("unused", "numeric"),  # nothing stored: numeric takes what the app writes next
+        ("flag", "boolean"),
+        ("at", "timestamp with time zone"),
+    ]
+    assert pg.query("SELECT qty FROM legacy ORDER BY qty") == [(9,), (10,), (100,)]
+    assert pg.query("SELECT id, price, code, weight::text, note, raw FROM legacy ORDER BY id") == [
+        (1, 1.5, 7, str(2**62), "x", b"\x00\xff"),
+        (2, 2.0, 12, "0.5", "3", b"\x01"),
+        (3, None, 3, str(-(2**63)), None, None),
+    ]
+
+
+def _app_collations_db(path: Path) -> Path:
+    """A file made by an app that registers its own collations: without them, SQLite
+    refuses to read the tables and indexes that use them."""
+    app = sqlite3.connect(path)
+    app.create_collation("unicase", lambda a, b: (a.lower() > b.lower()) - (a.lower() < b.lower()))
+    # Reverse order: the index on disk is ordered unlike any fallback lite2pg could pick.
+    app.create_collation("en_US", lambda a, b: (a < b) - (a > b))
+    app.executescript(
+        "CREATE TABLE people (name TEXT PRIMARY KEY COLLATE unicase, city TEXT, n INTEGER);"
+        'CREATE INDEX people_city ON people (city COLLATE "en_US");'
+    )
+    app.executemany(
+        "INSERT INTO people VALUES (?, ?, ?)",
+        [("Émile", "Zürich", 1), ("ada", "Athens", 2), ("Bob", "berlin", 3), ("zoë", None, 4)],
+    )
+    app.commit()
+    app.close()
+    return path
+
+
+def test_collations_the_app_registers_are_read_with_a_fallback_and_listed(
+    pg: PgSchema, tmp_path: Path, rows_lost: RowsLost
+) -> None:
+    db = _app_collations_db(tmp_path / "app.db")
+    plain = sqlite3.connect(db)
+    with closing(plain), pytest.raises(sqlite3.OperationalError, match="no such collation"):
+        plain.execute("SELECT count(*) FROM people").fetchone()
+
+    rep = _ok(db, pg, tmp_path, rows_lost)
+    assert pg.query("SELECT name, city, n FROM people ORDER BY n") == [
+        ("Émile", "Zürich", 1),
+        ("ada", "Athens", 2),
+        ("Bob", "berlin", 3),
+        ("zoë", None, 4),
+    ]
+    assert rep["behaviour_changes"] == [
+        "column people.name uses collation unicase, which the app registers; read with a "
+        "fallback (case-insensitive, by casefold); PostgreSQL uses its default collation",
+        "index people_city (column city) uses collation en_US, which the app registers; read "
+        "with a fallback (code point order); PostgreSQL uses its default collation",
+    ]
