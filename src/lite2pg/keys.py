@@ -35,15 +35,16 @@ class KeyNames:
         return self.names[(table, kind, ident)]
 
 
-def name_keys(maps: Sequence[TableMap]) -> KeyNames:
+def name_keys(maps: Sequence[TableMap], taken: Iterable[str] = ()) -> KeyNames:
     """Deterministic names for primary keys, unique constraints, indexes, named CHECKs and
     foreign keys.
 
     Index names come first, then the CONSTRAINT names the SQLite DDL declares, kept as they
     are wherever PostgreSQL allows them, then the names lite2pg makes up for the rest. A
-    declared name that must change is noted on its table.
+    declared name that must change is noted on its table. `taken`: names of relations the
+    target schema holds already.
     """
-    names = _SchemaNames(tm.target for tm in maps)
+    names = _SchemaNames([*(tm.target for tm in maps), *taken])
     out: dict[tuple[str, str, str], str] = {}
     for tm in maps:
         for ix in tm.source.indexes:
