@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg import sql
 
 from lite2pg.plan import parse_plan
@@ -423,3 +424,132 @@ def test_a_column_the_plan_transforms_keeps_a_default_its_transforms_accept(
         "tickets: column 'kind': default 'zzz' dropped: the plan's transforms refuse it "
         "(map: unknown value 'zzz')"
     ]
+
+
+def _constraint_names(pg: PgSchema) -> dict[tuple[str, str], str]:
+    """(table, constraint name) -> contype of every constraint in the test schema."""
+    return {
+        (str(r[0]), str(r[1])): str(r[2])
+        for r in pg.query(
+            "SELECT cl.relname, c.conname, c.contype FROM pg_constraint c "
+            "JOIN pg_class cl ON cl.oid = c.conrelid "
+            "WHERE c.connamespace = current_schema()::regnamespace"
+        )
+    }
+
+
+def _index_names(pg: PgSchema) -> set[str]:
+    return {
+        str(r[0])
+        for r in pg.query("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
+    }
+
+
+def test_declared_constraint_names_are_kept_and_the_apps_next_migration_drops_them(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE language (\n"
+        "  language_id INTEGER CONSTRAINT pk_language PRIMARY KEY,\n"
+        "  name TEXT NOT NULL CONSTRAINT uq_language_name UNIQUE,\n"
+        "  code TEXT CONSTRAINT ck_code CHECK (length(code) IN (2, 3)) -- ISO 639, (1 or 2)\n"
+        ");\n"
+        "CREATE TABLE film (\n"
+        "  film_id INTEGER,\n"
+        "  title TEXT, /* the title, (as shown) */\n"
+        "  rating TEXT DEFAULT 'G',\n"
+        "  language_id INTEGER,\n"
+        "  original_language_id INTEGER CONSTRAINT fk_film_original REFERENCES language\n"
+        "    ON DELETE SET NULL,\n"
+        "  CONSTRAINT pk_film PRIMARY KEY (film_id),\n"
+        "  CONSTRAINT uq_film_title UNIQUE (title, language_id),\n"
+        "  CONSTRAINT ck_rating CHECK (rating IN ('G', 'PG', 'R', 'R,(x)')\n"
+        "    AND (length(title) > 0)),\n"
+        "  CHECK (film_id > 0),\n"
+        "  CONSTRAINT fk_film_language FOREIGN KEY (language_id) REFERENCES language(language_id)\n"
+        ");\n"
+        "CREATE INDEX idx_film_rating ON film (rating);\n"
+        "INSERT INTO language VALUES (1, 'English', 'en'), (2, 'French', 'fr');\n"
+        "INSERT INTO film VALUES (1, 'Alien', 'R', 1, 2), (2, 'Amélie', 'PG', 2, NULL);\n"
+    )
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+
+    assert report.exit_code() == 0, report.as_dict()
+    declared = {
+        ("language", "pk_language"): "p",
+        ("language", "uq_language_name"): "u",
+        ("language", "ck_code"): "c",
+        ("film", "pk_film"): "p",
+        ("film", "uq_film_title"): "u",
+        ("film", "ck_rating"): "c",
+        ("film", "fk_film_language"): "f",
+        ("film", "fk_film_original"): "f",
+    }
+    assert declared.items() <= _constraint_names(pg).items(), _constraint_names(pg)
+    # An unnamed constraint keeps PostgreSQL's own naming.
+    assert ("film", "film_film_id_check") in _constraint_names(pg)
+    assert {"pk_film", "uq_film_title", "idx_film_rating", "pk_language"} <= _index_names(pg)
+    assert not [n for n in report.notes if "renamed" in n], report.notes
+    # The constraints are the declared ones, not just their names.
+    with pytest.raises(psycopg.errors.CheckViolation, match="ck_rating"):
+        pg.execute("INSERT INTO film VALUES (3, 'X', 'NC-17', 1, NULL)")
+    # The app's next migration drops and re-adds constraints by name.
+    pg.execute("ALTER TABLE film DROP CONSTRAINT fk_film_language")
+    pg.execute("ALTER TABLE language DROP CONSTRAINT ck_code")
+    pg.execute("ALTER TABLE film RENAME CONSTRAINT uq_film_title TO film_title_lang_key")
+    pg.execute("DROP INDEX idx_film_rating")
+    assert ("film", "fk_film_language") not in _constraint_names(pg)
+
+
+def test_colliding_and_overlong_constraint_names_get_stable_unique_names_listed_in_the_report(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    long = "fk_" + "x" * 70
+    long_ix = "ix_partial_" + "y" * 60
+    db = make_db(
+        "CREATE TABLE a (id INTEGER CONSTRAINT pk PRIMARY KEY, code TEXT CONSTRAINT uq UNIQUE,"
+        "  n INTEGER CONSTRAINT positive CHECK (n > 0));"
+        "CREATE TABLE b (id INTEGER CONSTRAINT pk PRIMARY KEY, code TEXT CONSTRAINT uq UNIQUE,"
+        "  n INTEGER CONSTRAINT positive CHECK (n > 0),"
+        f"  a_id INTEGER CONSTRAINT {long} REFERENCES a(id));"
+        # SQLite index names are per schema too: the index keeps its name, the key moves.
+        "CREATE TABLE c (id INTEGER CONSTRAINT idx_c PRIMARY KEY);"
+        "CREATE INDEX idx_c ON b (n);"
+        f"CREATE INDEX {long_ix} ON a (n) WHERE n > 0;"
+        "INSERT INTO a VALUES (1, 'x', 1); INSERT INTO b VALUES (1, 'x', 1, 1);"
+        "INSERT INTO c VALUES (1);"
+    )
+    first = migrate(db, pg.target, _opts(pg, tmp_path))
+
+    assert first.exit_code() == 0, first.as_dict()
+    names = _constraint_names(pg)
+    # PostgreSQL names keys per schema (they are indexes): the second table's move.
+    assert {("a", "pk"), ("a", "uq")} <= names.keys(), names
+    b_pk = next(n for (t, n), kind in names.items() if t == "b" and kind == "p")
+    b_uq = next(n for (t, n), kind in names.items() if t == "b" and kind == "u")
+    c_pk = next(n for (t, n), kind in names.items() if t == "c" and kind == "p")
+    fk = next(n for (t, n), kind in names.items() if t == "b" and kind == "f")
+    assert b_pk.startswith("pk_") and b_uq.startswith("uq_") and c_pk.startswith("idx_c_")
+    assert fk.startswith("fk_xxx") and len(fk.encode()) <= 63
+    indexes = _index_names(pg)
+    ix = next(n for n in indexes if n.startswith("ix_partial_"))
+    assert "idx_c" in indexes and len(ix.encode()) <= 63
+    # CHECK and FK names are per table in PostgreSQL as in SQLite: kept on both.
+    assert {("a", "positive"), ("b", "positive")} <= names.keys()
+    for old, new in (("pk", b_pk), ("uq", b_uq), ("idx_c", c_pk), (long, fk), (long_ix, ix)):
+        assert any(repr(old) in n and repr(new) in n for n in first.notes), (old, first.notes)
+
+    # Deterministic: a second run into another schema picks the same names.
+    pg.execute("CREATE SCHEMA " + pg.schema + "_again")
+    try:
+        again = migrate(
+            db,
+            pg.target,
+            MigrateOptions(schema=pg.schema + "_again", run_dir=tmp_path / "run2"),
+        )
+        assert again.exit_code() == 0
+        assert sorted(n for n in again.notes if "renamed" in n) == sorted(
+            n for n in first.notes if "renamed" in n
+        )
+    finally:
+        pg.execute("DROP SCHEMA " + pg.schema + "_again CASCADE")

@@ -67,3 +67,41 @@ def test_rejects_of_a_table_loaded_in_parts_end_up_in_one_file(
     }
     assert ids == {500, 1000, 1500, 2000, 2500, 3000}
     assert report.rows_rejected == 6 and report.rows_loaded == 2994
+
+
+@pytest.mark.parametrize("workers", [True, False])
+def test_a_key_name_the_target_schema_holds_already_gets_a_unique_name_and_a_note(
+    make_db: MakeDb,
+    pg: PgSchema,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: bool,
+) -> None:
+    if workers:  # the worker processes must pick the same names as the run
+        monkeypatch.setattr(staging, "PARALLEL_MIN_ROWS", 1)
+    db = make_db(
+        "CREATE TABLE film (id INTEGER CONSTRAINT pk_film PRIMARY KEY, t TEXT);"
+        "CREATE INDEX idx_film_t ON film (t);"
+        "INSERT INTO film VALUES (1, 'a'), (2, 'b');"
+    )
+    pg.execute("CREATE TABLE app_table (id integer CONSTRAINT pk_film PRIMARY KEY)")
+
+    report = migrate(db, pg.target, MigrateOptions(schema=pg.schema, run_dir=tmp_path / "run"))
+
+    assert report.exit_code() == 0, report.as_dict()
+    (renamed,) = pg.query(
+        "SELECT conname FROM pg_constraint WHERE conrelid = 'film'::regclass AND contype = 'p'"
+    )[0]
+    assert renamed.startswith("pk_film_")
+    assert any("'pk_film'" in n and repr(renamed) in n for n in report.notes), report.notes
+
+    # Replacing the run's own tables: their key and index names are free again.
+    pg.execute("DROP TABLE app_table")
+    again = migrate(
+        db, pg.target, MigrateOptions(schema=pg.schema, run_dir=tmp_path / "again", drop=True)
+    )
+    assert again.exit_code() == 0, again.as_dict()
+    assert pg.query(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'film' AND schemaname = %s ORDER BY 1",
+        (pg.schema,),
+    ) == [("idx_film_t",), ("pk_film",)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,8 +13,8 @@ import psycopg
 from psycopg import sql
 
 from lite2pg.load import PhaseResult, attempt, ident_list
-from lite2pg.schema import NameAllocator, TableMap, sqlite_sql_to_pg
-from lite2pg.source import Skipped
+from lite2pg.schema import MAX_IDENT_BYTES, TableMap, sqlite_sql_to_pg, unique_name
+from lite2pg.source import Skipped, rename_index
 
 _ACTIONS = {"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"}
 
@@ -35,28 +35,109 @@ class KeyNames:
         return self.names[(table, kind, ident)]
 
 
-def name_keys(maps: Sequence[TableMap]) -> KeyNames:
-    """Deterministic names for primary keys, unique constraints, indexes and foreign keys."""
-    names = NameAllocator(tm.target for tm in maps)
+def name_keys(maps: Sequence[TableMap], taken: Iterable[str] = ()) -> KeyNames:
+    """Deterministic names for primary keys, unique constraints, indexes, named CHECKs and
+    foreign keys.
+
+    Index names come first, then the CONSTRAINT names the SQLite DDL declares, kept as they
+    are wherever PostgreSQL allows them, then the names lite2pg makes up for the rest. A
+    declared name that must change is noted on its table. `taken`: names of relations the
+    target schema holds already.
+    """
+    names = _SchemaNames([*(tm.target for tm in maps), *taken])
     out: dict[tuple[str, str, str], str] = {}
-    for tm in maps:
-        t = tm.source
-        if t.primary_key and all(tm.has(c) for c in t.primary_key):
-            out[(t.name, "pk", "")] = names.take(f"{tm.target}_pkey")
-        for ix in t.indexes:
-            if ix.origin == "u" and all(tm.has(c) for c in ix.columns):
-                cols = "_".join(tm.target_of(c) for c in ix.columns)
-                out[(t.name, "u", ix.name)] = names.take(f"{tm.target}_{cols}_key")
     for tm in maps:
         for ix in tm.source.indexes:
             if ix.origin == "c":
-                out[(tm.source.name, "ix", ix.name)] = names.take(ix.name)
+                out[(tm.source.name, "ix", ix.name)] = names.take(tm, "ix", ix.name, declared=True)
+    # Where two tables declare one name, the first by name keeps it, whatever the file order.
+    for tm in sorted(maps, key=lambda tm: (tm.source.name.lower(), tm.source.name)):
+        t = tm.source
+        if t.pk_name is not None and _loads_pk(tm):
+            out[(t.name, "pk", "")] = names.take(tm, "pk", t.pk_name, declared=True)
+        for ix in t.indexes:
+            if ix.origin == "u" and ix.constraint is not None and _loads(tm, ix.columns):
+                out[(t.name, "u", ix.name)] = names.take(tm, "u", ix.constraint, declared=True)
+        for n, check in enumerate(t.check_names):
+            if check is not None:
+                out[(t.name, "check", str(n))] = names.take(tm, "check", check, declared=True)
+        for n, fk in enumerate(t.foreign_keys):
+            if fk.name is not None and _loads(tm, fk.columns):
+                out[(t.name, "fk", str(n))] = names.take(tm, "fk", fk.name, declared=True)
+    for tm in maps:
+        t = tm.source
+        if (t.name, "pk", "") not in out and _loads_pk(tm):
+            out[(t.name, "pk", "")] = names.take(tm, "pk", f"{tm.target}_pkey")
+        for ix in t.indexes:
+            if ix.origin == "u" and (t.name, "u", ix.name) not in out and _loads(tm, ix.columns):
+                cols = "_".join(tm.target_of(c) for c in ix.columns)
+                out[(t.name, "u", ix.name)] = names.take(tm, "u", f"{tm.target}_{cols}_key")
     for tm in maps:
         for n, fk in enumerate(tm.source.foreign_keys):
-            if all(tm.has(c) for c in fk.columns):
+            if (tm.source.name, "fk", str(n)) not in out and _loads(tm, fk.columns):
                 cols = "_".join(tm.target_of(c) for c in fk.columns)
-                out[(tm.source.name, "fk", str(n))] = names.take(f"{tm.target}_{cols}_fkey")
+                out[(tm.source.name, "fk", str(n))] = names.take(
+                    tm, "fk", f"{tm.target}_{cols}_fkey"
+                )
     return KeyNames(out)
+
+
+def _loads(tm: TableMap, columns: Sequence[str]) -> bool:
+    return all(tm.has(c) for c in columns)
+
+
+def _loads_pk(tm: TableMap) -> bool:
+    return bool(tm.source.primary_key) and _loads(tm, tm.source.primary_key)
+
+
+_KINDS = {
+    "pk": "primary key",
+    "u": "unique constraint",
+    "ix": "index",
+    "check": "CHECK constraint",
+    "fk": "foreign key",
+}
+
+
+class _SchemaNames:
+    """The names taken in one PostgreSQL schema, by PostgreSQL's rules, which are not
+    SQLite's (where a constraint name only has to be unique on its table):
+
+    - an index, and so a primary key or unique constraint, is a relation: its name is
+      unique among the schema's tables and indexes, and it must fit 63 bytes;
+    - any constraint's name is unique among the constraints of its table;
+    - a name PostgreSQL makes up is also unique among the schema's constraints
+      (ChooseConstraintName); lite2pg makes up names the same way.
+    """
+
+    def __init__(self, tables: Iterable[str]) -> None:
+        self.relations: set[str] = set(tables)
+        self.constraints: set[str] = set()
+        self.on_table: dict[str, set[str]] = {}
+
+    def take(self, tm: TableMap, kind: str, wanted: str, *, declared: bool = False) -> str:
+        own = self.on_table.setdefault(tm.target, set())
+        relation = kind in ("pk", "u", "ix")
+        constraint = kind != "ix"
+        if declared:
+            avoid = [s for s, on in ((self.relations, relation), (own, constraint)) if on]
+        else:
+            avoid = [self.relations, self.constraints, own]
+        name = unique_name(wanted, lambda n: any(n in s for s in avoid))
+        if relation:
+            self.relations.add(name)
+        if constraint:
+            self.constraints.add(name)
+            own.add(name)
+        if declared and name != wanted:
+            if len(wanted.encode("utf-8")) > MAX_IDENT_BYTES:
+                why = f"PostgreSQL names are at most {MAX_IDENT_BYTES} bytes"
+            elif relation and wanted in self.relations:
+                why = "taken in the schema (PostgreSQL names keys and indexes per schema)"
+            else:
+                why = f"another constraint of {tm.target!r} has that name"
+            tm.notes.append(f"{_KINDS[kind]} {wanted!r} renamed to {name!r}: {why}")
+        return name
 
 
 def build_table_keys(
@@ -118,15 +199,26 @@ def build_table_keys(
             # unqualified names resolved through the search_path.
             with conn.cursor() as cur:
                 cur.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-            attempt(conn, indexes, f"index {ix.name}", sql.SQL(sqlite_sql_to_pg(ix.sql)))
+            create = sql.SQL(sqlite_sql_to_pg(rename_index(ix.sql, name)))
+            attempt(conn, indexes, f"index {ix.name}", create)
     indexes.seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    for expr in t.checks:
-        stmt = sql.SQL("ALTER TABLE {} ADD CHECK ({})").format(
-            table,
-            sql.SQL(sqlite_sql_to_pg(expr)),
-        )
+    named = [n for n in range(len(t.checks)) if (t.name, "check", str(n)) in names.names]
+    # Named CHECKs first: PostgreSQL then names the others around them.
+    for n in named + [n for n in range(len(t.checks)) if n not in named]:
+        expr = t.checks[n]
+        if n in named:
+            stmt = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({})").format(
+                table,
+                sql.Identifier(names.get(t.name, "check", str(n))),
+                sql.SQL(sqlite_sql_to_pg(expr)),
+            )
+        else:
+            stmt = sql.SQL("ALTER TABLE {} ADD CHECK ({})").format(
+                table,
+                sql.SQL(sqlite_sql_to_pg(expr)),
+            )
         attempt(conn, checks, f"CHECK ({expr}) on {t.name}", stmt)
     checks.seconds = time.perf_counter() - started
     return [keys, indexes, checks]

@@ -6,7 +6,7 @@ run (and a later `verify`) computes exactly the same layout.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from lite2pg.coerce import Family, PgType, parse_pg_type
@@ -89,14 +89,17 @@ def parse_casts(casts: dict[str, str], tables: Sequence[Table]) -> dict[str, dic
     return out
 
 
-def create_maps(layout: Layout, plan: Plan | None) -> tuple[list[TableMap], KeyNames]:
-    """Table maps and key names for tables that lite2pg creates."""
+def create_maps(
+    layout: Layout, plan: Plan | None, taken: Iterable[str] = ()
+) -> tuple[list[TableMap], KeyNames]:
+    """Table maps and key names for tables that lite2pg creates; key and index names avoid
+    `taken`, the names of relations the target schema holds already."""
     names = NameAllocator()
     maps = [
         plan_table(t, names, layout.casts.get(t.name), table_plan(plan, t.name))
         for t in layout.tables
     ]
-    return maps, name_keys(maps)
+    return maps, name_keys(maps, taken)
 
 
 def parents_first(maps: Sequence[TableMap]) -> list[TableMap]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,16 +125,23 @@ class NameAllocator:
         return self.take(wanted)
 
     def take(self, wanted: str) -> str:
-        name = wanted
-        if len(name.encode("utf-8")) > MAX_IDENT_BYTES or name in self._taken:
-            digest = hashlib.sha1(wanted.encode("utf-8")).hexdigest()
-            for n in range(8, 41):
-                suffix = "_" + digest[:n]
-                name = _truncate_bytes(wanted, MAX_IDENT_BYTES - len(suffix)) + suffix
-                if name not in self._taken:
-                    break
+        name = unique_name(wanted, self._taken.__contains__)
         self._taken.add(name)
         return name
+
+
+def unique_name(wanted: str, taken: Callable[[str], bool]) -> str:
+    """`wanted` when it fits 63 bytes and is not taken, else a shortened form of it with a
+    short digest of it (stable: the same wanted name and taken names give the same result)."""
+    name = wanted
+    if len(name.encode("utf-8")) > MAX_IDENT_BYTES or taken(name):
+        digest = hashlib.sha1(wanted.encode("utf-8")).hexdigest()
+        for n in range(8, 41):
+            suffix = "_" + digest[:n]
+            name = _truncate_bytes(wanted, MAX_IDENT_BYTES - len(suffix)) + suffix
+            if not taken(name):
+                break
+    return name
 
 
 @dataclass

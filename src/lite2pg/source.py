@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import sqlite3
@@ -55,6 +56,7 @@ class Index:
     sql: str | None  # CREATE INDEX text, for partial or expression indexes
     plain: bool  # False for partial or expression indexes
     descending: tuple[bool, ...] = ()
+    constraint: str | None = None  # the CONSTRAINT name the DDL gives a UNIQUE or PRIMARY KEY
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class ForeignKey:
     on_update: str
     on_delete: str
     deferrable: bool = False
+    name: str | None = None  # the CONSTRAINT name the DDL gives it
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,9 @@ class Table:
     checks: tuple[str, ...]  # CHECK expressions in SQLite SQL
     sql: str
     sequence_value: int | None  # sqlite_sequence.seq for AUTOINCREMENT tables
+    # CONSTRAINT names the DDL gives: SQLite keeps them only in the CREATE TABLE text.
+    pk_name: str | None = None
+    check_names: tuple[str | None, ...] = ()  # one per entry of `checks`
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -236,14 +242,6 @@ def is_caseless(collation: str) -> bool:
     return bool(_CASELESS_NAME.search(collation.lower()))
 
 
-def _unquote(token: str) -> str:
-    if token[:1] in ('"', "`", "'") and len(token) >= 2:
-        return token[1:-1].replace(token[0] * 2, token[0])
-    if token[:1] == "[":
-        return token[1:-1]
-    return token
-
-
 def app_collations(conn: sqlite3.Connection) -> list[tuple[str, str, str, str | None]]:
     """(collation, object type, object name, column) for every COLLATE in the schema's SQL
     that names a collation SQLite does not have built in."""
@@ -257,10 +255,10 @@ def app_collations(conn: sqlite3.Connection) -> list[tuple[str, str, str, str | 
         after_open = False
         for i, tok in enumerate(toks):
             if after_open:
-                item = _unquote(tok)
+                item = unquote_ident(tok)
             after_open = tok in ("(", ",")
             if tok.upper() == "COLLATE" and i + 1 < len(toks):
-                collation = _unquote(toks[i + 1])
+                collation = unquote_ident(toks[i + 1])
                 if collation.upper() not in BUILTIN_COLLATIONS:
                     found.append((collation, kind, name, item))
     return found
@@ -444,6 +442,175 @@ def typed_by_values(declared: str) -> bool:
     return bool(d.strip()) and not any(w in d for w in _AFFINITY_WORDS + _NAMED_NUMERIC)
 
 
+@dataclass(frozen=True)
+class Declared:
+    """A constraint as a CREATE TABLE statement declares it, with its CONSTRAINT name."""
+
+    kind: str  # 'pk', 'u' (UNIQUE), 'check' or 'fk'
+    name: str | None
+    columns: tuple[str, ...] = ()  # the table's columns it covers (pk, u, fk)
+    ref_table: str = ""  # fk: the parent table as written
+    expr: str = ""  # check: the expression in SQLite SQL
+    # pk, u: columns and explicit collations in lower case; SQLite keeps one index for
+    # constraints with the same spec
+    spec: str = ""
+
+
+_TABLE_CONSTRAINT = frozenset({"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"})
+# Words that start a column constraint; each one ends the reach of a CONSTRAINT name.
+_COLUMN_CONSTRAINT = frozenset(
+    {"PRIMARY", "NOT", "NULL", "UNIQUE", "CHECK", "DEFAULT", "COLLATE", "REFERENCES", "GENERATED"}
+    | {"AS"}
+)
+
+
+def unquote_ident(token: str) -> str:
+    """A SQLite name as written ("x", `x`, [x], 'x' or bare) -> the name itself."""
+    first = token[:1]
+    if first in ('"', "`", "'") and len(token) >= 2 and token[-1] == first:
+        return token[1:-1].replace(first * 2, first)
+    if first == "[" and token.endswith("]"):
+        return token[1:-1]
+    return token
+
+
+def declared_constraints(create_sql: str) -> tuple[Declared, ...]:
+    """Every PRIMARY KEY, UNIQUE, CHECK and FOREIGN KEY of a CREATE TABLE statement, table
+    and column level, in the order written, with the CONSTRAINT name each one has."""
+    toks = _tokens(create_sql)
+    words = [t.group(0) for t in toks]
+    if "(" not in words:
+        return ()  # CREATE TABLE ... AS SELECT is stored with its columns, but be safe
+    out: list[Declared] = []
+    depth = 0
+    start = words.index("(") + 1
+    for i in range(start - 1, len(words)):
+        w = words[i]
+        depth += w == "("
+        depth -= w == ")"
+        if (depth == 1 and w == ",") or depth == 0:
+            _definition(create_sql, toks[start:i], out)
+            start = i + 1
+        if depth == 0:
+            break
+    return tuple(out)
+
+
+def _definition(text: str, toks: list[re.Match[str]], out: list[Declared]) -> None:
+    """The constraints of one column definition or one table constraint."""
+    words = [t.group(0) for t in toks]
+    up = [w.upper() for w in words]
+    at = _At(text, toks)
+    if not words:
+        return
+    if up[0] in _TABLE_CONSTRAINT:
+        name = None
+        i = 0
+        if up[0] == "CONSTRAINT":
+            name, i = unquote_ident(at.word(1)), 2
+        kind = at.upper(i)
+        if kind == "PRIMARY":
+            cols, _, spec = at.column_list(i + 2)
+            out.append(Declared("pk", name, cols, spec=spec))
+        elif kind == "UNIQUE":
+            cols, _, spec = at.column_list(i + 1)
+            out.append(Declared("u", name, cols, spec=spec))
+        elif kind == "CHECK":
+            out.append(Declared("check", name, expr=at.inside(i + 1)))
+        elif kind == "FOREIGN":
+            cols, j, _ = at.column_list(i + 2)
+            if at.upper(j) == "REFERENCES":
+                out.append(Declared("fk", name, cols, ref_table=unquote_ident(at.word(j + 1))))
+        return
+    column = unquote_ident(words[0])
+    pending: str | None = None
+    i = 1
+    while i < len(words):
+        w = up[i]
+        if w == "(":
+            i = at.close(i) + 1
+            continue
+        if w == "CONSTRAINT":
+            pending = unquote_ident(at.word(i + 1))
+            i += 2
+            continue
+        if w == "PRIMARY":
+            out.append(Declared("pk", pending, (column,), spec=column.lower()))
+        elif w == "UNIQUE":
+            out.append(Declared("u", pending, (column,), spec=column.lower()))
+        elif w == "CHECK":
+            out.append(Declared("check", pending, expr=at.inside(i + 1)))
+        elif w == "REFERENCES":
+            out.append(Declared("fk", pending, (column,), ref_table=unquote_ident(at.word(i + 1))))
+        if w in _COLUMN_CONSTRAINT:
+            pending = None
+        i += 1
+
+
+class _At:
+    """Reads the tokens of one definition; past the end there is only the empty word."""
+
+    def __init__(self, text: str, toks: list[re.Match[str]]) -> None:
+        self.text = text
+        self.toks = toks
+
+    def word(self, i: int) -> str:
+        return self.toks[i].group(0) if i < len(self.toks) else ""
+
+    def upper(self, i: int) -> str:
+        return self.word(i).upper()
+
+    def close(self, i: int) -> int:
+        """The index of the ")" that closes the "(" at `i` (the last token if none does)."""
+        depth = 0
+        for j in range(i, len(self.toks)):
+            w = self.toks[j].group(0)
+            depth += w == "("
+            depth -= w == ")"
+            if depth == 0:
+                return j
+        return len(self.toks) - 1
+
+    def inside(self, i: int) -> str:
+        """The text between the "(" at `i` and its ")"."""
+        if self.word(i) != "(":
+            return ""
+        return self.text[self.toks[i].end() : self.toks[self.close(i)].start()].strip()
+
+    def column_list(self, i: int) -> tuple[tuple[str, ...], int, str]:
+        """The names in a "(a COLLATE x DESC, b)" list at `i`, the index after it, and its
+        columns and collations in lower case."""
+        if self.word(i) != "(":
+            return (), i, ""
+        end = self.close(i)
+        cols: list[str] = []
+        spec: list[str] = []
+        for j in range(i + 1, end):
+            w = self.toks[j].group(0)
+            if self.toks[j - 1].group(0) in ("(", ","):
+                cols.append(unquote_ident(w))
+                spec.append(cols[-1].lower())
+            elif self.toks[j - 1].group(0).upper() == "COLLATE":
+                spec[-1] += " collate " + unquote_ident(w).lower()
+        return tuple(cols), end + 1, ",".join(spec)
+
+
+def rename_index(create_sql: str, name: str) -> str:
+    """A CREATE INDEX statement with its index named `name` (double-quoted, unqualified)."""
+    toks = _tokens(create_sql)
+    words = [t.group(0).upper() for t in toks]
+    if "INDEX" not in words:
+        return create_sql
+    i = words.index("INDEX") + 1
+    if words[i : i + 3] == ["IF", "NOT", "EXISTS"]:
+        i += 3
+    end = i + 2 if words[i + 1 : i + 2] == ["."] else i  # main.name
+    if end >= len(toks):
+        return create_sql
+    quoted = '"' + name.replace('"', '""') + '"'
+    return create_sql[: toks[i].start()] + quoted + create_sql[toks[end].end() :]
+
+
 def discover(conn: sqlite3.Connection, *, values: bool = True) -> SourceSchema:
     """Read the schema of every table, index, foreign key, view and trigger.
 
@@ -595,6 +762,11 @@ def _table(
         for _fid, parts in sorted(fks.items())
     )
     autoinc = has_autoincrement(sql)
+    declared = declared_constraints(sql)
+    checks = extract_checks(sql)
+    named_checks = [d for d in declared if d.kind == "check"]
+    if [d.expr for d in named_checks] != list(checks):
+        named_checks = [Declared("check", None, expr=e) for e in checks]  # never expected
     return Table(
         name=name,
         columns=tuple(cols),
@@ -603,11 +775,13 @@ def _table(
         autoincrement=autoinc,
         without_rowid=without_rowid,
         strict=strict,
-        indexes=tuple(indexes),
-        foreign_keys=foreign_keys,
-        checks=extract_checks(sql),
+        indexes=_name_unique(indexes, declared),
+        foreign_keys=_name_foreign_keys(foreign_keys, declared),
+        checks=checks,
         sql=sql,
         sequence_value=sequences.get(name) if autoinc else None,
+        pk_name=next((d.name for d in declared if d.kind == "pk"), None),
+        check_names=tuple(d.name for d in named_checks),
     )
 
 
@@ -639,6 +813,58 @@ def _with_stored(conn: sqlite3.Connection, table: Table) -> Table:
     return replace(table, columns=columns)
 
 
+def _name_unique(indexes: list[Index], declared: Sequence[Declared]) -> tuple[Index, ...]:
+    """Give each PRIMARY KEY and UNIQUE index the CONSTRAINT name its DDL declares.
+
+    SQLite numbers these indexes (sqlite_autoindex_T_N) in the order written, and keeps one
+    index for constraints that repeat another's columns: that index takes the first name
+    any of them gives."""
+    left = [d for d in declared if d.kind in ("pk", "u")]
+
+    def number(ix: Index) -> int:
+        tail = ix.name.rpartition("_")[2]
+        return int(tail) if tail.isdigit() else 0
+
+    named: dict[str, str] = {}
+    for ix in sorted((i for i in indexes if i.origin in ("pk", "u")), key=number):
+        cols = [c.lower() for c in ix.columns]
+        kind = "pk" if ix.origin == "pk" else "u"
+        match = next(
+            (d for d in left if d.kind == kind and [c.lower() for c in d.columns] == cols), None
+        )
+        if match is None:
+            continue
+        same = [d for d in left if d.kind == kind and d.spec == match.spec] or [match]
+        left = [d for d in left if d not in same and d is not match]
+        name = next((d.name for d in [match, *same] if d.name is not None), None)
+        if name is not None:
+            named[ix.name] = name
+    return tuple(
+        dataclasses.replace(ix, constraint=named[ix.name]) if ix.name in named else ix
+        for ix in indexes
+    )
+
+
+def _name_foreign_keys(
+    fks: tuple[ForeignKey, ...], declared: Sequence[Declared]
+) -> tuple[ForeignKey, ...]:
+    """Give each foreign key the CONSTRAINT name its DDL declares. PRAGMA foreign_key_list
+    numbers them last written first."""
+    left = [d for d in reversed(declared) if d.kind == "fk"]
+    out: list[ForeignKey] = []
+    for fk in fks:
+        sig = ([c.lower() for c in fk.columns], fk.ref_table.lower())
+        match = next(
+            (d for d in left if ([c.lower() for c in d.columns], d.ref_table.lower()) == sig),
+            None,
+        )
+        if match is not None:
+            left.remove(match)
+            fk = dataclasses.replace(fk, name=match.name)
+        out.append(fk)
+    return tuple(out)
+
+
 def _resolve_fk_targets(tables: list[Table]) -> None:
     """Fill in parent columns for `REFERENCES parent` without a column list (the parent's PK)."""
     by_name = {t.name.lower(): t for t in tables}
@@ -654,6 +880,7 @@ def _resolve_fk_targets(tables: list[Table]) -> None:
                     fk.on_update,
                     fk.on_delete,
                     fk.deferrable,
+                    fk.name,
                 )
             elif fk.ref_table.lower() in by_name:
                 parent = by_name[fk.ref_table.lower()]
@@ -666,6 +893,7 @@ def _resolve_fk_targets(tables: list[Table]) -> None:
                     fk.on_update,
                     fk.on_delete,
                     fk.deferrable,
+                    fk.name,
                 )
             fixed.append(fk)
         object.__setattr__(tables[i], "foreign_keys", tuple(fixed))

@@ -54,7 +54,7 @@ from lite2pg.run import (
     verify_into,
 )
 from lite2pg.schema import TableMap, create_table_sql
-from lite2pg.staging import check_absent, drop_stage, open_stage, publish
+from lite2pg.staging import check_absent, drop_stage, open_stage, publish, staged_maps
 from lite2pg.target import Target, connect, server_failure
 
 
@@ -221,7 +221,7 @@ def load(
                 conn, run_dir, maps, opts.schema, rejects, opts.truncate, progress, counts
             )
         else:
-            maps, names = create_maps(layout, opts.plan)
+            maps, names, _ = staged_maps(conn, opts.schema, layout, opts.plan)
             results, phases = _load_staged(
                 conn, run_dir, maps, names, opts.schema, rejects, drop or opts.drop, schema,
                 progress, counts,

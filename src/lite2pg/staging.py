@@ -27,7 +27,7 @@ from psycopg import sql
 
 from lite2pg import keys, source
 from lite2pg.errors import TargetError
-from lite2pg.layout import create_maps, select_tables, table_plan
+from lite2pg.layout import Layout, create_maps, select_tables, table_plan
 from lite2pg.load import PhaseResult, TableResult, load_table
 from lite2pg.plan import Plan, parse_plan
 from lite2pg.rows import (
@@ -67,6 +67,7 @@ class JobSpec:
     part: int = -1
     scope: str | None = None
     keys_only: bool = False
+    taken: tuple[str, ...] = ()  # relation names the target schema holds (see taken_names)
 
 
 @dataclass
@@ -99,7 +100,7 @@ def table_job(spec: JobSpec, progress: Any = None) -> JobOutcome:
     try:
         schema = source.discover(src)
         layout = select_tables(schema, spec.wanted, plan, spec.casts)
-        maps, names = create_maps(layout, plan)
+        maps, names = create_maps(layout, plan, spec.taken)
         tm = next(m for m in maps if m.source.name == spec.table)
         if spec.keys_only:
             conn.autocommit = True
@@ -175,13 +176,13 @@ def run_staged(
 
     `sizes` gives the rows of each source table (the caller counted them already)."""
     layout = select_tables(schema, wanted, plan, casts)
-    maps, names = create_maps(layout, plan)
+    maps, names, taken = staged_maps(conn, dest, layout, plan)
     check_absent(conn, dest, maps, drop=drop, now=False)
     stage = open_stage(conn, dest)
     try:
         results, phases = _load_all(
             target, snapshot, plan, wanted, casts, stage, maps, sizes, batch_size, run_dir,
-            on_start, on_progress, on_done,
+            on_start, on_progress, on_done, taken,
         )  # fmt: skip
         on_phase("foreign keys")
         phases.append(
@@ -197,6 +198,41 @@ def run_staged(
     order = {tm.source.name: i for i, tm in enumerate(maps)}
     results.sort(key=lambda r: order[r.source])
     return results, phases, maps
+
+
+def staged_maps(
+    conn: psycopg.Connection[Any], dest: str, layout: Layout, plan: Plan | None
+) -> tuple[list[TableMap], keys.KeyNames, tuple[str, ...]]:
+    """Table maps and key names for a load into `dest`, and the relation names there that
+    key and index names avoid: the tables move into `dest` with their indexes."""
+    maps, names = create_maps(layout, plan)
+    taken = taken_names(conn, dest, [tm.target for tm in maps])
+    if taken:
+        maps, names = create_maps(layout, plan, taken)
+    return maps, names, taken
+
+
+def taken_names(conn: psycopg.Connection[Any], dest: str, tables: Sequence[str]) -> tuple[str, ...]:
+    """Names of the relations in `dest`, but for `tables` (the run refuses or replaces
+    them) and their indexes and sequences, which go with them."""
+    rows = conn.execute(
+        """
+        SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = %(dest)s
+          AND NOT (c.relkind IN ('r', 'p') AND c.relname = ANY(%(tables)s))
+          AND NOT EXISTS (
+            SELECT 1 FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
+            WHERE i.indexrelid = c.oid AND t.relname = ANY(%(tables)s))
+          AND NOT EXISTS (  -- identity and serial sequences
+            SELECT 1 FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid
+            WHERE c.relkind = 'S' AND d.classid = 'pg_class'::regclass AND d.objid = c.oid
+              AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+              AND t.relnamespace = n.oid AND t.relname = ANY(%(tables)s))
+        ORDER BY 1
+        """,
+        {"dest": dest, "tables": list(tables)},
+    ).fetchall()
+    return tuple(str(r[0]) for r in rows)
 
 
 def open_stage(conn: psycopg.Connection[Any], dest: str) -> str:
@@ -253,6 +289,7 @@ def _load_all(
     on_start: Callable[[str], None],
     on_progress: Callable[[str, int], None],
     on_done: Callable[[TableResult], None],
+    taken: tuple[str, ...] = (),
 ) -> tuple[list[TableResult], list[PhaseResult]]:
     """Run a job per table, largest first, each as soon as the tables it references are in
     (their rejected rows decide which of its references are orphans). A table much larger
@@ -328,6 +365,7 @@ def _load_all(
             batch_size=batch_size,
             run_dir=str(run_dir),
             gone=dict(gone),
+            taken=taken,
             **kw,
         )
 

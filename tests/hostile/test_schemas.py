@@ -158,6 +158,45 @@ def test_names_longer_than_postgresql_allows_stay_distinct_and_are_noted(
 
 
 @pytest.mark.parametrize("path", list(FLAGS))
+def test_quoted_constraint_names_keep_their_exact_spelling(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, rows_lost: RowsLost, path: str
+) -> None:
+    db = make_db(
+        'CREATE TABLE "Parent" (id INTEGER CONSTRAINT "PK Parent" PRIMARY KEY, '
+        "  code TEXT CONSTRAINT [Uq Code] UNIQUE);"
+        "CREATE TABLE child (\n"
+        "  id INTEGER,\n"
+        '  parent_id INTEGER CONSTRAINT `Fk "Parent"` REFERENCES "Parent" (id),\n'
+        "  n INTEGER CONSTRAINT 'Check, (n)' CHECK (n BETWEEN 0 AND 9),\n"
+        '  CONSTRAINT "pkChild" PRIMARY KEY (id) -- the key, (one column)\n'
+        ");"
+        'CREATE INDEX "Idx Child N" ON child (n);'
+        "INSERT INTO \"Parent\" VALUES (1, 'a'); INSERT INTO child VALUES (1, 1, 5);"
+    )
+    rep = _ok(db, pg, tmp_path, rows_lost, *FLAGS[path])
+    names = {
+        (str(r[0]), str(r[1]))
+        for r in pg.query(
+            "SELECT conrelid::regclass::text, conname FROM pg_constraint "
+            "WHERE connamespace = current_schema()::regnamespace"
+        )
+    }
+    assert names >= {
+        ('"Parent"', "PK Parent"),
+        ('"Parent"', "Uq Code"),
+        ("child", 'Fk "Parent"'),
+        ("child", "Check, (n)"),
+        ("child", "pkChild"),
+    }, names
+    assert pg.query(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+        "AND tablename = 'child' ORDER BY 1"
+    ) == [("Idx Child N",), ("pkChild",)]
+    assert not [n for n in rep["notes"] if "renamed" in n], rep["notes"]
+    pg.execute('ALTER TABLE child DROP CONSTRAINT "Fk ""Parent"""')
+
+
+@pytest.mark.parametrize("path", list(FLAGS))
 def test_table_names_that_map_to_the_same_file_name_stay_apart(
     make_db: MakeDb, pg: PgSchema, tmp_path: Path, rows_lost: RowsLost, path: str
 ) -> None:
