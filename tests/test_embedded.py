@@ -125,15 +125,27 @@ def test_upgrade_killed_after_pg_upgrade_is_finished_by_the_next_start(
     assert not fresh.exists() and not (data_dir / "LITE2PG_UPGRADED").exists()
 
 
-def test_data_directory_of_a_major_not_shipped_is_refused_with_a_hint(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "content", "said"),
+    [
+        # A cluster of a major the package does not ship: dump it with that major.
+        ("PG_VERSION", "12\n", ("made by PostgreSQL 12", "pg_dumpall")),
+        # Files that are no cluster at all: initdb's own reason, and where to look.
+        ("notes.txt", "not a database\n", ("not empty", "move it aside")),
+    ],
+)
+def test_data_directory_lite2pg_cannot_run_is_refused_in_one_line_and_left_alone(
+    tmp_path: Path, name: str, content: str, said: tuple[str, str]
+) -> None:
     db = tmp_path / "app.db"
     sqlite3.connect(db).close()
     stray = tmp_path / ".lite2pg" / "pg"
     stray.mkdir(parents=True)
-    (stray / "PG_VERSION").write_text("12\n")
+    (stray / name).write_text(content)
     line = known_error(cli("migrate", str(db), cwd=tmp_path))
-    assert "made by PostgreSQL 12" in line and "pg_dumpall" in line
-    assert (stray / "PG_VERSION").read_text() == "12\n"  # nothing touched
+    assert all(words in line for words in said), line
+    assert [f.name for f in stray.iterdir()] == [name]
+    assert (stray / name).read_text() == content
 
 
 def test_unknown_embedded_major_in_the_environment_is_refused(
@@ -149,15 +161,3 @@ def test_python_m_lite2pg_reports_the_installed_version(tmp_path: Path) -> None:
     result = cli("--version", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert importlib.metadata.version("lite2pg") in result.stdout
-
-
-def test_data_directory_holding_other_files_is_refused_in_one_line(tmp_path: Path) -> None:
-    db = tmp_path / "app.db"
-    sqlite3.connect(db).close()
-    stray = tmp_path / ".lite2pg" / "pg"
-    stray.mkdir(parents=True)
-    (stray / "notes.txt").write_text("not a database\n")
-    line = known_error(cli("migrate", str(db), cwd=tmp_path))
-    assert "cannot start the embedded PostgreSQL" in line and "not empty" in line
-    assert "move it aside" in line
-    assert (stray / "notes.txt").read_text() == "not a database\n"
