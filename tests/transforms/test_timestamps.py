@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import sqlite3
+from contextlib import closing
 
 import pytest
 from hypothesis import given
@@ -85,8 +86,8 @@ def test_epoch_unit_can_be_forced_for_values_auto_would_misread() -> None:
 
 
 def test_julian_days_are_read_only_when_asked() -> None:
-    db = sqlite3.connect(":memory:")
-    (julian,) = db.execute("SELECT julianday('2024-01-15 10:30:00.123')").fetchone()
+    with closing(sqlite3.connect(":memory:")) as db:
+        (julian,) = db.execute("SELECT julianday('2024-01-15 10:30:00.123')").fetchone()
     assert timestamp(julian=True)(julian) == at(2024, 1, 15, 10, 30, 0, 123000)
     assert timestamp(julian=True)(str(julian)) == at(2024, 1, 15, 10, 30, 0, 123000)
     # Without julian = true the same number is epoch seconds in January 1970.
