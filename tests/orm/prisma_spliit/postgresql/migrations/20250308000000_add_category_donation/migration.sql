@@ -1,0 +1,1 @@
+INSERT INTO "Category" ("id", "grouping", "name") VALUES (43, 'Life', 'Donation');

@@ -1,0 +1,152 @@
+"""A Prisma app's SQLite data loads into the schema its PostgreSQL migrations make.
+
+Prisma's engines cannot be installed here: the schemas are the migration SQL a public
+Prisma app (spliit) ships for both providers (tests/orm/prisma_spliit/SOURCE.md), and the
+rows are written as Prisma's SQLite connector stores them (tests/orm/_prisma.py).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from psycopg import sql
+
+from .._cli import cli
+from ..conftest import PgSchema
+from ._prisma import (
+    app_rows,
+    as_app_value,
+    build_pg,
+    build_sqlite,
+    expected_app_value,
+    migrations,
+)
+
+pytestmark = pytest.mark.orm
+
+# Every Prisma DateTime column of the app (epoch milliseconds in SQLite).
+DATETIME_COLUMNS = {
+    ("Group", "createdAt"),
+    ("Expense", "expenseDate"),
+    ("Expense", "createdAt"),
+    ("RecurringExpenseLink", "nextExpenseDate"),
+    ("Activity", "time"),
+    ("Receipt", "scannedAt"),
+}
+
+
+def _table_counts(db: Path) -> dict[str, int]:
+    conn = sqlite3.connect(db)
+    try:
+        names = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {n: conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names
+                if n != "sqlite_sequence"}  # fmt: skip
+    finally:
+        conn.close()
+
+
+def _key(table: str, row: Mapping[str, Any]) -> tuple[Any, ...]:
+    if table == "ExpensePaidFor":
+        return (row["expenseId"], row["participantId"])
+    return (row["id"],)
+
+
+def _loaded(pg: PgSchema, table: str) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The table's rows on PostgreSQL by primary key, as column -> value."""
+    names = [n for (n,) in pg.query(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema ="
+        " current_schema() AND table_name = %s ORDER BY ordinal_position",
+        (table,),
+    )]  # fmt: skip
+    query = sql.SQL("SELECT * FROM {}").format(sql.Identifier(table)).as_string()
+    rows = [dict(zip(names, r, strict=True)) for r in pg.query(query)]
+    return {_key(table, r): r for r in rows}
+
+
+def test_prisma_data_loads_data_only_into_the_schema_of_its_postgresql_migrations(
+    pg: PgSchema, tmp_path: Path
+) -> None:
+    db = tmp_path / "dev.db"
+    rows = app_rows(expenses=60)
+    build_sqlite(db, rows, bookkeeping=True)
+    pg_history = build_pg(pg)
+
+    result = cli(
+        "migrate", str(db), "--target", pg.dsn, "--schema", pg.schema, "--data-only",
+        "--run-dir", str(tmp_path / "run"), cwd=tmp_path,
+    )  # fmt: skip
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "verified" in output
+    # Every row of the app's tables landed (Category: the 44 rows both migrations seed).
+    for table, count in _table_counts(db).items():
+        if table == "_prisma_migrations":
+            continue
+        query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)).as_string()
+        assert pg.query(query) == [(count,)], table
+    # ... with the values the app wrote.
+    for table, table_rows in rows.items():
+        loaded = _loaded(pg, table)
+        assert len(loaded) == len(table_rows), table
+        for want in table_rows:
+            got = loaded[_key(table, want)]
+            for column, value in want.items():
+                assert as_app_value(got[column]) == expected_app_value(value), (table, column, want)
+    # Prisma's own bookkeeping on PostgreSQL is its PostgreSQL history, not SQLite's.
+    names = [n for (n,) in pg.query('SELECT migration_name FROM "_prisma_migrations" ORDER BY 1')]
+    assert names == sorted(pg_history)
+    assert "_prisma_migrations" in output
+
+
+def test_check_groups_prisma_millisecond_datetimes_by_column_and_names_the_fix(
+    tmp_path: Path,
+) -> None:
+    # `prisma db push` leaves no _prisma_migrations table: nothing names the ORM.
+    db = tmp_path / "pushed.db"
+    expenses = 200
+    build_sqlite(db, app_rows(expenses=expenses), bookkeeping=False)
+
+    found = cli("check", str(db), "--json", cwd=tmp_path)
+    shown = cli("check", str(db), cwd=tmp_path, env={"COLUMNS": "400"})
+
+    assert found.returncode == 1, found.stderr
+    groups = json.loads(found.stdout)["rejects"]
+    by_column: dict[tuple[str, str], list[dict[str, object]]] = {}
+    for group in groups:
+        by_column.setdefault((str(group["table"]), str(group["column"])), []).append(group)
+    # One group per column and reason, not one per value (the values are all distinct).
+    assert by_column and set(by_column) <= DATETIME_COLUMNS, by_column
+    assert all(len(g) == 1 for g in by_column.values()), by_column
+    expense_groups = [g[0] for (table, _), g in by_column.items() if table == "Expense"]
+    assert max(int(str(g["count"])) for g in expense_groups) == expenses
+    assert all("prisma" in str(g["reason"]).lower() for g in groups), groups
+    assert shown.returncode == 1, shown.stderr
+    assert len(shown.stdout.splitlines()) < 40, shown.stdout
+
+
+def test_check_of_a_prisma_database_applies_the_prisma_profile_and_finds_nothing(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "dev.db"
+    build_sqlite(db, app_rows(expenses=30), bookkeeping=True)
+
+    result = cli("check", str(db), cwd=tmp_path, env={"COLUMNS": "400"})
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "prisma" in result.stdout.lower()
+
+
+def test_the_fixture_histories_are_the_apps_both_providers() -> None:
+    # Both histories end in the same app schema: same tables on both sides.
+    sqlite_sql = " ".join(m.sql for m in migrations("sqlite"))
+    pg_sql = " ".join(m.sql for m in migrations("postgresql"))
+    for table in ("Group", "Participant", "Category", "Expense", "ExpensePaidFor",
+                  "ExpenseDocument", "RecurringExpenseLink", "Activity", "Receipt"):  # fmt: skip
+        assert f'CREATE TABLE "{table}"' in sqlite_sql
+        assert f'CREATE TABLE "{table}"' in pg_sql
