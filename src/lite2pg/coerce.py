@@ -73,6 +73,10 @@ TIMESTAMP = PgType("timestamp", Family.TIMESTAMP)
 DATE = PgType("date", Family.DATE)
 
 _NUMERIC_RE = re.compile(r"^(?:numeric|decimal)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?$", re.I)
+# timestamp(3) as Prisma creates it, timestamp(6) as Rails does (the precision is kept).
+_TIMESTAMP_RE = re.compile(
+    r"^timestamp(?:tz)?\s*\(\s*([0-6])\s*\)(\s+with(?:out)? time zone)?$", re.I
+)
 _VARCHAR_RE = re.compile(
     r"^(?:character varying|varchar|character|char|bpchar)\s*(?:\(\s*(\d+)\s*\))?$", re.I
 )
@@ -106,6 +110,12 @@ def parse_pg_type(sql: str, enum_labels: tuple[str, ...] | None = None) -> PgTyp
         return TIMESTAMP
     if s == "date":
         return DATE
+    m = _TIMESTAMP_RE.match(s)
+    if m:
+        aware = bool(m.group(2)) and m.group(2).strip() != "without time zone"
+        aware = aware or s.startswith("timestamptz")
+        family = Family.TIMESTAMPTZ if aware else Family.TIMESTAMP
+        return PgType(s, family, precision=int(m.group(1)))
     m = _NUMERIC_RE.match(s)
     if m:
         p = int(m.group(1)) if m.group(1) else None
