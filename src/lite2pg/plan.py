@@ -219,6 +219,11 @@ class Plan:
     schema_sql: str | None = None
     text: str = dataclasses.field(default="", repr=False, compare=False)
 
+    @property
+    def replaced_tables(self) -> frozenset[str]:
+        """Source tables whose target rows a data-only load replaces (`replace = true`)."""
+        return frozenset(name for name, tp in self.tables.items() if tp.replace and not tp.skip)
+
     def table(self, name: str) -> TablePlan:
         """The plan of a source table; one that changes nothing if the plan does not name it."""
         return self.tables.get(name) or TablePlan(source=name, target=name)
