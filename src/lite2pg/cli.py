@@ -587,6 +587,8 @@ def check_cmd(
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False, default=str))
         sys.exit(0 if report.ok else 1)
+    if report.profile is not None:
+        _print_profile(report.profile, out)
     if report.rejects:
         t = RichTable(title="rows that would be rejected", title_justify="left")
         for col in ("table", "column", "reason", "rows", "example keys"):
@@ -618,6 +620,18 @@ def check_cmd(
         out.print(f"behaviour change: {change}")
     out.print(str(report))
     sys.exit(0 if report.ok else 1)
+
+
+def _print_profile(profile: dict[str, Any], out: Console) -> None:
+    """The ORM profile a run would apply: summary, then one line per plan line."""
+    where = f"detected by {profile['found']}" if profile.get("found") else "named by --profile"
+    if profile.get("revision"):
+        where += f"; migrations at {profile['revision']}"
+    out.print(f"profile: {profile['summary']} ({where})", soft_wrap=True, markup=False)
+    for line in profile.get("lines") or []:
+        out.print(f"  plan: {line}", soft_wrap=True, markup=False)
+    for note in profile.get("notes") or []:
+        out.print(f"  note: {note}", soft_wrap=True, markup=False)
 
 
 @main.command("demo")
