@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from lite2pg.errors import PlanError, UsageError
+from lite2pg.coerce import parse_pg_type
+from lite2pg.errors import PlanError, TargetError, UsageError
 from lite2pg.plan import Plan, dump_plan, merge_plans, parse_plan
 from lite2pg.profiles import Profile, detect, resolve
 from lite2pg.run import MigrateOptions, migrate, read_run_file
-from lite2pg.source import discover, open_readonly
+from lite2pg.source import SourceSchema, discover, open_readonly
 
 from ._cli import cli
 from .conftest import MakeDb, PgSchema
@@ -119,7 +120,7 @@ def _prisma_db(make_db: MakeDb) -> Path:
     )
 
 
-def _discovered(path: Path) -> tuple[sqlite3.Connection, object]:
+def _discovered(path: Path) -> tuple[sqlite3.Connection, SourceSchema]:
     src = open_readonly(path)
     return src, discover(src)
 
@@ -172,7 +173,7 @@ def test_the_orm_is_detected_by_its_bookkeeping_tables(
 ) -> None:
     src, schema = _discovered(make_db(ddl))
     try:
-        found = detect(schema)  # type: ignore[arg-type]
+        found = detect(schema)
     finally:
         src.close()
     assert (found[0] if found else None) == expected
@@ -192,9 +193,7 @@ def test_prisma_profile_reads_epoch_milliseconds_and_prisma_types(make_db: MakeD
         "meta": "jsonb",
     }
     stamp = user.columns["createdAt"]
-    assert [(s.name, s.options) for s in stamp.specs] == [
-        ("timestamp", {"epoch": "milliseconds"})
-    ]
+    assert [(s.name, s.options) for s in stamp.specs] == [("timestamp", {"epoch": "milliseconds"})]
     # Milliseconds and ISO text both read as the same kind of instant.
     assert stamp.chain(MS_1) == dt.datetime(2024, 3, 1, 12, 34, 56, 789_000, tzinfo=dt.UTC)
     assert stamp.chain("2024-03-01 10:00:00") == dt.datetime(2024, 3, 1, 10, tzinfo=dt.UTC)
@@ -217,7 +216,8 @@ def test_django_profile_types_columns_by_what_they_hold(make_db: MakeDb) -> None
         "'2024-01-01 10:00:00.123456');"
         'CREATE TABLE "shop_order" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, '
         '"ref" char(32) NOT NULL UNIQUE, "code" char(32) NOT NULL, "ip" char(39) NULL, '
-        '"host" char(39) NULL, "data" text NOT NULL CHECK ((JSON_VALID("data") OR "data" IS NULL)), '
+        '"host" char(39) NULL, '
+        '"data" text NOT NULL CHECK ((JSON_VALID("data") OR "data" IS NULL)), '
         '"paid" bool NOT NULL, "created" datetime NOT NULL, "total" decimal NOT NULL, '
         '"took" bigint NOT NULL, "parent_id" bigint NULL REFERENCES "shop_order" ("id"));'
         "INSERT INTO shop_order VALUES (1, '0123456789abcdef0123456789ABCDEF', "
@@ -258,16 +258,10 @@ def test_django_duration_takes_its_unit_from_the_profile_when_cast_to_interval(
     assert not profile.notes
     # Loading data only, the target's interval column says the same.
     plan, _ = _resolve(
-        db, data_only=True, target_types=lambda: {"t": {"took": _pg_type("interval")}}
+        db, data_only=True, target_types=lambda: {"t": {"took": parse_pg_type("interval")}}
     )
     assert plan is not None and "took" in plan.tables["t"].columns
     assert "took" not in plan.tables["t"].cast  # the target's own type stands
-
-
-def _pg_type(sql: str) -> object:
-    from lite2pg.coerce import parse_pg_type
-
-    return parse_pg_type(sql)
 
 
 def test_alembic_profile_knows_sqlalchemy_types(make_db: MakeDb) -> None:
@@ -346,7 +340,7 @@ def test_a_named_profile_applies_without_its_bookkeeping_table(make_db: MakeDb) 
 def test_an_unknown_profile_is_a_usage_error(make_db: MakeDb) -> None:
     src = open_readonly(make_db("CREATE TABLE t (id INTEGER PRIMARY KEY);"))
     try:
-        with pytest.raises(UsageError, match="not a profile.*auto, none, django"):
+        with pytest.raises(UsageError, match=r"not a profile.*auto, none, django"):
             resolve("hibernate", src, discover(src), None)
     finally:
         src.close()
@@ -380,7 +374,7 @@ def test_the_users_plan_wins_where_it_names_a_column_and_the_profile_fills_the_r
 
 
 def test_a_typo_in_the_users_plan_is_named_against_the_users_file(make_db: MakeDb) -> None:
-    user = parse_plan('[tables.Usr]\nskip = true\n', origin="mine.toml")
+    user = parse_plan("[tables.Usr]\nskip = true\n", origin="mine.toml")
     with pytest.raises(PlanError, match=r"no such table.*mine\.toml, line 1"):
         _resolve(_prisma_db(make_db), user)
 
@@ -575,8 +569,6 @@ def test_data_only_still_refuses_a_non_empty_table_the_profile_does_not_replace(
         "INSERT INTO shop_note (content_type_id, ref, data, done, at) VALUES "
         "(1, gen_random_uuid(), '{}', true, now())"
     )
-    from lite2pg.errors import TargetError
-
     with pytest.raises(TargetError, match="'shop_note' is not empty"):
         migrate(make_db(DJANGO_SQLITE), pg.target, _opts(pg, tmp_path, data_only=True))
     assert pg.query("SELECT count(*) FROM django_content_type") == [(2,)]  # untouched
