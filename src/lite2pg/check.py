@@ -16,6 +16,7 @@ from lite2pg.coerce import Family
 from lite2pg.errors import TransformError, file_errors
 from lite2pg.layout import create_maps, parents_first, select_tables, table_plan
 from lite2pg.plan import Plan
+from lite2pg.profiles import resolve
 from lite2pg.rows import GoneRows, RowStream, build_pipeline
 from lite2pg.source import quote_ident
 
@@ -71,6 +72,8 @@ class CheckReport:
     orphans: list[dict[str, Any]] = field(default_factory=list)
     disagreements: list[dict[str, Any]] = field(default_factory=list)
     behaviour_changes: list[str] = field(default_factory=list)  # as a run would list them
+    profile: dict[str, Any] | None = None  # lite2pg.profiles.Profile.as_dict(), if one applies
+    plan_text: str = ""  # the plan a run would use (the profile's, the user's over it), TOML
 
     @property
     def rows_rejected(self) -> int:
@@ -113,6 +116,7 @@ class CheckReport:
             "orphans": self.orphans,
             "type_disagreements": self.disagreements,
             "behaviour_changes": self.behaviour_changes,
+            "profile": self.profile,
         }
 
 
@@ -133,9 +137,11 @@ def check(
     tables: Sequence[str] | None = None,
     hash_passwords: bool = False,
     examples: int = 3,
+    profile: str = "auto",
 ) -> CheckReport:
-    """Preflight a migration of `source_path` with `plan`; nothing is written anywhere
-    but a temporary snapshot (and, with `hash_passwords`, nothing is cached)."""
+    """Preflight a migration of `source_path` with `plan` and the ORM `profile` (a
+    `--profile` value); nothing is written anywhere but a temporary snapshot (and, with
+    `hash_passwords`, nothing is cached)."""
     source.check_sqlite_file(source_path)
     report = CheckReport(str(source_path))
     with tempfile.TemporaryDirectory(prefix="lite2pg-check-") as tmp:
@@ -146,6 +152,9 @@ def check(
             # The preflight reads every page, indexes too: a damaged file is named here.
             source.quick_check(src, source_path)
             schema = source.discover(src)
+            plan, applied = resolve(profile, src, schema, plan, casts=casts)
+            report.profile = applied.as_dict() if applied is not None else None
+            report.plan_text = plan.text if plan is not None else ""
             layout = select_tables(schema, tuple(tables) if tables else None, plan, casts or {})
             maps, _ = create_maps(layout, plan)
             report.behaviour_changes = list(schema.changes) + [

@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import psycopg
@@ -28,6 +29,7 @@ from lite2pg import target as target_mod
 from lite2pg.errors import Lite2pgError, UsageError
 from lite2pg.load import TableResult
 from lite2pg.plan import load_plan
+from lite2pg.profiles import PROFILE_CHOICES
 from lite2pg.report import RunReport, print_summary
 from lite2pg.run import MigrateOptions, migrate
 
@@ -106,6 +108,17 @@ def _parse_casts(values: tuple[str, ...]) -> dict[str, str]:
             )
         casts[key.strip()] = typ.strip()
     return casts
+
+
+def _profile_option(f: Any) -> Any:
+    return click.option(
+        "--profile",
+        type=click.Choice(PROFILE_CHOICES),
+        default="auto",
+        show_default=True,
+        help="The ORM that wrote the database (auto: detected by its migrations table); "
+        "its built-in plan applies under --plan.",
+    )(f)
 
 
 def run_migrate(
@@ -194,6 +207,7 @@ def main() -> None:
 )
 @click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=5_000, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="Only the verdict.")
+@_profile_option
 def migrate_cmd(
     source: Path,
     target_uri: str | None,
@@ -210,8 +224,13 @@ def migrate_cmd(
     keep_artifacts: bool | None,
     batch_size: int,
     quiet: bool,
+    profile: str,
 ) -> None:
     """Copy every table of SOURCE (a SQLite file) into PostgreSQL, then verify it.
+
+    A database written by Django, Prisma, SQLAlchemy (Alembic) or ActiveRecord gets that
+    ORM's profile: a built-in plan for how it stores values in SQLite (Prisma's epoch
+    milliseconds, Django's hex UUIDs and JSON text ...), under your --plan.
 
     Example: lite2pg migrate legacy.db --target postgresql://app@localhost/app
     """
@@ -233,6 +252,7 @@ def migrate_cmd(
             batch_size=batch_size,
             tables=list(tables) or None,
             verify=not no_verify,
+            profile=profile,
         )
         code = run_migrate(
             source, target_uri, options, allow_rejects=allow_rejects, quiet=quiet,
@@ -290,6 +310,7 @@ def verify_cmd(
 @click.option("--data-only", is_flag=True, help="load: into tables that already exist.")
 @click.option("--truncate", is_flag=True, help="load --data-only: empty them first.")
 @click.option("--cast", "casts", multiple=True, metavar="TABLE.COLUMN=TYPE")
+@_profile_option
 def export_cmd(
     source: Path,
     run_dir: Path | None,
@@ -299,6 +320,7 @@ def export_cmd(
     data_only: bool,
     truncate: bool,
     casts: tuple[str, ...],
+    profile: str,
 ) -> None:
     """Snapshot SOURCE and write each table as CSV, with SHA-256s in manifest.json.
 
@@ -319,6 +341,7 @@ def export_cmd(
             data_only=data_only,
             truncate=truncate,
             casts=_parse_casts(casts),
+            profile=profile,
         )
         out = export(source, run_dir, options)
     except Lite2pgError as e:
@@ -511,6 +534,13 @@ def rollback_cmd(run_dir: Path, target_uri: str | None, drop: bool, reload_: boo
 @click.option("--hash", "hash_passwords", is_flag=True, help="Hash passwords too (slow).")
 @click.option("--examples", type=click.IntRange(0, 100), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@_profile_option
+@click.option(
+    "--show-plan",
+    is_flag=True,
+    help="Print the plan a run would use (the ORM profile's, yours over it) as TOML "
+    "to edit and pass with --plan, and nothing else.",
+)
 def check_cmd(
     source: Path,
     plan_name: str | None,
@@ -519,6 +549,8 @@ def check_cmd(
     hash_passwords: bool,
     examples: int,
     as_json: bool,
+    profile: str,
+    show_plan: bool,
 ) -> None:
     """Preflight: what would a migration of SOURCE reject, and why? Writes nothing.
 
@@ -529,6 +561,8 @@ def check_cmd(
     when a real run would reject nothing.
 
     Example: lite2pg check legacy.db --plan helpdesk
+
+    Example: lite2pg check app.db --show-plan > plan.toml
     """
     from lite2pg.check import check
 
@@ -540,13 +574,21 @@ def check_cmd(
             tables=list(tables) or None,
             hash_passwords=hash_passwords,
             examples=examples,
+            profile=profile,
         )
     except Lite2pgError as e:
         _fail(e)
     out = Console()
+    if show_plan:
+        click.echo(
+            report.plan_text or "# no plan: no ORM profile applies and none was given\n", nl=False
+        )
+        sys.exit(0)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False, default=str))
         sys.exit(0 if report.ok else 1)
+    if report.profile is not None:
+        _print_profile(report.profile, out)
     if report.rejects:
         t = RichTable(title="rows that would be rejected", title_justify="left")
         for col in ("table", "column", "reason", "rows", "example keys"):
@@ -578,6 +620,18 @@ def check_cmd(
         out.print(f"behaviour change: {change}")
     out.print(str(report))
     sys.exit(0 if report.ok else 1)
+
+
+def _print_profile(profile: dict[str, Any], out: Console) -> None:
+    """The ORM profile a run would apply: summary, then one line per plan line."""
+    where = f"detected by {profile['found']}" if profile.get("found") else "named by --profile"
+    if profile.get("revision"):
+        where += f"; migrations at {profile['revision']}"
+    out.print(f"profile: {profile['summary']} ({where})", soft_wrap=True, markup=False)
+    for line in profile.get("lines") or []:
+        out.print(f"  plan: {line}", soft_wrap=True, markup=False)
+    for note in profile.get("notes") or []:
+        out.print(f"  note: {note}", soft_wrap=True, markup=False)
 
 
 @main.command("demo")

@@ -87,6 +87,10 @@ _NATIVE = {t.sql: t for t in (JSONB, JSON, UUID, INTERVAL, INET, CIDR)}
 
 _NUMERIC_RE = re.compile(r"^(?:numeric|decimal)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?$", re.I)
 _INTERVAL_RE = re.compile(r"^interval\s*\(\s*(\d)\s*\)$")
+# timestamp(3) as Prisma creates it, timestamp(6) as Rails does (the precision is kept).
+_TIMESTAMP_RE = re.compile(
+    r"^timestamp(?:tz)?\s*\(\s*([0-6])\s*\)(\s+with(?:out)? time zone)?$", re.I
+)
 _VARCHAR_RE = re.compile(
     r"^(?:character varying|varchar|character|char|bpchar)\s*(?:\(\s*(\d+)\s*\))?$", re.I
 )
@@ -126,6 +130,12 @@ def parse_pg_type(sql: str, enum_labels: tuple[str, ...] | None = None) -> PgTyp
     if m and int(m.group(1)) <= 6:
         # interval(p) rounds to p fractional digits: values finer than that are refused.
         return PgType(f"interval({m.group(1)})", Family.INTERVAL, precision=int(m.group(1)))
+    m = _TIMESTAMP_RE.match(s)
+    if m:
+        aware = bool(m.group(2)) and m.group(2).strip() != "without time zone"
+        aware = aware or s.startswith("timestamptz")
+        family = Family.TIMESTAMPTZ if aware else Family.TIMESTAMP
+        return PgType(s, family, precision=int(m.group(1)))
     m = _NUMERIC_RE.match(s)
     if m:
         p = int(m.group(1)) if m.group(1) else None

@@ -7,7 +7,7 @@ one transaction, parents before children, so that the target's own foreign keys 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,8 @@ def run_in_place(
     try:
         with conn.transaction():
             maps = existing_maps(conn, schema, plan, layout.tables, layout.casts)
-            begin_in_place(conn, schema, maps, truncate_first=truncate_first)
+            replace = plan.replaced_tables if plan is not None else frozenset()
+            begin_in_place(conn, schema, maps, truncate_first=truncate_first, replace=replace)
             gone = GoneRows(src, layout.tables)
             for t in layout.skipped:
                 gone.record_where_not(t, None)
@@ -79,15 +80,25 @@ def run_in_place(
 
 
 def begin_in_place(
-    conn: psycopg.Connection[Any], schema: str, maps: Sequence[TableMap], *, truncate_first: bool
+    conn: psycopg.Connection[Any],
+    schema: str,
+    maps: Sequence[TableMap],
+    *,
+    truncate_first: bool,
+    replace: Collection[str] = (),
 ) -> None:
     """Inside the load's transaction: names resolve in `schema`; the tables are emptied
-    (`--truncate`), or must be empty already."""
+    (`--truncate`), or must be empty already, except those whose rows the plan `replace`s
+    (source table names): those are emptied."""
     conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
     if truncate_first:
         truncate(conn, schema, list(maps))
-    else:
-        require_empty(conn, schema, list(maps))
+        return
+    require_empty(conn, schema, [tm for tm in maps if tm.source.name not in replace])
+    if any(tm.source.name in replace for tm in maps):
+        # One TRUNCATE of every loaded table (the others are empty already): a replaced
+        # table that loaded tables refer to (django_content_type) can only go with them.
+        truncate(conn, schema, list(maps))
 
 
 def finish_in_place(
@@ -142,6 +153,21 @@ def _describe(conn: psycopg.Connection[Any], schema: str) -> dict[str, list[_Tar
 
 # PostgreSQL's own types that text in SQLite may hold (each value checked as it loads).
 _NATIVE = (Family.JSONB, Family.JSON, Family.UUID, Family.INTERVAL, Family.INET)
+
+
+def target_types(target: Target, schema: str) -> dict[str, dict[str, PgType]]:
+    """The column types of the tables a schema holds: table -> column -> type, names in
+    lower case (a data-only load matches names ignoring case)."""
+    conn = connect(target)
+    try:
+        described = _describe(conn, schema)
+    finally:
+        conn.close()
+    return {
+        table.lower(): {c.name.lower(): c.pg for c in columns}
+        for table, columns in described.items()
+    }
+
 
 _COMPATIBLE: dict[Family, set[Family]] = {
     Family.INTEGER: {

@@ -29,6 +29,7 @@ from lite2pg.rows import safe_filename
 from lite2pg.run import (
     SNAPSHOT_NAME,
     MigrateOptions,
+    apply_profile,
     migrate,
     new_run_dir,
     read_run_file,
@@ -62,11 +63,17 @@ def _report(run_dir: Path) -> dict[str, Any]:
 
 @file_errors
 def export(
-    source_path: Path, run_dir: Path | None = None, options: MigrateOptions | None = None
+    source_path: Path,
+    run_dir: Path | None = None,
+    options: MigrateOptions | None = None,
+    *,
+    target: Target | None = None,
 ) -> Path:
     """Step 1: a consistent snapshot and every table as CSV, with SHA-256s in a manifest.
 
-    The CSVs are copies of the source, plaintext passwords included: mode 0600.
+    The CSVs are copies of the source, plaintext passwords included: mode 0600. The ORM
+    profile is applied here (run.json keeps the plan it gives); with `target`, a data-only
+    profile reads the target's column types (Django's durations into interval).
     """
     opts = options or MigrateOptions()
     source.check_sqlite_file(source_path)
@@ -86,6 +93,8 @@ def export(
         # Artifacts are kept to be trusted later: check every page (indexes too) first.
         source.quick_check(src, source_path)
         schema = source.discover(src)
+        opts = apply_profile(opts, src, schema, target)
+        write_run_file(run_dir, source_path, opts)
         layout = select_tables(
             schema, tuple(opts.tables) if opts.tables else None, opts.plan, opts.casts
         )

@@ -15,6 +15,8 @@ always named by their SQLite (source) name, except in `add`, which names new col
     add = { source = { type = "text", default = "legacy" } }   # default is optional
     where = "username <> 'test'"         # SQLite expression; rows not matching are
                                          # left behind and counted as filtered
+    replace = false                      # --data-only: true empties the target table
+                                         # first (its rows are replaced by these)
 
     [tables.users.columns.password]      # transforms run in order on the source value
     transforms = [{ hash_password = { algorithm = "argon2id", empty = "unusable" } }]
@@ -52,7 +54,9 @@ where that key was found.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import importlib.resources
+import json
 import re
 import sqlite3
 import tomllib
@@ -81,7 +85,9 @@ __all__ = [
     "Plan",
     "TablePlan",
     "builtin_plans",
+    "dump_plan",
     "load_plan",
+    "merge_plans",
     "parse_plan",
 ]
 
@@ -158,6 +164,9 @@ class TablePlan:
     where: str | None = None
     columns: Mapping[str, ColumnPlan] = dataclasses.field(default_factory=dict)
     foreign_keys: Mapping[tuple[str, ...], ForeignKeyPlan] = dataclasses.field(default_factory=dict)
+    # --data-only: the target table's rows (an ORM fills some when it migrates) are
+    # replaced by the source's, in the load's transaction, instead of refusing a non-empty one.
+    replace: bool = False
 
     def target_column(self, column: str) -> str:
         """The target name of a source column."""
@@ -168,6 +177,11 @@ class TablePlan:
         added columns appended."""
         kept = [self.target_column(c) for c in source_columns if c not in self.drop]
         return (*kept, *(a.name for a in self.add))
+
+    def names_column(self, column: str) -> bool:
+        """Whether this plan says what becomes of a source column's values (casts,
+        transforms or drops it): a plan laid over another takes the whole column then."""
+        return column in self.cast or column in self.columns or column in self.drop
 
     def chain(self, column: str) -> Transform:
         """The compiled transform chain of a source column (identity when it has none)."""
@@ -204,6 +218,11 @@ class Plan:
     schema_file: str | None = None
     schema_sql: str | None = None
     text: str = dataclasses.field(default="", repr=False, compare=False)
+
+    @property
+    def replaced_tables(self) -> frozenset[str]:
+        """Source tables whose target rows a data-only load replaces (`replace = true`)."""
+        return frozenset(name for name, tp in self.tables.items() if tp.replace and not tp.skip)
 
     def table(self, name: str) -> TablePlan:
         """The plan of a source table; one that changes nothing if the plan does not name it."""
@@ -300,6 +319,95 @@ def parse_plan(text: str, origin: str = "<plan>", read: _Reader | None = None) -
         raise PlanError(exc.key, _with_line(exc.problem, text, exc.key, origin)) from None
 
 
+def merge_plans(base: Plan, over: Plan, origin: str) -> Plan:
+    """`over` (a user's plan) laid over `base` (a built-in one, e.g. an ORM profile).
+
+    Where `over` names a table's key (skip, target, where, ...) or says what becomes of a
+    column (cast, transforms, drop), it wins; `base` fills the rest. The result's text is
+    the merged TOML, so it reads back (run.json) as the same plan.
+    """
+    raw_base = tomllib.loads(base.text) if base.text else {}
+    raw_over = tomllib.loads(over.text) if over.text else {}
+    merged: dict[str, object] = {k: v for k, v in raw_base.items() if k != "tables"}
+    merged.update({k: v for k, v in raw_over.items() if k != "tables"})
+    tables: dict[str, object] = dict(_mapping(raw_base.get("tables")))
+    for name, table in _mapping(raw_over.get("tables")).items():
+        under = _mapping(tables.get(name))
+        tables[name] = _merge_table(under, _mapping(table)) if under else table
+    merged["tables"] = tables
+    plan = parse_plan(dump_plan(merged), origin=origin)
+    return dataclasses.replace(plan, schema_file=over.schema_file, schema_sql=over.schema_sql)
+
+
+def _mapping(value: object) -> Mapping[str, object]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _merge_table(base: Mapping[str, object], over: Mapping[str, object]) -> dict[str, object]:
+    out = dict(over)
+    drop = over.get("drop")
+    named = (
+        set(_mapping(over.get("cast")))
+        | set(_mapping(over.get("columns")))
+        | (set(drop) if isinstance(drop, list) else set())
+    )
+    for key, value in base.items():
+        if key in ("cast", "columns"):
+            both = {c: v for c, v in _mapping(value).items() if c not in named}
+            both.update(_mapping(over.get(key)))
+            if both:
+                out[key] = both
+        elif key not in out:
+            out[key] = value
+    return out
+
+
+def dump_plan(raw: Mapping[str, object]) -> str:
+    """A plan as TOML text (`parse_plan` reads it back as the same plan): top-level keys,
+    then one [tables.NAME] section per table and one section per transformed column."""
+    lines = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in raw.items() if k != "tables"]
+    for name, table in _mapping(raw.get("tables")).items():
+        header = f"tables.{_toml_key(name)}"
+        lines += ["", f"[{header}]"]
+        spec = _mapping(table)
+        lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in spec.items() if k != "columns"]
+        for column, column_spec in _mapping(spec.get("columns")).items():
+            lines.append(f"[{header}.columns.{_toml_key(column)}]")
+            lines += [
+                f"{_toml_key(k)} = {_toml_value(v)}" for k, v in _mapping(column_spec).items()
+            ]
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
+
+
+def _toml_string(text: str) -> str:
+    # JSON's escapes are TOML's; TOML also wants DEL escaped.
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        items = ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + items + " }" if items else "{}"
+    raise TypeError(f"no TOML form for {type(value).__name__}")
+
+
 def _build(raw: Mapping[str, object], text: str, origin: str, read: _Reader | None) -> Plan:
     top = Options(raw, "")
     description = top.get_optional_str("description") or ""
@@ -372,6 +480,7 @@ def _table(name: str, raw: object, key: str) -> TablePlan:
     opts = Options(raw, key)
     target = _identifier(opts.get("target") or name, opts.key_of("target"))
     skip = opts.get_bool("skip", False)
+    replace = opts.get_bool("replace", False)
     raw_rename = opts.get("rename")
     raw_drop = opts.get("drop")
     raw_add = opts.get("add")
@@ -472,6 +581,7 @@ def _table(name: str, raw: object, key: str) -> TablePlan:
         where=where,
         columns=types.MappingProxyType(columns),
         foreign_keys=types.MappingProxyType(foreign_keys),
+        replace=replace,
     )
 
 

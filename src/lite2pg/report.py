@@ -37,6 +37,7 @@ class RunReport:
     rejects_dir: str | None = None
     snapshot_sha256: str | None = None  # of the SQLite snapshot loaded; verify re-checks it
     verify: dict[str, Any] | None = None  # lite2pg.verify.VerifyReport.as_dict(), once run
+    profile: dict[str, Any] | None = None  # lite2pg.profiles.Profile.as_dict(), if one applied
 
     @property
     def rows_read(self) -> int:
@@ -114,6 +115,8 @@ class RunReport:
             "rejects_dir": self.rejects_dir,
         }
         # Present once known, so that a report.json without them keeps its old shape.
+        if self.profile is not None:
+            out["profile"] = self.profile
         if self.behaviour_changes:
             out["behaviour_changes"] = self.behaviour_changes
         if self.snapshot_sha256 is not None:
@@ -162,6 +165,10 @@ def print_summary(report: RunReport, console: Console) -> None:
         f"{report.seconds:.3f}s",
     )  # fmt: skip
     console.print(t)
+    if report.profile is not None:
+        console.print(f"profile: {report.profile['summary']}")
+        for note in report.profile.get("notes") or []:
+            console.print(f"note: profile: {note}")
     for change in report.behaviour_changes:
         console.print(f"behaviour change: {change}")
     for r in report.tables:

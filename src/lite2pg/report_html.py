@@ -68,6 +68,7 @@ def render_html(data: dict[str, Any]) -> str:
         )
     out.append(f"<h1>lite2pg migrate {_e(data.get('source', ''))}</h1>")
     out.append(_meta(data, v))
+    out.append(_profile(data.get("profile")))
     if v and v.get("problems"):
         out.append("<h2>Problems</h2><ul class='problems'>")
         out.extend(f"<li>{_e(p)}</li>" for p in v["problems"])
@@ -97,6 +98,19 @@ def render_html(data: dict[str, Any]) -> str:
         out.append("</ul>")
     out.append("</main></body></html>\n")
     return "\n".join(s for s in out if s)
+
+
+def _profile(profile: dict[str, Any] | None) -> str:
+    """The ORM profile the run applied: its one-line summary, then its plan lines."""
+    if not profile:
+        return ""
+    found = f" (detected by {_e(profile['found'])})" if profile.get("found") else ""
+    revision = f"; migrations at {_e(profile['revision'])}" if profile.get("revision") else ""
+    items = [f"<li>{_e(line)}</li>" for line in profile.get("lines") or []]
+    items += [f"<li>note: {_e(note)}</li>" for note in profile.get("notes") or []]
+    return f"<h2>ORM profile</h2><p>{_e(profile.get('summary', ''))}{found}{revision}</p>" + (
+        f"<ul>{''.join(items)}</ul>" if items else ""
+    )
 
 
 def _e(value: object) -> str:

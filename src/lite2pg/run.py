@@ -7,6 +7,7 @@ one transaction (staging.py); loads into the app's existing tables run in one tr
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -23,10 +24,11 @@ from psycopg import sql
 
 from lite2pg import capture, source
 from lite2pg.errors import TargetError, UsageError, file_errors
-from lite2pg.existing import prepare_schema, run_in_place
+from lite2pg.existing import prepare_schema, run_in_place, target_types
 from lite2pg.layout import Layout, select_tables
 from lite2pg.load import BATCH_SIZE, PhaseResult, TableResult
 from lite2pg.plan import Plan, parse_plan
+from lite2pg.profiles import TargetTypes, resolve
 from lite2pg.report import RunReport
 from lite2pg.schema import TableMap
 from lite2pg.staging import run_staged
@@ -65,6 +67,10 @@ class MigrateOptions:
     # Write export/ and transformed/ CSVs with a manifest (the staged commands' artifacts)
     # instead of streaming straight through.
     keep_artifacts: bool = False
+    # The ORM profile: "auto" (detect), "none", or a name (profiles.PROFILE_CHOICES). Once
+    # applied, `plan` holds it, `profile` is "none" and `applied_profile` says what it did.
+    profile: str = "auto"
+    applied_profile: dict[str, Any] | None = None
 
 
 def new_run_dir(base: Path = RUNS_DIR) -> Path:
@@ -93,7 +99,7 @@ def migrate(
 
         if progress:
             progress.phase("export (snapshot and CSV)")
-        staged_dir = export(source_path, opts.run_dir or new_run_dir(), opts)
+        staged_dir = export(source_path, opts.run_dir or new_run_dir(), opts, target=target)
         if progress:
             progress.phase("transform")
         transform(staged_dir)
@@ -124,6 +130,9 @@ def migrate(
     src = source.open_readonly(snap)
     try:
         schema = source.discover(src)
+        opts = apply_profile(opts, src, schema, target)
+        write_run_file(run_dir, source_path, opts)
+        report.profile = opts.applied_profile
         wanted = tuple(opts.tables) if opts.tables else None
         layout = select_tables(schema, wanted, opts.plan, opts.casts)
         conn = connect(target, autocommit=True)
@@ -169,6 +178,29 @@ def migrate(
     return report
 
 
+def apply_profile(
+    opts: MigrateOptions,
+    src: sqlite3.Connection,
+    schema: source.SourceSchema,
+    target: Target | None,
+) -> MigrateOptions:
+    """The options with the ORM profile applied: the plan is the profile's with the user's
+    over it, `profile` is "none" (applied) and `applied_profile` says what it did. Loading
+    data only, the target's column types (read when the profile needs them) complete it."""
+    if opts.profile == "none":
+        return opts
+
+    def types() -> TargetTypes:
+        return target_types(target, opts.schema) if target is not None else {}
+
+    plan, profile = resolve(
+        opts.profile, src, schema, opts.plan, data_only=opts.data_only, casts=opts.casts,
+        target_types=types,
+    )  # fmt: skip
+    applied = profile.as_dict() if profile is not None else None
+    return dataclasses.replace(opts, plan=plan, profile="none", applied_profile=applied)
+
+
 def close_report(
     report: RunReport,
     run_dir: Path,
@@ -197,9 +229,13 @@ def note_skipped(
 ) -> None:
     """Put into the report what was not migrated as it is (triggers, virtual tables,
     tables the plan skips, views PostgreSQL refused) and the notes of each table."""
+    by_profile = (report.profile or {}).get("skipped") or {}
     report.not_migrated = [
         {"kind": s.kind, "name": s.name, "reason": s.reason} for s in schema.skipped
-    ] + [{"kind": "table", "name": t.name, "reason": "skipped by the plan"} for t in layout.skipped]
+    ] + [
+        {"kind": "table", "name": t.name, "reason": by_profile.get(t.name, "skipped by the plan")}
+        for t in layout.skipped
+    ]
     report.behaviour_changes = list(schema.changes)
     for tm in maps:
         report.notes.extend(f"{tm.source.name}: {n}" for n in tm.notes)
@@ -312,6 +348,8 @@ def write_run_file(run_dir: Path, source_path: Path, opts: MigrateOptions) -> No
         "casts": dict(opts.casts),
         "plan": None if opts.plan is None else {"origin": opts.plan.origin, "text": opts.plan.text},
         "batch_size": opts.batch_size,
+        "profile": opts.profile,
+        "applied_profile": opts.applied_profile,
     }
     tmp = run_dir / (RUN_FILE + ".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
@@ -342,5 +380,8 @@ def read_run_file(run_dir: Path) -> tuple[Path, MigrateOptions]:
         batch_size=int(data.get("batch_size") or BATCH_SIZE),
         tables=data.get("tables"),
         plan=plan,
+        # A run.json from before profiles: its plan is what the run used.
+        profile=data.get("profile") or "none",
+        applied_profile=data.get("applied_profile"),
     )
     return Path(data["source"]), opts

@@ -205,6 +205,7 @@ def load(
         source=str(source_path), target=target.display, schema=opts.schema, run_dir=str(run_dir),
         mode="data-only" if opts.data_only else "create",
         started_at=time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+        profile=opts.applied_profile,
     )  # fmt: skip
     src = source.open_readonly(run_dir / SNAPSHOT_NAME)
     rejects = RejectSink(run_dir / "rejects", ".load")
@@ -218,8 +219,9 @@ def load(
         if opts.data_only:
             maps = existing_maps(conn, opts.schema, opts.plan, layout.tables, layout.casts)
             results, phases = _load_in_place(
-                conn, run_dir, maps, opts.schema, rejects, opts.truncate, progress, counts
-            )
+                conn, run_dir, maps, opts.schema, rejects, opts.truncate, progress, counts,
+                opts.plan.replaced_tables if opts.plan is not None else frozenset(),
+            )  # fmt: skip
         else:
             maps, names, _ = staged_maps(conn, opts.schema, layout, opts.plan)
             results, phases = _load_staged(
@@ -338,10 +340,11 @@ def _load_in_place(
     truncate_first: bool,
     progress: Any,
     counts: dict[str, dict[str, int]],
+    replace: frozenset[str] = frozenset(),
 ) -> tuple[list[TableResult], list[PhaseResult]]:
     results: list[TableResult] = []
     with conn.transaction():
-        begin_in_place(conn, dest, maps, truncate_first=truncate_first)
+        begin_in_place(conn, dest, maps, truncate_first=truncate_first, replace=replace)
         for tm in parents_first(maps):
             _started(progress, tm, counts)
             results.append(
