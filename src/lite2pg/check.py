@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lite2pg import source
+from lite2pg.caseless import CaseCollision, preflight, python_lower
 from lite2pg.coerce import Family
 from lite2pg.errors import TransformError, file_errors
 from lite2pg.layout import create_maps, parents_first, select_tables, table_plan
@@ -66,6 +67,9 @@ class CheckReport:
     orphans: list[dict[str, Any]] = field(default_factory=list)
     disagreements: list[dict[str, Any]] = field(default_factory=list)
     behaviour_changes: list[str] = field(default_factory=list)  # as a run would list them
+    # Keys a COLLATE NOCASE unique key keeps apart that PostgreSQL would make one: a run
+    # refuses to start with any.
+    case_collisions: list[CaseCollision] = field(default_factory=list)
 
     @property
     def rows_rejected(self) -> int:
@@ -73,9 +77,15 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        return self.rows_rejected == 0
+        return self.rows_rejected == 0 and not self.case_collisions
 
     def __str__(self) -> str:
+        if self.case_collisions:
+            return (
+                f"ATTENTION: {len(self.case_collisions)} group(s) of values differ only in "
+                "case beyond A-Z and would break a case-insensitive unique key; a run "
+                "stops before writing anything"
+            )
         if self.ok:
             return f"OK: all {self.rows_read} rows would migrate ({self.rows_filtered} filtered)"
         tables = len({g.table for g in self.rejects})
@@ -108,6 +118,7 @@ class CheckReport:
             "orphans": self.orphans,
             "type_disagreements": self.disagreements,
             "behaviour_changes": self.behaviour_changes,
+            "case_collisions": [c.as_dict() for c in self.case_collisions],
         }
 
 
@@ -128,6 +139,7 @@ def check(
     tables: Sequence[str] | None = None,
     hash_passwords: bool = False,
     examples: int = 3,
+    names: str | None = None,
 ) -> CheckReport:
     """Preflight a migration of `source_path` with `plan`; nothing is written anywhere
     but a temporary snapshot (and, with `hash_passwords`, nothing is cached)."""
@@ -141,8 +153,11 @@ def check(
             # The preflight reads every page, indexes too: a damaged file is named here.
             source.quick_check(src, source_path)
             schema = source.discover(src)
-            layout = select_tables(schema, tuple(tables) if tables else None, plan, casts or {})
+            layout = select_tables(
+                schema, tuple(tables) if tables else None, plan, casts or {}, names=names
+            )
             maps, _ = create_maps(layout, plan)
+            report.case_collisions = preflight(src, maps, plan, python_lower)
             report.behaviour_changes = list(schema.changes) + [
                 f"{tm.source.name}: {c}" for tm in maps for c in tm.changes
             ]

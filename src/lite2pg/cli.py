@@ -27,7 +27,7 @@ from rich.table import Table as RichTable
 from lite2pg import target as target_mod
 from lite2pg.errors import Lite2pgError, UsageError
 from lite2pg.load import TableResult
-from lite2pg.plan import load_plan
+from lite2pg.plan import NAMES_MODES, load_plan
 from lite2pg.report import RunReport, print_summary
 from lite2pg.run import MigrateOptions, migrate
 
@@ -148,6 +148,16 @@ def run_migrate(
     return report.exit_code(allow_rejects)
 
 
+_NAMES = click.option(
+    "--names",
+    type=click.Choice(NAMES_MODES),
+    default=None,
+    help="fold: names declared unquoted in SQLite become lower case, as PostgreSQL reads "
+    "the app's unquoted SQL; quoted ones keep their case. keep: every name keeps its case. "
+    "[default: the plan's `names`, else fold]",
+)
+
+
 @click.group()
 @click.version_option(package_name="lite2pg")
 def main() -> None:
@@ -193,6 +203,7 @@ def main() -> None:
     "[default: on, except for the embedded PostgreSQL].",
 )
 @click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=5_000, show_default=True)
+@_NAMES
 @click.option("-q", "--quiet", is_flag=True, help="Only the verdict.")
 def migrate_cmd(
     source: Path,
@@ -209,6 +220,7 @@ def migrate_cmd(
     no_verify: bool,
     keep_artifacts: bool | None,
     batch_size: int,
+    names: str | None,
     quiet: bool,
 ) -> None:
     """Copy every table of SOURCE (a SQLite file) into PostgreSQL, then verify it.
@@ -233,6 +245,7 @@ def migrate_cmd(
             batch_size=batch_size,
             tables=list(tables) or None,
             verify=not no_verify,
+            names=names,
         )
         code = run_migrate(
             source, target_uri, options, allow_rejects=allow_rejects, quiet=quiet,
@@ -290,6 +303,7 @@ def verify_cmd(
 @click.option("--data-only", is_flag=True, help="load: into tables that already exist.")
 @click.option("--truncate", is_flag=True, help="load --data-only: empty them first.")
 @click.option("--cast", "casts", multiple=True, metavar="TABLE.COLUMN=TYPE")
+@_NAMES
 def export_cmd(
     source: Path,
     run_dir: Path | None,
@@ -299,6 +313,7 @@ def export_cmd(
     data_only: bool,
     truncate: bool,
     casts: tuple[str, ...],
+    names: str | None,
 ) -> None:
     """Snapshot SOURCE and write each table as CSV, with SHA-256s in manifest.json.
 
@@ -319,6 +334,7 @@ def export_cmd(
             data_only=data_only,
             truncate=truncate,
             casts=_parse_casts(casts),
+            names=names,
         )
         out = export(source, run_dir, options)
     except Lite2pgError as e:
@@ -511,6 +527,7 @@ def rollback_cmd(run_dir: Path, target_uri: str | None, drop: bool, reload_: boo
 @click.option("--hash", "hash_passwords", is_flag=True, help="Hash passwords too (slow).")
 @click.option("--examples", type=click.IntRange(0, 100), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@_NAMES
 def check_cmd(
     source: Path,
     plan_name: str | None,
@@ -519,6 +536,7 @@ def check_cmd(
     hash_passwords: bool,
     examples: int,
     as_json: bool,
+    names: str | None,
 ) -> None:
     """Preflight: what would a migration of SOURCE reject, and why? Writes nothing.
 
@@ -540,6 +558,7 @@ def check_cmd(
             tables=list(tables) or None,
             hash_passwords=hash_passwords,
             examples=examples,
+            names=names,
         )
     except Lite2pgError as e:
         _fail(e)
@@ -576,6 +595,15 @@ def check_cmd(
         )
     for change in report.behaviour_changes:
         out.print(f"behaviour change: {change}")
+    for collision in report.case_collisions:
+        out.print(f"case-only duplicates: {collision}", markup=False)
+    if report.case_collisions:
+        out.print(
+            "hint: SQLite's COLLATE NOCASE folds A-Z only, PostgreSQL folds every letter: "
+            "make these values differ in more than case, or load the column "
+            "case-sensitively with --cast TABLE.COLUMN=text",
+            markup=False,
+        )
     out.print(str(report))
     sys.exit(0 if report.ok else 1)
 

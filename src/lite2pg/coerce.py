@@ -71,6 +71,8 @@ BOOLEAN = PgType("boolean", Family.BOOLEAN)
 TIMESTAMPTZ = PgType("timestamptz", Family.TIMESTAMPTZ)
 TIMESTAMP = PgType("timestamp", Family.TIMESTAMP)
 DATE = PgType("date", Family.DATE)
+# The citext extension's case-insensitive text: what SQLite's COLLATE NOCASE becomes.
+CITEXT = PgType("citext", Family.TEXT)
 
 _NUMERIC_RE = re.compile(r"^(?:numeric|decimal)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?$", re.I)
 _VARCHAR_RE = re.compile(
@@ -96,6 +98,8 @@ def parse_pg_type(sql: str, enum_labels: tuple[str, ...] | None = None) -> PgTyp
         return PgType(s, Family.FLOAT)
     if s == "text":
         return TEXT
+    if s == "citext" or s.endswith(".citext"):  # format_type qualifies it off the path
+        return PgType(sql.strip(), Family.TEXT)
     if s == "bytea":
         return BYTEA
     if s == "boolean":
