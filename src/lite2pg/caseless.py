@@ -9,6 +9,7 @@ such groups before anything is written, instead of a unique index failing after 
 from __future__ import annotations
 
 import sqlite3
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,13 +40,26 @@ class CaseCollision:
     values: tuple[tuple[Any, ...], ...]  # the distinct keys, as stored in SQLite
 
     def __str__(self) -> str:
-        shown = ", ".join(repr(v[0]) if len(v) == 1 else repr(v) for v in self.values[:SHOWN]) + (
-            ", ..." if len(self.values) > SHOWN else ""
+        shown = ", ".join(
+            _show(v[0]) if len(v) == 1 else "(" + ", ".join(map(_show, v)) + ")"
+            for v in self.values[:SHOWN]
         )
+        shown += ", ..." if len(self.values) > SHOWN else ""
         return f"table {self.table}: {self.key}: {shown} are one value in PostgreSQL"
 
     def as_dict(self) -> dict[str, Any]:
         return {"table": self.table, "key": self.key, "values": [list(v) for v in self.values]}
+
+
+def _show(value: Any) -> str:
+    """A value as Python writes it, with the code points of letters that look like A-Z
+    (the Kelvin sign U+212A prints as K)."""
+    shown = repr(value)
+    if isinstance(value, str):
+        alike = [c for c in value if not c.isascii() and unicodedata.normalize("NFKC", c).isascii()]
+        if alike:
+            shown += " (" + ", ".join(f"U+{ord(c):04X}" for c in alike) + ")"
+    return shown
 
 
 def python_lower(values: Sequence[str]) -> list[str]:
@@ -175,7 +189,7 @@ def _collisions(
     label = f"{what} ({', '.join(ix.columns)})"
     column = next(c for c, f in zip(ix.columns, folded, strict=True) if f)
     return [
-        CaseCollision(tm.source.name, label, column, tuple(g.values()))
+        CaseCollision(tm.source.name, label, column, tuple(sorted(g.values(), key=str)))
         for g in groups.values()
         if len(g) > 1
     ]
