@@ -16,10 +16,9 @@ from typing import Any
 
 import psycopg
 
-from lite2pg.coerce import Family
 from lite2pg.errors import CaseCollisionError, TransformError
 from lite2pg.plan import Plan
-from lite2pg.schema import TableMap, fold_name, is_citext
+from lite2pg.schema import TableMap, fold_name
 from lite2pg.source import Index, quote_ident
 
 # Values lowered by PostgreSQL per round trip.
@@ -106,11 +105,7 @@ def caseless_keys(tm: TableMap) -> list[tuple[Index, list[bool]]]:
         if not ix.unique or not ix.plain or not all(tm.has(c) for c in ix.columns):
             continue
         collations = ix.collations or ("BINARY",) * len(ix.columns)
-        folded: list[bool] = []
-        for c, coll in zip(ix.columns, collations, strict=True):
-            cm = tm.column_map(c)
-            text = cm.pg_type.family is Family.TEXT and not cm.secret
-            folded.append(text and (coll == "NOCASE" or is_citext(cm.pg_type)))
+        folded = [tm.folds_case(c, coll) for c, coll in zip(ix.columns, collations, strict=True)]
         if any(folded):
             out.append((ix, folded))
     return out

@@ -12,7 +12,6 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from lite2pg.coerce import Family
 from lite2pg.load import PhaseResult, attempt, ident_list
 from lite2pg.schema import (
     MAX_IDENT_BYTES,
@@ -263,11 +262,10 @@ def caseless_columns(tm: TableMap, ix: Index) -> list[bool]:
     the column's or the index's) where its PostgreSQL column (not citext) would not; such
     a key is kept on lower() of the column."""
     collations = ix.collations or ("BINARY",) * len(ix.columns)
-    out: list[bool] = []
-    for c, coll in zip(ix.columns, collations, strict=True):
-        pg = tm.column_map(c).pg_type
-        out.append(coll == "NOCASE" and pg.family is Family.TEXT and not is_citext(pg))
-    return out
+    return [
+        tm.folds_case(c, coll) and not is_citext(tm.column_map(c).pg_type)
+        for c, coll in zip(ix.columns, collations, strict=True)
+    ]
 
 
 def _index_columns(tm: TableMap, ix: Index) -> sql.Composable:

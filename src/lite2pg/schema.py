@@ -228,6 +228,16 @@ class TableMap:
                 return c
         raise KeyError(source_column)
 
+    def folds_case(self, source_column: str, collation: str) -> bool:
+        """Whether PostgreSQL compares a column of a key without case: citext, or text
+        that a key compares with `collation` NOCASE. A column declared NOCASE that a cast
+        makes plain text compares with case (the index inherited its collation)."""
+        cm = self.column_map(source_column)
+        if cm.pg_type.family is not Family.TEXT or cm.secret:
+            return False
+        declared = self.source.column(source_column).collation == "NOCASE"
+        return is_citext(cm.pg_type) or (collation == "NOCASE" and (cm.nocase or not declared))
+
     def sql_names(self) -> dict[str, str]:
         """Lower-case SQLite name -> PostgreSQL name, of the table and its columns, for
         `sqlite_sql_to_pg` (SQLite matches names without case)."""
