@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lite2pg import source
+from lite2pg.caseless import CaseCollision, preflight, python_lower
 from lite2pg.coerce import Family
 from lite2pg.errors import TransformError, file_errors
 from lite2pg.layout import create_maps, parents_first, select_tables, table_plan
@@ -74,6 +75,9 @@ class CheckReport:
     behaviour_changes: list[str] = field(default_factory=list)  # as a run would list them
     profile: dict[str, Any] | None = None  # lite2pg.profiles.Profile.as_dict(), if one applies
     plan_text: str = ""  # the plan a run would use (the profile's, the user's over it), TOML
+    # Keys a COLLATE NOCASE unique key keeps apart that PostgreSQL would make one: a run
+    # refuses to start with any.
+    case_collisions: list[CaseCollision] = field(default_factory=list)
 
     @property
     def rows_rejected(self) -> int:
@@ -81,9 +85,15 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        return self.rows_rejected == 0
+        return self.rows_rejected == 0 and not self.case_collisions
 
     def __str__(self) -> str:
+        if self.case_collisions:
+            return (
+                f"ATTENTION: {len(self.case_collisions)} group(s) of values differ only in "
+                "case beyond A-Z and would break a case-insensitive unique key; a run "
+                "stops before writing anything"
+            )
         if self.ok:
             return f"OK: all {self.rows_read} rows would migrate ({self.rows_filtered} filtered)"
         tables = len({g.table for g in self.rejects})
@@ -117,6 +127,7 @@ class CheckReport:
             "type_disagreements": self.disagreements,
             "behaviour_changes": self.behaviour_changes,
             "profile": self.profile,
+            "case_collisions": [c.as_dict() for c in self.case_collisions],
         }
 
 
@@ -138,6 +149,7 @@ def check(
     hash_passwords: bool = False,
     examples: int = 3,
     profile: str = "auto",
+    names: str | None = None,
 ) -> CheckReport:
     """Preflight a migration of `source_path` with `plan` and the ORM `profile` (a
     `--profile` value); nothing is written anywhere but a temporary snapshot (and, with
@@ -155,8 +167,11 @@ def check(
             plan, applied = resolve(profile, src, schema, plan, casts=casts)
             report.profile = applied.as_dict() if applied is not None else None
             report.plan_text = plan.text if plan is not None else ""
-            layout = select_tables(schema, tuple(tables) if tables else None, plan, casts or {})
+            layout = select_tables(
+                schema, tuple(tables) if tables else None, plan, casts or {}, names=names
+            )
             maps, _ = create_maps(layout, plan)
+            report.case_collisions = preflight(src, maps, plan, python_lower)
             report.behaviour_changes = list(schema.changes) + [
                 f"{tm.source.name}: {c}" for tm in maps for c in tm.changes
             ]

@@ -28,7 +28,7 @@ from rich.table import Table as RichTable
 from lite2pg import target as target_mod
 from lite2pg.errors import Lite2pgError, UsageError
 from lite2pg.load import TableResult
-from lite2pg.plan import load_plan
+from lite2pg.plan import NAMES_MODES, load_plan
 from lite2pg.profiles import PROFILE_CHOICES
 from lite2pg.report import RunReport, print_summary
 from lite2pg.run import MigrateOptions, migrate
@@ -161,6 +161,16 @@ def run_migrate(
     return report.exit_code(allow_rejects)
 
 
+_NAMES = click.option(
+    "--names",
+    type=click.Choice(NAMES_MODES),
+    default=None,
+    help="fold: names declared unquoted in SQLite become lower case, as PostgreSQL reads "
+    "the app's unquoted SQL; quoted ones keep their case. keep: every name keeps its case. "
+    "[default: the plan's `names`, else fold]",
+)
+
+
 @click.group()
 @click.version_option(package_name="lite2pg")
 def main() -> None:
@@ -206,6 +216,7 @@ def main() -> None:
     "[default: on, except for the embedded PostgreSQL].",
 )
 @click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=5_000, show_default=True)
+@_NAMES
 @click.option("-q", "--quiet", is_flag=True, help="Only the verdict.")
 @_profile_option
 def migrate_cmd(
@@ -223,6 +234,7 @@ def migrate_cmd(
     no_verify: bool,
     keep_artifacts: bool | None,
     batch_size: int,
+    names: str | None,
     quiet: bool,
     profile: str,
 ) -> None:
@@ -253,6 +265,7 @@ def migrate_cmd(
             tables=list(tables) or None,
             verify=not no_verify,
             profile=profile,
+            names=names,
         )
         code = run_migrate(
             source, target_uri, options, allow_rejects=allow_rejects, quiet=quiet,
@@ -311,6 +324,7 @@ def verify_cmd(
 @click.option("--truncate", is_flag=True, help="load --data-only: empty them first.")
 @click.option("--cast", "casts", multiple=True, metavar="TABLE.COLUMN=TYPE")
 @_profile_option
+@_NAMES
 def export_cmd(
     source: Path,
     run_dir: Path | None,
@@ -321,6 +335,7 @@ def export_cmd(
     truncate: bool,
     casts: tuple[str, ...],
     profile: str,
+    names: str | None,
 ) -> None:
     """Snapshot SOURCE and write each table as CSV, with SHA-256s in manifest.json.
 
@@ -342,6 +357,7 @@ def export_cmd(
             truncate=truncate,
             casts=_parse_casts(casts),
             profile=profile,
+            names=names,
         )
         out = export(source, run_dir, options)
     except Lite2pgError as e:
@@ -541,6 +557,7 @@ def rollback_cmd(run_dir: Path, target_uri: str | None, drop: bool, reload_: boo
     help="Print the plan a run would use (the ORM profile's, yours over it) as TOML "
     "to edit and pass with --plan, and nothing else.",
 )
+@_NAMES
 def check_cmd(
     source: Path,
     plan_name: str | None,
@@ -551,6 +568,7 @@ def check_cmd(
     as_json: bool,
     profile: str,
     show_plan: bool,
+    names: str | None,
 ) -> None:
     """Preflight: what would a migration of SOURCE reject, and why? Writes nothing.
 
@@ -575,6 +593,7 @@ def check_cmd(
             hash_passwords=hash_passwords,
             examples=examples,
             profile=profile,
+            names=names,
         )
     except Lite2pgError as e:
         _fail(e)
@@ -618,6 +637,15 @@ def check_cmd(
         )
     for change in report.behaviour_changes:
         out.print(f"behaviour change: {change}")
+    for collision in report.case_collisions:
+        out.print(f"case-only duplicates: {collision}", markup=False)
+    if report.case_collisions:
+        out.print(
+            "hint: SQLite's COLLATE NOCASE folds A-Z only, PostgreSQL folds every letter: "
+            "make these values differ in more than case, or load the column "
+            "case-sensitively with --cast TABLE.COLUMN=text",
+            markup=False,
+        )
     out.print(str(report))
     sys.exit(0 if report.ok else 1)
 

@@ -84,6 +84,8 @@ INTERVAL = PgType("interval", Family.INTERVAL)
 INET = PgType("inet", Family.INET)
 CIDR = PgType("cidr", Family.INET)
 _NATIVE = {t.sql: t for t in (JSONB, JSON, UUID, INTERVAL, INET, CIDR)}
+# The citext extension's case-insensitive text: what SQLite's COLLATE NOCASE becomes.
+CITEXT = PgType("citext", Family.TEXT)
 
 _NUMERIC_RE = re.compile(r"^(?:numeric|decimal)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?$", re.I)
 _INTERVAL_RE = re.compile(r"^interval\s*\(\s*(\d)\s*\)$")
@@ -114,6 +116,8 @@ def parse_pg_type(sql: str, enum_labels: tuple[str, ...] | None = None) -> PgTyp
         return PgType(s, Family.FLOAT)
     if s == "text":
         return TEXT
+    if s == "citext" or s.endswith(".citext"):  # format_type qualifies it off the path
+        return PgType(sql.strip(), Family.TEXT)
     if s == "bytea":
         return BYTEA
     if s == "boolean":

@@ -64,6 +64,19 @@ class SchemaError(Lite2pgError):
         super().__init__(f"table {table}: {problem}" + (f" (hint: {hint})" if hint else ""))
 
 
+class CaseCollisionError(Lite2pgError):
+    """Values a COLLATE NOCASE unique key holds apart in SQLite would be one value in
+    PostgreSQL, which folds more than A-Z: one line per group of such values."""
+
+    def __init__(self, groups: list[str], hint: str) -> None:
+        self.groups = groups
+        lines = "".join(f"\n  {g}" for g in groups)
+        super().__init__(
+            f"{len(groups)} group(s) of values differ only in case beyond A-Z and would "
+            f"break a case-insensitive unique key in PostgreSQL:{lines}\n(hint: {hint})"
+        )
+
+
 class SyncError(Lite2pgError):
     """Online sync or cutover cannot go on: no change capture, a check that failed inside
     the freeze, a change PostgreSQL refused. Nothing of the failed step was applied."""

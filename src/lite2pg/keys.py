@@ -13,8 +13,15 @@ import psycopg
 from psycopg import sql
 
 from lite2pg.load import PhaseResult, attempt, attempt_check, ident_list
-from lite2pg.schema import MAX_IDENT_BYTES, TableMap, sqlite_sql_to_pg, unique_name
-from lite2pg.source import Skipped, rename_index
+from lite2pg.schema import (
+    MAX_IDENT_BYTES,
+    TableMap,
+    is_citext,
+    pg_name,
+    sqlite_sql_to_pg,
+    unique_name,
+)
+from lite2pg.source import Index, Skipped, created_name, rename_index
 
 _ACTIONS = {"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"}
 
@@ -49,21 +56,21 @@ def name_keys(maps: Sequence[TableMap], taken: Iterable[str] = ()) -> KeyNames:
     for tm in maps:
         for ix in tm.source.indexes:
             if ix.origin == "c":
-                out[(tm.source.name, "ix", ix.name)] = names.take(tm, "ix", ix.name, declared=True)
+                out[(tm.source.name, "ix", ix.name)] = names.take_declared(tm, "ix", ix.name)
     # Where two tables declare one name, the first by name keeps it, whatever the file order.
     for tm in sorted(maps, key=lambda tm: (tm.source.name.lower(), tm.source.name)):
         t = tm.source
         if t.pk_name is not None and _loads_pk(tm):
-            out[(t.name, "pk", "")] = names.take(tm, "pk", t.pk_name, declared=True)
+            out[(t.name, "pk", "")] = names.take_declared(tm, "pk", t.pk_name)
         for ix in t.indexes:
             if ix.origin == "u" and ix.constraint is not None and _loads(tm, ix.columns):
-                out[(t.name, "u", ix.name)] = names.take(tm, "u", ix.constraint, declared=True)
+                out[(t.name, "u", ix.name)] = names.take_declared(tm, "u", ix.constraint)
         for n, check in enumerate(t.check_names):
             if check is not None:
-                out[(t.name, "check", str(n))] = names.take(tm, "check", check, declared=True)
+                out[(t.name, "check", str(n))] = names.take_declared(tm, "check", check)
         for n, fk in enumerate(t.foreign_keys):
             if fk.name is not None and _loads(tm, fk.columns):
-                out[(t.name, "fk", str(n))] = names.take(tm, "fk", fk.name, declared=True)
+                out[(t.name, "fk", str(n))] = names.take_declared(tm, "fk", fk.name)
     for tm in maps:
         t = tm.source
         if (t.name, "pk", "") not in out and _loads_pk(tm):
@@ -115,7 +122,23 @@ class _SchemaNames:
         self.constraints: set[str] = set()
         self.on_table: dict[str, set[str]] = {}
 
-    def take(self, tm: TableMap, kind: str, wanted: str, *, declared: bool = False) -> str:
+    def take_declared(self, tm: TableMap, kind: str, declared: str) -> str:
+        """A name the SQLite DDL declares, as `TableMap.pg_name` makes it; when that is
+        folded and taken, as declared (noted), if that is free."""
+        wanted = tm.pg_name(declared)
+        if (
+            wanted != declared
+            and self._taken(tm, kind, wanted, True)
+            and not self._taken(tm, kind, declared, True)
+        ):
+            tm.notes.append(
+                f"{_KINDS[kind]} {declared!r} keeps its declared case: {wanted!r}, its "
+                "lower-case form, is taken"
+            )
+            wanted = declared
+        return self.take(tm, kind, wanted, declared=True)
+
+    def _taken(self, tm: TableMap, kind: str, name: str, declared: bool) -> bool:
         own = self.on_table.setdefault(tm.target, set())
         relation = kind in ("pk", "u", "ix")
         constraint = kind != "ix"
@@ -123,7 +146,13 @@ class _SchemaNames:
             avoid = [s for s, on in ((self.relations, relation), (own, constraint)) if on]
         else:
             avoid = [self.relations, self.constraints, own]
-        name = unique_name(wanted, lambda n: any(n in s for s in avoid))
+        return any(name in s for s in avoid)
+
+    def take(self, tm: TableMap, kind: str, wanted: str, *, declared: bool = False) -> str:
+        own = self.on_table.setdefault(tm.target, set())
+        relation = kind in ("pk", "u", "ix")
+        constraint = kind != "ix"
+        name = unique_name(wanted, lambda n: self._taken(tm, kind, n, declared))
         if relation:
             self.relations.add(name)
         if constraint:
@@ -170,9 +199,16 @@ def build_table_keys(
         if (t.name, "u", ix.name) not in names.names:
             continue
         cols = [tm.target_of(c) for c in ix.columns]
-        stmt = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} UNIQUE ({})").format(
-            table, sql.Identifier(names.get(t.name, "u", ix.name)), ident_list(cols)
-        )
+        name = names.get(t.name, "u", ix.name)
+        if any(caseless_columns(tm, ix)):
+            # A constraint cannot hold lower(): a unique index is the same guarantee.
+            stmt = sql.SQL("CREATE UNIQUE INDEX {} ON {} ({})").format(
+                sql.Identifier(name), table, _index_columns(tm, ix)
+            )
+        else:
+            stmt = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} UNIQUE ({})").format(
+                table, sql.Identifier(name), ident_list(cols)
+            )
         attempt(conn, keys, f"unique constraint {ix.name} of {t.name}", stmt)
     keys.seconds = time.perf_counter() - started
 
@@ -184,14 +220,11 @@ def build_table_keys(
         if ix.plain:
             if not all(tm.has(c) for c in ix.columns):
                 continue  # the plan drops an indexed column
-            index_cols = sql.SQL(", ").join(
-                sql.SQL("{}{}").format(
-                    sql.Identifier(tm.target_of(c)), sql.SQL(" DESC" if d else "")
-                )
-                for c, d in zip(ix.columns, ix.descending or [False] * len(ix.columns), strict=True)
-            )
             stmt = sql.SQL("CREATE {}INDEX {} ON {} ({})").format(
-                sql.SQL("UNIQUE " if ix.unique else ""), sql.Identifier(name), table, index_cols
+                sql.SQL("UNIQUE " if ix.unique else ""),
+                sql.Identifier(name),
+                table,
+                _index_columns(tm, ix),
             )
             attempt(conn, indexes, f"index {ix.name}", stmt)
         elif ix.sql:
@@ -199,7 +232,7 @@ def build_table_keys(
             # unqualified names resolved through the search_path.
             with conn.cursor() as cur:
                 cur.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-            create = sql.SQL(sqlite_sql_to_pg(rename_index(ix.sql, name)))
+            create = sql.SQL(sqlite_sql_to_pg(rename_index(ix.sql, name), tm.sql_names()))
             attempt(conn, indexes, f"index {ix.name}", create)
     indexes.seconds = time.perf_counter() - started
 
@@ -214,16 +247,42 @@ def build_table_keys(
             stmt = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({})").format(
                 table,
                 sql.Identifier(names.get(t.name, "check", str(n))),
-                sql.SQL(sqlite_sql_to_pg(expr)),
+                sql.SQL(sqlite_sql_to_pg(expr, tm.sql_names())),
             )
         else:
             stmt = sql.SQL("ALTER TABLE {} ADD CHECK ({})").format(
                 table,
-                sql.SQL(sqlite_sql_to_pg(expr)),
+                sql.SQL(sqlite_sql_to_pg(expr, tm.sql_names())),
             )
         attempt_check(conn, checks, f"CHECK ({t.checks[n]}) on {t.name}", stmt)
     checks.seconds = time.perf_counter() - started
     return [keys, indexes, checks]
+
+
+def caseless_columns(tm: TableMap, ix: Index) -> list[bool]:
+    """Per column of a unique key: whether SQLite compares it without case (COLLATE NOCASE,
+    the column's or the index's) where its PostgreSQL column (not citext) would not; such
+    a key is kept on lower() of the column."""
+    collations = ix.collations or ("BINARY",) * len(ix.columns)
+    return [
+        tm.folds_case(c, coll) and not is_citext(tm.column_map(c).pg_type)
+        for c, coll in zip(ix.columns, collations, strict=True)
+    ]
+
+
+def _index_columns(tm: TableMap, ix: Index) -> sql.Composable:
+    """The column list of a plain index: lower() of a caseless column, DESC where declared."""
+    caseless = caseless_columns(tm, ix) if ix.unique else [False] * len(ix.columns)
+    descending = ix.descending or (False,) * len(ix.columns)
+    return sql.SQL(", ").join(
+        sql.SQL("{}{}").format(
+            sql.SQL("lower({})").format(sql.Identifier(tm.target_of(c)))
+            if low
+            else sql.Identifier(tm.target_of(c)),
+            sql.SQL(" DESC" if d else ""),
+        )
+        for c, d, low in zip(ix.columns, descending, caseless, strict=True)
+    )
 
 
 # Connections validating foreign keys at once (of different tables): the machine's cores.
@@ -419,7 +478,10 @@ def create_views(
         for c in tm.columns:
             names.setdefault(c.target.lower(), c.target)
         names[tm.source.name.lower()] = tm.target
-    names.update({v.name.lower(): v.name for v in views})
+    mode = maps[0].names if maps else "fold"
+    for v in views:
+        created = created_name(v.sql or "")
+        names[v.name.lower()] = pg_name(v.name, created is not None and created[1], mode)
     # Views may use other views: passes until one creates nothing more. Unqualified names
     # resolve through the run's search_path (the schema).
     todo = [v for v in views if v.sql]

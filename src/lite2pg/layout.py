@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from lite2pg.coerce import Family, PgType, parse_pg_type
+from lite2pg.coerce import CITEXT, Family, PgType, parse_pg_type
 from lite2pg.errors import SchemaError
 from lite2pg.keys import KeyNames, name_keys
-from lite2pg.plan import Plan, TablePlan
+from lite2pg.plan import NAMES_MODES, Plan, TablePlan, names_mode
 from lite2pg.schema import NameAllocator, TableMap, plan_table
 from lite2pg.source import SourceSchema, Table
 
@@ -24,6 +24,9 @@ class Layout:
     tables: tuple[Table, ...]  # selected and not skipped, in source order
     skipped: tuple[Table, ...]  # skipped by the plan
     casts: dict[str, dict[str, PgType]]
+    names: str = NAMES_MODES[0]  # "fold" | "keep" (schema.pg_name)
+    # The citext type as the target spells it (for COLLATE NOCASE), or None without it.
+    citext: str | None = CITEXT.sql
 
     def table_plan(self, plan: Plan | None, name: str) -> TablePlan | None:
         return table_plan(plan, name)
@@ -39,8 +42,14 @@ def select_tables(
     wanted: Sequence[str] | None,
     plan: Plan | None,
     casts: dict[str, str],
+    *,
+    names: str | None = None,
+    citext: str | None = CITEXT.sql,
 ) -> Layout:
-    """Check the plan and casts against the source and choose the tables to migrate."""
+    """Check the plan and casts against the source and choose the tables to migrate.
+
+    `names`: the run's names option ("fold" | "keep"; None: the plan's, else "fold").
+    `citext`: the citext type on the target (None: the target cannot have it)."""
     tables = list(schema.tables)
     if wanted:
         by_name = {t.name.lower(): t for t in tables}
@@ -56,7 +65,13 @@ def select_tables(
             plan.check_columns(t.name, [c.name for c in t.columns])
     skipped = [t for t in tables if plan is not None and plan.table(t.name).skip]
     chosen = [t for t in tables if t not in skipped]
-    return Layout(tuple(chosen), tuple(skipped), parse_casts(casts, chosen))
+    return Layout(
+        tuple(chosen),
+        tuple(skipped),
+        parse_casts(casts, chosen),
+        names_mode(names, plan),
+        citext,
+    )
 
 
 def parse_casts(casts: dict[str, str], tables: Sequence[Table]) -> dict[str, dict[str, PgType]]:
@@ -95,8 +110,18 @@ def create_maps(
     """Table maps and key names for tables that lite2pg creates; key and index names avoid
     `taken`, the names of relations the target schema holds already."""
     names = NameAllocator()
+    plans = {t.name: table_plan(plan, t.name) for t in layout.tables}
+    given = {tp.target for tp in plans.values() if tp is not None and tp.target_given}
     maps = [
-        plan_table(t, names, layout.casts.get(t.name), table_plan(plan, t.name))
+        plan_table(
+            t,
+            names,
+            layout.casts.get(t.name),
+            plans[t.name],
+            names=layout.names,
+            citext=layout.citext,
+            reserved=given,
+        )
         for t in layout.tables
     ]
     return maps, name_keys(maps, taken)

@@ -24,7 +24,6 @@ from lite2pg import capture, source
 from lite2pg.artifacts import Journal, Manifest, describe_file, write_manifest, write_table_csv
 from lite2pg.cutover import ConfigChange, SmokeResult, restore, run_smoke_command, switch_config
 from lite2pg.errors import Lite2pgError, TargetError, file_errors
-from lite2pg.layout import select_tables
 from lite2pg.rows import safe_filename
 from lite2pg.run import (
     SNAPSHOT_NAME,
@@ -95,9 +94,7 @@ def export(
         schema = source.discover(src)
         opts = apply_profile(opts, src, schema, target)
         write_run_file(run_dir, source_path, opts)
-        layout = select_tables(
-            schema, tuple(opts.tables) if opts.tables else None, opts.plan, opts.casts
-        )
+        layout = opts.layout(schema)
         manifest.add(run_dir, describe_file(snap, secret=True))
         for t in layout.tables:
             columns = [c.name for c in t.columns]

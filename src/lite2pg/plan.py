@@ -5,6 +5,9 @@ always named by their SQLite (source) name, except in `add`, which names new col
 
     description = "Legacy helpdesk -> new app"
     schema = "helpdesk_schema.sql"       # the target's DDL, relative to this file
+    names = "fold"                       # "fold": names declared unquoted in SQLite fold
+                                         # to lower case (quoted ones keep theirs);
+                                         # "keep": every name keeps its case
 
     [tables.users]
     target = "users"                     # target table name (default: the same)
@@ -157,6 +160,7 @@ class TablePlan:
     source: str
     target: str
     skip: bool = False
+    target_given: bool = False  # `target` is written in the plan: taken exactly as it is
     rename: Mapping[str, str] = dataclasses.field(default_factory=dict)
     drop: frozenset[str] = frozenset()
     add: tuple[AddedColumn, ...] = ()
@@ -218,6 +222,7 @@ class Plan:
     schema_file: str | None = None
     schema_sql: str | None = None
     text: str = dataclasses.field(default="", repr=False, compare=False)
+    names: str | None = None  # "fold" | "keep"; None: not said (the run's option decides)
 
     @property
     def replaced_tables(self) -> frozenset[str]:
@@ -260,6 +265,15 @@ class Plan:
 
     def _fail(self, key: str, problem: str) -> None:
         raise PlanError(key, _with_line(problem, self.text, key, self.origin))
+
+
+# How SQLite names become PostgreSQL names (see `schema.pg_name`); the first is the default.
+NAMES_MODES = ("fold", "keep")
+
+
+def names_mode(option: str | None, plan: Plan | None) -> str:
+    """The names mode of a run: the option, else the plan's `names`, else "fold"."""
+    return option or (plan.names if plan is not None else None) or NAMES_MODES[0]
 
 
 def _missing(what: str, name: str, present: Iterable[str]) -> str:
@@ -412,6 +426,7 @@ def _build(raw: Mapping[str, object], text: str, origin: str, read: _Reader | No
     top = Options(raw, "")
     description = top.get_optional_str("description") or ""
     schema_file = top.get_optional_str("schema")
+    names = top.get_str("names", "", NAMES_MODES) or None
     raw_tables = top.get("tables")
     top.finish()
     schema_sql = None
@@ -443,6 +458,7 @@ def _build(raw: Mapping[str, object], text: str, origin: str, read: _Reader | No
         schema_file=schema_file,
         schema_sql=schema_sql,
         text=text,
+        names=names,
     )
 
 
@@ -478,6 +494,7 @@ def _names(raw: object, key: str) -> dict[str, object]:
 
 def _table(name: str, raw: object, key: str) -> TablePlan:
     opts = Options(raw, key)
+    target_given = opts.get("target") is not None
     target = _identifier(opts.get("target") or name, opts.key_of("target"))
     skip = opts.get_bool("skip", False)
     replace = opts.get_bool("replace", False)
@@ -574,6 +591,7 @@ def _table(name: str, raw: object, key: str) -> TablePlan:
         source=name,
         target=target,
         skip=skip,
+        target_given=target_given,
         rename=types.MappingProxyType(rename),
         drop=frozenset(drop),
         add=tuple(add),

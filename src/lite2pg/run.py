@@ -15,24 +15,25 @@ import os
 import sqlite3
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
 
-from lite2pg import capture, source
+from lite2pg import capture, caseless, source
+from lite2pg.coerce import CITEXT
 from lite2pg.errors import TargetError, UsageError, file_errors
 from lite2pg.existing import prepare_schema, run_in_place, target_types
-from lite2pg.layout import Layout, select_tables
+from lite2pg.layout import Layout, create_maps, select_tables
 from lite2pg.load import BATCH_SIZE, PhaseResult, TableResult
-from lite2pg.plan import Plan, parse_plan
+from lite2pg.plan import Plan, names_mode, parse_plan
 from lite2pg.profiles import TargetTypes, resolve
 from lite2pg.report import RunReport
 from lite2pg.schema import TableMap
 from lite2pg.staging import run_staged
-from lite2pg.target import Target, connect, server_failure
+from lite2pg.target import Target, citext_type, connect, server_failure
 
 __all__ = ["MigrateOptions", "ProgressSink", "migrate", "new_run_dir", "prepare_schema"]
 
@@ -71,6 +72,21 @@ class MigrateOptions:
     # applied, `plan` holds it, `profile` is "none" and `applied_profile` says what it did.
     profile: str = "auto"
     applied_profile: dict[str, Any] | None = None
+    names: str | None = None  # "fold" | "keep" (schema.pg_name); None: the plan's, else fold
+    # The citext type on the target, for COLLATE NOCASE columns: None until a load looks
+    # (then recorded in run.json), "" when the target cannot have it.
+    citext: str | None = None
+
+    def layout(self, schema: source.SourceSchema) -> Layout:
+        """The tables this run migrates and their shapes, as every process of it sees them."""
+        return select_tables(
+            schema,
+            tuple(self.tables) if self.tables else None,
+            self.plan,
+            self.casts,
+            names=self.names,
+            citext=CITEXT.sql if self.citext is None else self.citext or None,
+        )
 
 
 def new_run_dir(base: Path = RUNS_DIR) -> Path:
@@ -134,10 +150,14 @@ def migrate(
         write_run_file(run_dir, source_path, opts)
         report.profile = opts.applied_profile
         wanted = tuple(opts.tables) if opts.tables else None
-        layout = select_tables(schema, wanted, opts.plan, opts.casts)
+        layout = opts.layout(schema)
         conn = connect(target, autocommit=True)
         try:
             lock_schema(conn, opts.schema)
+            if not opts.data_only:
+                opts = keep_nocase(conn, src, schema, opts)
+                write_run_file(run_dir, source_path, opts)
+                layout = opts.layout(schema)
             create_schema(conn, opts.schema)
             counts = {t.name: source.count_rows(src, t.name) for t in layout.tables}
             events = _Events(progress, counts)
@@ -152,6 +172,7 @@ def migrate(
                 else:
                     results, phases, maps = run_staged(
                         conn, target, snap, schema, opts.plan, wanted, opts.casts, opts.schema,
+                        names=layout.names, citext=layout.citext,
                         sizes=counts, drop=opts.drop, batch_size=opts.batch_size,
                         run_dir=run_dir,
                         on_start=events.start, on_progress=events.advance,
@@ -199,6 +220,23 @@ def apply_profile(
     )  # fmt: skip
     applied = profile.as_dict() if profile is not None else None
     return dataclasses.replace(opts, plan=plan, profile="none", applied_profile=applied)
+
+
+def keep_nocase(
+    conn: psycopg.Connection[Any],
+    src: sqlite3.Connection,
+    schema: source.SourceSchema,
+    opts: MigrateOptions,
+) -> MigrateOptions:
+    """Before anything is written: refuse values that a COLLATE NOCASE unique key would
+    find equal in PostgreSQL; then give the run the target's citext (creating the
+    extension) when a column needs it."""
+    maps, _ = create_maps(opts.layout(schema), opts.plan)
+    caseless.refuse(caseless.preflight(src, maps, opts.plan, caseless.pg_lower(conn)))
+    if opts.citext is not None:
+        return opts
+    wanted = any(c.nocase for tm in maps for c in tm.columns)
+    return replace(opts, citext=citext_type(conn) if wanted else "")
 
 
 def close_report(
@@ -350,6 +388,8 @@ def write_run_file(run_dir: Path, source_path: Path, opts: MigrateOptions) -> No
         "batch_size": opts.batch_size,
         "profile": opts.profile,
         "applied_profile": opts.applied_profile,
+        "names": names_mode(opts.names, opts.plan),
+        "citext": opts.citext,
     }
     tmp = run_dir / (RUN_FILE + ".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
@@ -383,5 +423,8 @@ def read_run_file(run_dir: Path) -> tuple[Path, MigrateOptions]:
         # A run.json from before profiles: its plan is what the run used.
         profile=data.get("profile") or "none",
         applied_profile=data.get("applied_profile"),
+        # Runs from before names folded and NOCASE was kept: as they were made.
+        names=data.get("names", "keep"),
+        citext=data.get("citext", ""),
     )
     return Path(data["source"]), opts

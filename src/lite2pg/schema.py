@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import string
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ from lite2pg.coerce import (
     BIGINT,
     BOOLEAN,
     BYTEA,
+    CITEXT,
     DATE,
     DOUBLE,
     INTERVAL,
@@ -156,6 +158,10 @@ class NameAllocator:
         self._taken.discard(current)
         return self.take(wanted)
 
+    def free(self, name: str) -> bool:
+        """Whether `name` is not handed out yet."""
+        return name not in self._taken
+
     def take(self, wanted: str) -> str:
         name = unique_name(wanted, self._taken.__contains__)
         self._taken.add(name)
@@ -176,6 +182,41 @@ def unique_name(wanted: str, taken: Callable[[str], bool]) -> str:
     return name
 
 
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def is_citext(pg: PgType) -> bool:
+    """Whether `pg` is the citext extension's type (maybe schema-qualified)."""
+    return pg.sql == CITEXT.sql or pg.sql.endswith((".citext", '."citext"'))
+
+
+def fold_name(name: str) -> str:
+    """A name as PostgreSQL reads it unquoted: A-Z in lower case, every other character as
+    it is (PostgreSQL folds no other letter of a UTF-8 name, and SQLite compares names
+    without case only in A-Z)."""
+    return name.translate(_ASCII_LOWER)
+
+
+def pg_name(name: str, quoted: bool, names: str = "fold") -> str:
+    """The PostgreSQL name of a SQLite name: one declared unquoted folds to lower case with
+    `names="fold"`, as PostgreSQL reads the app's own unquoted SQL; one declared quoted,
+    and every name with `names="keep"`, keeps its case."""
+    return name if quoted or names == "keep" else fold_name(name)
+
+
+def _folded(
+    name: str, quoted: bool, names: str, free: Callable[[str], bool], what: str, notes: list[str]
+) -> str:
+    """`pg_name`, or the declared name when folding would take a name already taken."""
+    folded = pg_name(name, quoted, names)
+    if folded == name or free(folded):
+        return folded
+    notes.append(
+        f"{what} {name!r} keeps its declared case: {folded!r}, its lower-case form, is taken"
+    )
+    return name
+
+
 @dataclass
 class ColumnMap:
     """How one source column lands in the target."""
@@ -187,6 +228,9 @@ class ColumnMap:
     default: sql.Composable | None = None
     identity: bool = False
     secret: bool = False
+    # Declared COLLATE NOCASE: compared without case on SQLite, so unique keys on it must
+    # be too (citext does it; on text, a unique index on lower()).
+    nocase: bool = False
 
 
 @dataclass
@@ -203,10 +247,38 @@ class TableMap:
     # The CHECKs to build, by position in `source.checks`, as translated (`translate_check`);
     # None: every CHECK as SQLite has it.
     check_sql: dict[int, str] | None = None
+    names: str = "fold"  # how the table's undeclared-quoted names became PostgreSQL names
 
     @property
     def target_columns(self) -> list[str]:
         return [c.target for c in self.columns]
+
+    def pg_name(self, name: str) -> str:
+        """The PostgreSQL name of a CONSTRAINT or index name this table's DDL declares."""
+        return pg_name(name, name in self.source.quoted_names, self.names)
+
+    def column_map(self, source_column: str) -> ColumnMap:
+        for c in self.columns:
+            if c.source == source_column:
+                return c
+        raise KeyError(source_column)
+
+    def folds_case(self, source_column: str, collation: str) -> bool:
+        """Whether PostgreSQL compares a column of a key without case: citext, or text
+        that a key compares with `collation` NOCASE. A column declared NOCASE that a cast
+        makes plain text compares with case (the index inherited its collation)."""
+        cm = self.column_map(source_column)
+        if cm.pg_type.family is not Family.TEXT or cm.secret:
+            return False
+        declared = self.source.column(source_column).collation == "NOCASE"
+        return is_citext(cm.pg_type) or (collation == "NOCASE" and (cm.nocase or not declared))
+
+    def sql_names(self) -> dict[str, str]:
+        """Lower-case SQLite name -> PostgreSQL name, of the table and its columns, for
+        `sqlite_sql_to_pg` (SQLite matches names without case)."""
+        out = {c.source.lower(): c.target for c in self.columns if c.source is not None}
+        out.setdefault(self.source.name.lower(), self.target)
+        return out
 
     def has(self, source_column: str) -> bool:
         """Whether a source column is loaded (a plan may drop it)."""
@@ -620,38 +692,81 @@ def plan_table(
     allocator: NameAllocator,
     casts: dict[str, PgType] | None = None,
     tp: TablePlan | None = None,
+    *,
+    names: str = "fold",
+    citext: str | None = CITEXT.sql,
+    reserved: Collection[str] = (),
 ) -> TableMap:
-    """Target names, types and defaults for a table to be created by lite2pg."""
+    """Target names, types and defaults for a table to be created by lite2pg.
+
+    `names`: "fold" or "keep" (see `pg_name`); a plan's `target` and `rename` are taken as
+    written. `citext`: the citext type as the target spells it, for COLLATE NOCASE
+    columns, or None when the target cannot have it. `reserved`: table names a plan gives
+    other tables, which a folded name leaves to them.
+    """
     casts = casts or {}
     notes: list[str] = []
     changes: list[str] = []
-    wanted = tp.target if tp else table.name
+    if tp is not None and tp.target_given:
+        wanted = tp.target
+    else:
+        wanted = _folded(
+            table.name,
+            table.quoted,
+            names,
+            lambda n: allocator.free(n) and n not in reserved,
+            "table",
+            notes,
+        )
     target = allocator.take(wanted)
     if target != wanted:
         notes.append(f"table renamed to {target!r}: {wanted!r} is too long or taken")
     col_names = NameAllocator()
+    given = set(tp.rename.values()) | {a.name for a in tp.add} if tp is not None else set()
     columns: list[ColumnMap] = []
     for col in table.columns:
         if tp is not None and col.name in tp.drop:
             continue
         pg = casts.get(col.name)
+        cast = pg is not None or (tp is not None and col.name in tp.cast)
         if pg is None and tp is not None:
             if col.name in tp.cast:
                 pg = parse_pg_type(tp.cast[col.name])
             elif col.name in tp.columns:
-                names = [spec.name for spec in tp.columns[col.name].specs]
-                pg = transformed_type(col.declared_type, names, col.stored)
+                spec_names = [spec.name for spec in tp.columns[col.name].specs]
+                pg = transformed_type(col.declared_type, spec_names, col.stored)
         cp = tp.columns.get(col.name) if tp is not None else None
-        column = _plan_column(table, col, col_names, pg, notes, changes, cp)
+        if tp is not None and col.name in tp.rename:
+            col_wanted = tp.rename[col.name]
+        else:
+            col_wanted = _folded(
+                col.name,
+                col.quoted,
+                names,
+                lambda n: col_names.free(n) and n not in given,
+                "column",
+                notes,
+            )
+        column = _plan_column(table, col, col_names, col_wanted, pg, notes, changes, cp)
+        _collation(col, column, cast, citext, changes)
         if tp is not None:
-            column.target = col_names.rename(column.target, tp.target_column(col.name))
             column.secret = tp.is_secret(col.name)
         columns.append(column)
     for added in tp.add if tp else ():
         pg = parse_pg_type(added.type)
         default = None if added.default is None else sql.Literal(added.default)
         columns.append(ColumnMap(None, col_names.take(added.name), pg, False, default))
-    tm = TableMap(table, target, columns, notes, changes)
+    caseless_pk = [
+        c.target
+        for c in columns
+        if c.source in table.primary_key and c.nocase and not is_citext(c.pg_type)
+    ]
+    if caseless_pk:
+        changes.append(
+            f"primary key ({', '.join(caseless_pk)}): COLLATE NOCASE not kept: PostgreSQL's "
+            "primary key compares with case"
+        )
+    tm = TableMap(table, target, columns, notes, changes, names=names)
     tm.check_sql = translate_checks(tm)
     return tm
 
@@ -744,10 +859,43 @@ def translate_check(expr: str, jsonb: Collection[str]) -> tuple[str | None, str]
     return text, why
 
 
+def _collation(
+    col: Column, column: ColumnMap, cast: bool, citext: str | None, changes: list[str]
+) -> None:
+    """Keep a column's COLLATE NOCASE (citext; else unique keys on lower()), or list the
+    collation PostgreSQL will not have. An explicit cast (`cast`) decides the type: to
+    text, the column compares with case."""
+    if col.collation == "RTRIM":
+        changes.append(
+            f"column {col.name!r}: COLLATE RTRIM not kept: PostgreSQL compares trailing "
+            "spaces ('a ' <> 'a')"
+        )
+    if col.collation != "NOCASE":
+        return
+    pg = column.pg_type
+    if is_citext(pg) or (pg.family is Family.TEXT and not cast):
+        column.nocase = True
+    if is_citext(pg):
+        return
+    if column.nocase and citext is not None:
+        column.pg_type = PgType(citext, Family.TEXT)
+        return
+    why = (
+        "the citext extension cannot be created on the target; its unique keys compare "
+        "lower() values"
+        if column.nocase
+        else f"it is made {pg}"
+    )
+    changes.append(
+        f"column {col.name!r}: COLLATE NOCASE not kept ({why}): PostgreSQL compares it with case"
+    )
+
+
 def _plan_column(
     table: Table,
     col: Column,
     names: NameAllocator,
+    wanted: str,
     pg: PgType | None,
     notes: list[str],
     changes: list[str],
@@ -757,8 +905,8 @@ def _plan_column(
         pg = map_declared_type(col.declared_type, col.stored)
         if note := inference_note(col):
             notes.append(note)
-    target = names.take(col.name)
-    if target != col.name:
+    target = names.take(wanted)
+    if target != wanted:
         notes.append(
             f"column {col.name!r} renamed to {target!r}: PostgreSQL names are at most "
             f"{MAX_IDENT_BYTES} bytes and the shortened name collides"
@@ -881,34 +1029,45 @@ _SQL_WORDS = frozenset(
 def sqlite_sql_to_pg(text: str, names: Mapping[str, str] | None = None) -> str:
     """Rewrite SQLite identifier quoting ([x], `x`) as PostgreSQL's "x"; strings untouched.
 
-    With `names` (lower-case name -> name as created), bare words that name a table or a
-    column are quoted with their exact case: SQLite matches names without regard to case,
-    PostgreSQL folds bare names to lower case.
+    With `names` (lower-case name -> name as created), names of a table or a column, bare
+    or quoted, are quoted with the case they were created with: SQLite matches names
+    without regard to case, PostgreSQL folds bare names to lower case and matches quoted
+    ones exactly.
     """
     out: list[str] = []
     pattern = re.compile(
-        r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`((?:[^`]|``)*)`|\[([^\]]*)\]"
-        r"|([A-Za-z_][A-Za-z0-9_$]*)(?=\s*(\()?)",
+        r"'(?:[^']|'')*'|\"((?:[^\"]|\"\")*)\"|`((?:[^`]|``)*)`|\[([^\]]*)\]"
+        r"|([A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*)(?=\s*(\()?)",
         re.S,
     )
     pos = 0
+    before = ""  # the word before this one: after ON, a name precedes "(" (CREATE INDEX)
     for m in pattern.finditer(text):
         out.append(text[pos : m.start()])
-        word = m.group(3)
-        if m.group(1) is not None:
-            out.append('"' + m.group(1).replace("``", "`").replace('"', '""') + '"')
-        elif m.group(2) is not None:
-            out.append('"' + m.group(2).replace('"', '""') + '"')
+        quoted = next((g for g in (m.group(1), m.group(2), m.group(3)) if g is not None), None)
+        word = m.group(4)
+        if quoted is not None:
+            name = (
+                quoted.replace('""', '"')
+                if m.group(1) is not None
+                else quoted.replace("``", "`")
+                if m.group(2) is not None
+                else quoted
+            )
+            if names and name.lower() in names:
+                name = names[name.lower()]
+            out.append('"' + name.replace('"', '""') + '"')
         elif (
             word is not None
             and names
-            and m.group(4) is None  # a function call, not a name
+            and (m.group(5) is None or before == "ON")  # a function call, not a name
             and word.upper() not in _SQL_WORDS
             and word.lower() in names
         ):
             out.append('"' + names[word.lower()].replace('"', '""') + '"')
         else:
             out.append(m.group(0))
+        before = (word or "").upper()
         pos = m.end()
     out.append(text[pos:])
     return "".join(out)

@@ -49,6 +49,9 @@ class Column:
     # What the column holds, for a column whose declared type says nothing about it
     # (`typed_by_values`) or that may hold JSON or uuids (`Stored`); None for the others.
     stored: Stored | None = None
+    # Declared "quoted" ([x], `x`, 'x'): the name keeps its case in PostgreSQL.
+    quoted: bool = False
+    collation: str | None = None  # the COLLATE its definition gives (NOCASE in upper case)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,14 @@ class Index:
     plain: bool  # False for partial or expression indexes
     descending: tuple[bool, ...] = ()
     constraint: str | None = None  # the CONSTRAINT name the DDL gives a UNIQUE or PRIMARY KEY
+    # Per column, the collation the index compares with (a column's own COLLATE included),
+    # in upper case for SQLite's built-in ones.
+    collations: tuple[str, ...] = ()
+
+    @property
+    def nocase(self) -> bool:
+        """Whether any column of the index compares without case (COLLATE NOCASE)."""
+        return "NOCASE" in self.collations
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,9 @@ class Table:
     # CONSTRAINT names the DDL gives: SQLite keeps them only in the CREATE TABLE text.
     pk_name: str | None = None
     check_names: tuple[str | None, ...] = ()  # one per entry of `checks`
+    quoted: bool = False  # the table's name was declared quoted
+    # CONSTRAINT and index names declared quoted (the others fold to lower case).
+    quoted_names: frozenset[str] = frozenset()
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -388,7 +402,7 @@ _TOKEN = re.compile(
   | \[[^\]]*\]                # bracket identifier
   | --[^\n]*                  # line comment
   | /\*.*?\*/                 # block comment
-  | [A-Za-z_][A-Za-z0-9_$]*   # word
+  | [A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*   # word (SQLite's IdChar)
   | \d+(?:\.\d*)?(?:[eE][+-]?\d+)? # number
   | \S                        # any other single character
     """,
@@ -480,14 +494,27 @@ def unquote_ident(token: str) -> str:
     return token
 
 
-def declared_constraints(create_sql: str) -> tuple[Declared, ...]:
-    """Every PRIMARY KEY, UNIQUE, CHECK and FOREIGN KEY of a CREATE TABLE statement, table
-    and column level, in the order written, with the CONSTRAINT name each one has."""
+def is_quoted(token: str) -> bool:
+    """Whether a name was written quoted ("x", [x], `x` or 'x'): it then keeps its case."""
+    return token[:1] in ('"', "[", "`", "'")
+
+
+@dataclass(frozen=True)
+class DeclaredColumn:
+    """A column as a CREATE TABLE statement spells it."""
+
+    name: str
+    quoted: bool
+    collation: str | None  # NOCASE, RTRIM, BINARY in upper case; an app's as written
+
+
+def _definitions(create_sql: str) -> list[list[re.Match[str]]]:
+    """The tokens of each column definition and table constraint of a CREATE TABLE."""
     toks = _tokens(create_sql)
     words = [t.group(0) for t in toks]
     if "(" not in words:
-        return ()  # CREATE TABLE ... AS SELECT is stored with its columns, but be safe
-    out: list[Declared] = []
+        return []  # CREATE TABLE ... AS SELECT is stored with its columns, but be safe
+    out: list[list[re.Match[str]]] = []
     depth = 0
     start = words.index("(") + 1
     for i in range(start - 1, len(words)):
@@ -495,11 +522,74 @@ def declared_constraints(create_sql: str) -> tuple[Declared, ...]:
         depth += w == "("
         depth -= w == ")"
         if (depth == 1 and w == ",") or depth == 0:
-            _definition(create_sql, toks[start:i], out)
+            out.append(toks[start:i])
             start = i + 1
         if depth == 0:
             break
+    return out
+
+
+def declared_constraints(create_sql: str) -> tuple[Declared, ...]:
+    """Every PRIMARY KEY, UNIQUE, CHECK and FOREIGN KEY of a CREATE TABLE statement, table
+    and column level, in the order written, with the CONSTRAINT name each one has."""
+    out: list[Declared] = []
+    for toks in _definitions(create_sql):
+        _definition(create_sql, toks, out)
     return tuple(out)
+
+
+def declared_columns(create_sql: str) -> tuple[DeclaredColumn, ...]:
+    """The columns of a CREATE TABLE statement as written: name, quoting, COLLATE."""
+    out: list[DeclaredColumn] = []
+    for toks in _definitions(create_sql):
+        words = [t.group(0) for t in toks]
+        if not words or words[0].upper() in _TABLE_CONSTRAINT:
+            continue
+        at = _At(create_sql, toks)
+        collation: str | None = None
+        i = 1
+        while i < len(words):
+            if words[i] == "(":  # a type's size, CHECK (...), DEFAULT (...): not the column's
+                i = at.close(i) + 1
+                continue
+            if words[i].upper() == "COLLATE" and i + 1 < len(words):
+                collation = builtin_collation(unquote_ident(words[i + 1]))
+            i += 1
+        out.append(DeclaredColumn(unquote_ident(words[0]), is_quoted(words[0]), collation))
+    return tuple(out)
+
+
+def builtin_collation(name: str) -> str:
+    """A collation name with SQLite's built-in ones (any case) in upper case."""
+    return name.upper() if name.upper() in BUILTIN_COLLATIONS else name
+
+
+def created_name(create_sql: str) -> tuple[str, bool] | None:
+    """The name a CREATE TABLE/INDEX/VIEW/TRIGGER statement creates, and whether it was
+    written quoted; None when the statement has no name where one is expected."""
+    toks = [t.group(0) for t in _tokens(create_sql)]
+    up = [t.upper() for t in toks]
+    kinds = [i for i, w in enumerate(up) if w in ("TABLE", "INDEX", "VIEW", "TRIGGER")]
+    if not kinds:
+        return None
+    i = kinds[0] + 1
+    if up[i : i + 3] == ["IF", "NOT", "EXISTS"]:
+        i += 3
+    if up[i + 1 : i + 2] == ["."]:  # main.name
+        i += 2
+    if i >= len(toks):
+        return None
+    return unquote_ident(toks[i]), is_quoted(toks[i])
+
+
+def quoted_constraint_names(create_sql: str) -> frozenset[str]:
+    """The CONSTRAINT names a CREATE TABLE statement writes quoted."""
+    toks = [t.group(0) for t in _tokens(create_sql)]
+    return frozenset(
+        unquote_ident(toks[i + 1])
+        for i, w in enumerate(toks[:-1])
+        if w.upper() == "CONSTRAINT" and is_quoted(toks[i + 1])
+    )
 
 
 def _definition(text: str, toks: list[re.Match[str]], out: list[Declared]) -> None:
@@ -708,10 +798,11 @@ def _table(
                 generated=hidden in (2, 3),
             )
         )
+    sql = master.get(("table", name), ("", ""))[1] or ""
+    cols = _as_declared(cols, sql)
     pk_cols = tuple(
         c.name for c in sorted((c for c in cols if c.pk_position), key=lambda c: c.pk_position)
     )
-    sql = master.get(("table", name), ("", ""))[1] or ""
     rowid_alias = None
     if (
         not without_rowid
@@ -724,8 +815,9 @@ def _table(
     for _seq, iname, unique, origin, partial in conn.execute(f"PRAGMA index_list({q})").fetchall():
         icols: list[str] = []
         desc: list[bool] = []
+        colls: list[str] = []
         plain = not partial
-        for _seqno, cid, icname, idesc, _coll, key in conn.execute(
+        for _seqno, cid, icname, idesc, coll, key in conn.execute(
             f"PRAGMA index_xinfo({quote_ident(iname)})"
         ):
             if not key:
@@ -735,6 +827,7 @@ def _table(
                 continue
             icols.append(icname)
             desc.append(bool(idesc))
+            colls.append(builtin_collation(coll or "BINARY"))
         indexes.append(
             Index(
                 name=iname,
@@ -744,6 +837,7 @@ def _table(
                 sql=master.get(("index", iname), ("", None))[1],
                 plain=plain,
                 descending=tuple(desc),
+                collations=tuple(colls),
             )
         )
     if pk_cols and rowid_alias is None and not any(i.origin == "pk" for i in indexes):
@@ -788,6 +882,9 @@ def _table(
         sequence_value=sequences.get(name) if autoinc else None,
         pk_name=next((d.name for d in declared if d.kind == "pk"), None),
         check_names=tuple(d.name for d in named_checks),
+        quoted=_quoted_name(sql),
+        quoted_names=quoted_constraint_names(sql)
+        | {ix.name for ix in indexes if ix.origin == "c" and _quoted_name(ix.sql or "")},
     )
 
 
@@ -845,6 +942,22 @@ def _uuid_invalid_sql(q: str) -> str:
         f"sum(CASE WHEN {q} IS NULL THEN 0 WHEN typeof({q}) = 'blob' THEN length({q}) <> 16 "
         f"ELSE NOT {native.uuid_text_sql(q)} END)"
     )
+
+
+def _quoted_name(create_sql: str) -> bool:
+    created = created_name(create_sql)
+    return created is not None and created[1]
+
+
+def _as_declared(cols: list[Column], create_sql: str) -> list[Column]:
+    """`cols` with the quoting and COLLATE their CREATE TABLE text gives them (an ALTER
+    TABLE that renames or adds a column rewrites that text, so it is always current)."""
+    declared = {d.name.lower(): d for d in declared_columns(create_sql)}
+    out: list[Column] = []
+    for c in cols:
+        d = declared.get(c.name.lower())
+        out.append(c if d is None else replace(c, quoted=d.quoted, collation=d.collation))
+    return out
 
 
 def _with_stored(conn: sqlite3.Connection, table: Table) -> Table:

@@ -32,7 +32,7 @@ from lite2pg.artifacts import (
 )
 from lite2pg.errors import file_errors
 from lite2pg.existing import begin_in_place, existing_maps, finish_in_place, no_create
-from lite2pg.layout import create_maps, parents_first, select_tables, table_plan
+from lite2pg.layout import create_maps, parents_first, table_plan
 from lite2pg.lifecycle import RunStateError
 from lite2pg.load import PhaseResult, TableResult, load_table
 from lite2pg.report import RunReport
@@ -49,9 +49,11 @@ from lite2pg.run import (
     SNAPSHOT_NAME,
     close_report,
     denied,
+    keep_nocase,
     lock_schema,
     read_run_file,
     verify_into,
+    write_run_file,
 )
 from lite2pg.schema import TableMap, create_table_sql
 from lite2pg.staging import check_absent, drop_stage, open_stage, publish, staged_maps
@@ -84,9 +86,7 @@ def transform(run_dir: Path) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
     try:
         schema = source.discover(src)
-        layout = select_tables(
-            schema, tuple(opts.tables) if opts.tables else None, opts.plan, opts.casts
-        )
+        layout = opts.layout(schema)
         maps, _ = create_maps(layout, opts.plan)
         gone = GoneRows(src, layout.tables)
         for t in layout.skipped:
@@ -213,9 +213,7 @@ def load(
     try:
         lock_schema(conn, opts.schema)
         schema = source.discover(src)
-        layout = select_tables(
-            schema, tuple(opts.tables) if opts.tables else None, opts.plan, opts.casts
-        )
+        layout = opts.layout(schema)
         if opts.data_only:
             maps = existing_maps(conn, opts.schema, opts.plan, layout.tables, layout.casts)
             results, phases = _load_in_place(
@@ -223,6 +221,9 @@ def load(
                 opts.plan.replaced_tables if opts.plan is not None else frozenset(),
             )  # fmt: skip
         else:
+            opts = keep_nocase(conn, src, schema, opts)
+            write_run_file(run_dir, source_path, opts)
+            layout = opts.layout(schema)
             maps, names, _ = staged_maps(conn, opts.schema, layout, opts.plan)
             results, phases = _load_staged(
                 conn, run_dir, maps, names, opts.schema, rejects, drop or opts.drop, schema,

@@ -26,6 +26,7 @@ import psycopg
 from psycopg import sql
 
 from lite2pg import keys, source
+from lite2pg.coerce import CITEXT
 from lite2pg.errors import TargetError
 from lite2pg.layout import Layout, create_maps, select_tables, table_plan
 from lite2pg.load import PhaseResult, TableResult, load_table
@@ -68,6 +69,8 @@ class JobSpec:
     scope: str | None = None
     keys_only: bool = False
     taken: tuple[str, ...] = ()  # relation names the target schema holds (see taken_names)
+    names: str = "fold"  # Layout.names
+    citext: str | None = CITEXT.sql  # Layout.citext
 
 
 @dataclass
@@ -99,7 +102,9 @@ def table_job(spec: JobSpec, progress: Any = None) -> JobOutcome:
     rejects = RejectSink(Path(spec.run_dir) / "rejects", suffix)
     try:
         schema = source.discover(src)
-        layout = select_tables(schema, spec.wanted, plan, spec.casts)
+        layout = select_tables(
+            schema, spec.wanted, plan, spec.casts, names=spec.names, citext=spec.citext
+        )
         maps, names = create_maps(layout, plan, spec.taken)
         tm = next(m for m in maps if m.source.name == spec.table)
         if spec.keys_only:
@@ -163,6 +168,8 @@ def run_staged(
     casts: dict[str, str],
     dest: str,
     *,
+    names: str = "fold",
+    citext: str | None = CITEXT.sql,
     sizes: dict[str, int],
     drop: bool,
     batch_size: int,
@@ -175,19 +182,19 @@ def run_staged(
     """Load every table into staging in parallel, add foreign keys, publish atomically.
 
     `sizes` gives the rows of each source table (the caller counted them already)."""
-    layout = select_tables(schema, wanted, plan, casts)
-    maps, names, taken = staged_maps(conn, dest, layout, plan)
+    layout = select_tables(schema, wanted, plan, casts, names=names, citext=citext)
+    maps, key_names, taken = staged_maps(conn, dest, layout, plan)
     check_absent(conn, dest, maps, drop=drop, now=False)
     stage = open_stage(conn, dest)
     try:
         results, phases = _load_all(
             target, snapshot, plan, wanted, casts, stage, maps, sizes, batch_size, run_dir,
-            on_start, on_progress, on_done, taken,
+            on_start, on_progress, on_done, taken, naming=(names, citext),
         )  # fmt: skip
         on_phase("foreign keys")
         phases.append(
             keys.build_foreign_keys(
-                conn, stage, maps, names, connect_more=lambda: connect(target, autocommit=True)
+                conn, stage, maps, key_names, connect_more=lambda: connect(target, autocommit=True)
             )
         )
         on_phase("publish")
@@ -290,6 +297,8 @@ def _load_all(
     on_progress: Callable[[str, int], None],
     on_done: Callable[[TableResult], None],
     taken: tuple[str, ...] = (),
+    *,
+    naming: tuple[str, str | None] = ("fold", CITEXT.sql),  # Layout.names, Layout.citext
 ) -> tuple[list[TableResult], list[PhaseResult]]:
     """Run a job per table, largest first, each as soon as the tables it references are in
     (their rejected rows decide which of its references are orphans). A table much larger
@@ -366,6 +375,8 @@ def _load_all(
             run_dir=str(run_dir),
             gone=dict(gone),
             taken=taken,
+            names=naming[0],
+            citext=naming[1],
             **kw,
         )
 

@@ -195,3 +195,30 @@ def server_failure(e: psycopg.OperationalError, doing: str, then: str = ROLLED_B
         f"lost the connection while {doing}: {first}",
         f"the server restarted or the network failed; once it answers, {then}",
     )
+
+
+def citext_type(conn: psycopg.Connection[Any], *, create: bool = True) -> str:
+    """The citext type as this database spells it (schema-qualified), creating the
+    extension when it is missing and `create`; "" when the database cannot have it.
+
+    citext is a trusted extension from PostgreSQL 13: any user with CREATE on the database
+    may create it. The caller's transaction is left as it was."""
+    found = _citext_schema(conn)
+    if found is None and create:
+        try:
+            with conn.transaction():
+                conn.execute("CREATE EXTENSION IF NOT EXISTS citext")
+        except psycopg.errors.UniqueViolation:
+            pass  # another session created it at the same moment
+        except psycopg.Error:
+            return ""  # not installed on the server, or not allowed here
+        found = _citext_schema(conn)
+    return f"{found}.citext" if found is not None else ""
+
+
+def _citext_schema(conn: psycopg.Connection[Any]) -> str | None:
+    row = conn.execute(
+        "SELECT quote_ident(n.nspname) FROM pg_extension e"
+        " JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'citext'"
+    ).fetchone()
+    return str(row[0]) if row is not None else None

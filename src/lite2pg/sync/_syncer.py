@@ -19,7 +19,7 @@ from lite2pg import capture, source
 from lite2pg.errors import SyncError, TargetError
 from lite2pg.existing import existing_maps
 from lite2pg.keys import reset_sequences
-from lite2pg.layout import create_maps, parents_first, select_tables, table_plan
+from lite2pg.layout import create_maps, parents_first, table_plan
 from lite2pg.rows import RejectSink, build_pipeline
 from lite2pg.run import SNAPSHOT_NAME, MigrateOptions, read_run_file
 from lite2pg.schema import TableMap
@@ -109,8 +109,7 @@ class Syncer(_State, _Writer):
             schema = source.discover(snap)
         finally:
             snap.close()
-        wanted = tuple(opts.tables) if opts.tables else None
-        layout = select_tables(schema, wanted, opts.plan, opts.casts)
+        layout = opts.layout(schema)
         if opts.data_only:
             maps = existing_maps(self.pg, opts.schema, opts.plan, layout.tables, layout.casts)
         else:

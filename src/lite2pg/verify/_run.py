@@ -16,7 +16,7 @@ from psycopg import sql
 from lite2pg import source
 from lite2pg.errors import TargetError
 from lite2pg.existing import existing_maps
-from lite2pg.layout import Layout, create_maps, select_tables
+from lite2pg.layout import Layout, create_maps
 from lite2pg.run import SNAPSHOT_NAME, MigrateOptions, read_run_file
 from lite2pg.schema import TableMap
 from lite2pg.target import Target, connect
@@ -81,8 +81,7 @@ def _open_run(run_dir: Path, target: Target, pg_snapshot: str | None) -> _Run:
     try:
         pg = _connect_snapshot(target, pg_snapshot)
         schema = source.discover(src)
-        wanted = tuple(opts.tables) if opts.tables else None
-        layout = select_tables(schema, wanted, opts.plan, opts.casts)
+        layout = opts.layout(schema)
         if opts.data_only:
             maps = existing_maps(pg, opts.schema, opts.plan, layout.tables, layout.casts)
         else:
