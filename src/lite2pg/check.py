@@ -161,8 +161,8 @@ class CheckReport:
                 lines += [f"      {line}" for line in g.fix.lines]
         rest = self.rejects[groups:]
         if rest:
-            rows = sum(g.count for g in rest)
-            lines.append(f"  ... and {len(rest):,} more group(s), {rows:,} row(s); --json has all")
+            n = sum(g.count + g.also for g in rest)
+            lines.append(f"  ... and {len(rest):,} more group(s), {n:,} row(s); --json has all")
         return lines
 
     def as_dict(self) -> dict[str, Any]:
