@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import random
+import re
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 from lite2pg.check import check
@@ -130,3 +134,213 @@ def test_check_reads_a_file_that_needs_the_apps_collations_and_lists_behaviour_c
         "local time of the app's host, which PostgreSQL does not know; not translated",
     ]
     assert report.as_dict()["behaviour_changes"] == report.behaviour_changes
+
+
+# Prisma's SQLite connector: DateTime as INTEGER epoch milliseconds, Boolean as 0/1.
+PRISMA_SQLITE = """
+CREATE TABLE "User" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "email" TEXT NOT NULL,
+    "active" BOOLEAN NOT NULL DEFAULT true,
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+CREATE TABLE "Post" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "title" TEXT NOT NULL,
+    "authorId" TEXT NOT NULL,
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "updatedAt" DATETIME NOT NULL,
+    CONSTRAINT "Post_authorId_fkey" FOREIGN KEY ("authorId") REFERENCES "User" ("id")
+);
+"""
+# The same models as Prisma's PostgreSQL migration creates them.
+PRISMA_POSTGRES = """
+CREATE TABLE "User" (
+    "id" TEXT NOT NULL,
+    "email" TEXT NOT NULL,
+    "active" BOOLEAN NOT NULL DEFAULT true,
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    CONSTRAINT "User_pkey" PRIMARY KEY ("id")
+);
+CREATE TABLE "Post" (
+    "id" TEXT NOT NULL,
+    "title" TEXT NOT NULL,
+    "authorId" TEXT NOT NULL,
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "updatedAt" TIMESTAMP(3) NOT NULL,
+    CONSTRAINT "Post_pkey" PRIMARY KEY ("id")
+);
+ALTER TABLE "Post" ADD CONSTRAINT "Post_authorId_fkey" FOREIGN KEY ("authorId")
+    REFERENCES "User"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
+"""
+
+
+def _prisma_db(path: Path, users: int, posts: int) -> None:
+    rng = random.Random(11)
+    start = 1_500_000_000_000  # 2017-07-14, in epoch milliseconds
+
+    def ms() -> int:
+        return start + rng.randrange(300_000_000_000)  # up to 2027
+
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(PRISMA_SQLITE)
+        db.executemany(
+            'INSERT INTO "User" VALUES (?, ?, ?, ?)',
+            [(f"u{i}", f"user{i}@example.com", i % 2, ms()) for i in range(users)],
+        )
+        db.executemany(
+            'INSERT INTO "Post" VALUES (?, ?, ?, ?, ?)',
+            [(f"p{i}", f"post {i}", f"u{i % users}", ms(), ms()) for i in range(posts)],
+        )
+        db.commit()
+
+
+def _group_lines(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if re.match(r"  \S+\.\S+ \(", line)]
+
+
+def test_check_of_a_prisma_database_prints_one_line_per_column_and_the_plan_that_loads_it(
+    tmp_path: Path, pg: PgSchema
+) -> None:
+    db = tmp_path / "prisma.db"
+    _prisma_db(db, users=1_000, posts=4_000)
+
+    text = subprocess.run(
+        [sys.executable, "-m", "lite2pg", "check", str(db)], capture_output=True, text=True
+    )
+    data = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "lite2pg", "check", str(db), "--json"],
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+
+    assert text.returncode == 1, text.stderr
+    assert sorted(_group_lines(text.stdout)) == [
+        "  Post.createdAt (timestamptz): numbers in a date column are ambiguous: 4,000 row(s)",
+        "  Post.updatedAt (timestamptz): numbers in a date column are ambiguous: 4,000 row(s)"
+        " (4,000 of them rejected first for another column)",
+        "  User.createdAt (timestamptz): numbers in a date column are ambiguous: 1,000 row(s)",
+    ]
+    assert len(text.stdout.splitlines()) < 40  # 9,000 distinct values, a screenful of text
+    assert "all 4,000 values are between 1.5e12 and 1.8e12: epoch milliseconds, 2017" in (
+        text.stdout
+    )
+    groups = {(g["table"], g["column"]): g for g in data["rejects"]}
+    assert set(groups) == {("User", "createdAt"), ("Post", "createdAt"), ("Post", "updatedAt")}
+    assert all(g["category"] == "EPOCH_AMBIGUOUS" for g in groups.values())
+    assert groups["Post", "updatedAt"]["fix"]["lines"] == [
+        "[tables.Post.columns.updatedAt]",
+        'transforms = [{ timestamp = { epoch = "milliseconds" } }]',
+    ]
+
+    # The proposed lines, as they are, are the plan: every row lands in Prisma's own
+    # PostgreSQL schema (TIMESTAMP(3) keeps milliseconds exactly), and verify proves it.
+    plan = tmp_path / "prisma.toml"
+    plan.write_text("\n".join(line for g in data["rejects"] for line in g["fix"]["lines"]) + "\n")
+    assert check(db, load_plan(str(plan))).ok
+    pg.execute(PRISMA_POSTGRES)
+    report = migrate(
+        db,
+        pg.target,
+        MigrateOptions(
+            schema=pg.schema, data_only=True, plan=load_plan(str(plan)), run_dir=tmp_path / "run"
+        ),
+    )
+    assert report.rows_rejected == 0 and report.rows_loaded == 5_000
+    assert report.verify is not None and report.verify["ok"], report.verify
+    (first,) = pg.query('SELECT "createdAt"::text FROM "User" WHERE id = %s', ("u0",))
+    with closing(sqlite3.connect(db)) as src:
+        (millis,) = src.execute("SELECT createdAt FROM User WHERE id = 'u0'").fetchone()
+    expected = dt.datetime.fromtimestamp(millis / 1000, dt.UTC).replace(tzinfo=None)
+    assert dt.datetime.fromisoformat(first[0]) == expected
+
+
+def test_check_output_stays_bounded_for_ten_thousand_unknown_mapped_values(
+    make_db: MakeDb, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, status TEXT, at DATETIME);",
+        (
+            "INSERT INTO t VALUES (?, ?, ?)",
+            [(i, "open" if i % 3 else f"junk {i}", "") for i in range(30_000)],
+        ),
+    )
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        "[tables.t.columns.status]\n"
+        'transforms = [{ map = { values = { open = "open", closed = "closed" } } }]\n'
+    )
+
+    report = check(db, load_plan(str(plan)))
+    lines = report.reject_lines()
+
+    (status,) = [g for g in report.rejects if g.column == "status"]
+    (at,) = [g for g in report.rejects if g.column == "at"]
+    assert status.count == 10_000 and status.reason == "not one of the mapped values"
+    assert status.distinct_values == 1_000 and status.more_values == 9_000  # counted, not kept
+    assert status.fix is not None and len(status.fix.lines) == 11  # a header and ten values
+    assert status.fix.lines[1] == '"junk 0" = "?"  # 1 rows'
+    assert "9,990 more rows hold other values" in status.fix.why
+    assert at.reason == "empty text" and at.count + at.also == 30_000
+    assert at.fix is not None and at.fix.lines[1] == 'transforms = [{ nullif = "" }]'
+    assert len(lines) < 30
+    assert sum(1 for line in lines if line.startswith("  t.")) == 2
+
+
+def test_check_shows_many_groups_readably_with_the_largest_first(make_db: MakeDb) -> None:
+    columns = [f"c{i}" for i in range(60)]
+    declared = ", ".join(c + " INTEGER" for c in columns)
+    db = make_db(
+        f"CREATE TABLE wide (id INTEGER PRIMARY KEY, {declared});",
+        (
+            f"INSERT INTO wide VALUES (?, {', '.join('?' for _ in columns)})",
+            [(r, *(f"x{r}" if i <= r % 60 else i for i in range(60))) for r in range(200)],
+        ),
+    )
+
+    report = check(db)
+    lines = report.reject_lines()
+
+    assert len(report.rejects) == 60
+    assert [g.count + g.also for g in report.rejects] == sorted(
+        (g.count + g.also for g in report.rejects), reverse=True
+    )
+    assert sum(1 for line in lines if line.startswith("  wide.")) == 40
+    # Row r holds text in columns c0..c(r % 60): the 20 smallest groups are c40..c59.
+    rest = sum(1 for r in range(200) for i in range(40, 60) if i <= r % 60)
+    assert lines[-1] == f"  ... and 20 more group(s), {rest:,} row(s); --json has all"
+    assert all(g.reason == "not a number" for g in report.rejects)
+
+
+def test_check_never_shows_a_secret_columns_values(tmp_path: Path) -> None:
+    db = tmp_path / "users.db"
+    plaintext = "Correct-Horse-Battery-Staple-" * 3  # longer than bcrypt takes
+    with closing(sqlite3.connect(db)) as conn:
+        conn.executescript(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, password TEXT, joined DATETIME);"
+        )
+        conn.executemany(
+            "INSERT INTO users VALUES (?, ?, ?)",
+            [(1, plaintext, "2024-01-01"), (2, plaintext + "2", 1_700_000_000)],
+        )
+        conn.commit()
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        "[tables.users.columns.password]\n"
+        'transforms = [{ hash_password = { algorithm = "bcrypt", cost = 4 } }]\n'
+    )
+
+    for args in ([], ["--json"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "lite2pg", "check", str(db), "--plan", str(plan), *args],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 1, result.stderr
+        assert "Correct-Horse" not in result.stdout + result.stderr
+        assert "<redacted>" in result.stdout
+    report = check(db, load_plan(str(plan)))
+    (secret,) = [g for g in report.rejects if g.column == "password"]
+    assert secret.values == ["<redacted>"] and secret.fix is None

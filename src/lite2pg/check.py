@@ -5,8 +5,9 @@ where stored values disagree with their declared types."""
 from __future__ import annotations
 
 import collections
+import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,15 @@ from lite2pg import source
 from lite2pg.caseless import CaseCollision, preflight, python_lower
 from lite2pg.coerce import Family
 from lite2pg.errors import TransformError, file_errors
+from lite2pg.fixes import Fix, ValueTally, propose
 from lite2pg.layout import create_maps, parents_first, select_tables, table_plan
-from lite2pg.plan import Plan
+from lite2pg.plan import Plan, TablePlan
 from lite2pg.profiles import resolve
-from lite2pg.rows import GoneRows, RowStream, build_pipeline
+from lite2pg.reasons import Category
+from lite2pg.rows import REDACTED, GoneRows, RejectRecord, RowStream, build_pipeline
+from lite2pg.schema import TableMap
 from lite2pg.source import quote_ident
+from lite2pg.transforms import Spec
 
 # The storage classes a column of each target family holds when nothing is wrong.
 _EXPECTED: dict[Family, set[str]] = {
@@ -37,18 +42,63 @@ _EXPECTED: dict[Family, set[str]] = {
     Family.UUID: {"text", "blob"},
     Family.INTERVAL: {"text"},
     Family.INET: {"text"},
+    Family.TIME: {"text"},
+    Family.MONEY: {"integer", "real"},
 }
+
+
+# Values shown per group.
+SHOWN_VALUES = 3
+# Groups printed in full by `reject_lines`; `--json` has every one.
+SHOWN_GROUPS = 40
+
+
+Fixer = Callable[["RejectGroup"], "Fix | None"]
+"""A hook for `check`: proposes a fix for a group (an ORM profile), or None to let the
+next fixer, and finally lite2pg's own guess, try."""
 
 
 @dataclass
 class RejectGroup:
-    """Rows a real run would reject for one reason."""
+    """Rows a real run would reject in one column for one reason, whatever their values."""
 
     table: str
     column: str | None
-    reason: str
-    count: int = 0
-    examples: list[dict[str, Any]] = field(default_factory=list)
+    reason: str  # the category: the reason without the value
+    category: str  # `Category` name, e.g. "EPOCH_AMBIGUOUS" ("OTHER": reason as given)
+    target_type: str | None = None
+    detail: str = ""  # the first full reason seen, value included (redacted when secret)
+    count: int = 0  # rows this is the first reason of (what a run's rejects file says)
+    also: int = 0  # rows another column rejects first, which this one would reject too
+    examples: list[dict[str, Any]] = field(default_factory=list)  # keys of rejected rows
+    values: list[Any] = field(default_factory=list)  # a few distinct values (redacted)
+    distinct_values: int = 0  # at most MAX_DISTINCT; more_values counts the rows past it
+    more_values: int = 0
+    fix: Fix | None = None
+    tally: ValueTally = field(default_factory=ValueTally, repr=False)
+    transforms: tuple[Spec, ...] = field(default=(), repr=False)  # the column's plan chain
+    labels: tuple[str, ...] = field(default=(), repr=False)  # an enum target's labels
+
+    @property
+    def name(self) -> str:
+        return f"{self.table}.{self.column}" if self.column else self.table
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "column": self.column,
+            "reason": self.reason,
+            "category": self.category,
+            "target_type": self.target_type,
+            "count": self.count,
+            "also": self.also,
+            "detail": self.detail,
+            "values": [_show(v) for v in self.values],
+            "distinct_values": self.distinct_values,
+            "more_values": self.more_values,
+            "examples": self.examples,
+            "fix": None if self.fix is None else self.fix.__dict__,
+        }
 
 
 @dataclass
@@ -102,6 +152,37 @@ class CheckReport:
             "would be rejected"
         )
 
+    def reject_lines(self, groups: int = SHOWN_GROUPS) -> list[str]:
+        """The rejects as text: one line per table, column and reason, then its values and
+        the proposed fix, indented; at most `groups` groups (the largest first)."""
+        if not self.rejects:
+            return []
+        lines = [f"rows that would be rejected, by column and reason ({len(self.rejects)}):"]
+        for g in self.rejects[:groups]:
+            typ = f" ({g.target_type})" if g.target_type else ""
+            rows = f"{g.count + g.also:,} row(s)"
+            if g.also:
+                rows += f" ({g.also:,} of them rejected first for another column)"
+            lines.append(f"  {g.name}{typ}: {g.reason}: {rows}")
+            if g.values:
+                more = g.distinct_values - len(g.values)
+                shown = ", ".join(_short(v) for v in g.values)
+                tail = f" and {more:,}{'+' if g.more_values else ''} more" if more > 0 else ""
+                lines.append(f"    values: {shown}{tail}")
+            if g.detail and g.detail != g.reason and REDACTED not in g.values:
+                lines.append(f"    e.g. {_cut(g.detail, 120)}")
+            if g.examples:
+                keys = "; ".join(_cut(json.dumps(k, default=str), 60) for k in g.examples[:3])
+                lines.append(f"    keys: {keys}")
+            if g.fix is not None:
+                lines.append(f"    fix ({g.fix.source}): {g.fix.why}")
+                lines += [f"      {line}" for line in g.fix.lines]
+        rest = self.rejects[groups:]
+        if rest:
+            n = sum(g.count + g.also for g in rest)
+            lines.append(f"  ... and {len(rest):,} more group(s), {n:,} row(s); --json has all")
+        return lines
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
@@ -110,7 +191,7 @@ class CheckReport:
             "rows_read": self.rows_read,
             "rows_rejected": self.rows_rejected,
             "rows_filtered": self.rows_filtered,
-            "rejects": [g.__dict__ for g in self.rejects],
+            "rejects": [g.as_dict() for g in self.rejects],
             "maps": {
                 k: [
                     {
@@ -129,6 +210,19 @@ class CheckReport:
             "profile": self.profile,
             "case_collisions": [c.as_dict() for c in self.case_collisions],
         }
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _short(value: Any) -> str:
+    """A value for one line: repr, cut; a secret column's marker as it is."""
+    if value == REDACTED:
+        return REDACTED
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return _cut(repr(value), 40)
 
 
 def _show(value: Any) -> Any:
@@ -150,10 +244,14 @@ def check(
     examples: int = 3,
     profile: str = "auto",
     names: str | None = None,
+    fixers: Sequence[Fixer] = (),
 ) -> CheckReport:
     """Preflight a migration of `source_path` with `plan` and the ORM `profile` (a
     `--profile` value); nothing is written anywhere but a temporary snapshot (and, with
-    `hash_passwords`, nothing is cached)."""
+    `hash_passwords`, nothing is cached).
+
+    Rejects are grouped by table, column and reason (never by value), each with a proposed
+    fix: from the first of `fixers` that has one (an ORM profile), else lite2pg's guess."""
     source.check_sqlite_file(source_path)
     report = CheckReport(str(source_path))
     with tempfile.TemporaryDirectory(prefix="lite2pg-check-") as tmp:
@@ -188,6 +286,7 @@ def check(
                     hash_passwords=hash_passwords,
                     careful=True,  # every value through Python: exactly what a load rejects
                     gone=gone,
+                    keep_values=True,
                 )
                 for _ in stream.batches():
                     pass
@@ -195,21 +294,71 @@ def check(
                     gone.record_where_not(tm.source, tp.where)
                 report.rows_read += stream.counts.read
                 report.rows_filtered += stream.counts.filtered
-                for column, reason, key in stream.reject_log:
-                    g = groups.setdefault(
-                        (tm.source.name, column, reason),
-                        RejectGroup(tm.source.name, column, reason),
-                    )
+                for r in stream.reject_log:
+                    g = _group(groups, tm.source.name, r, tm, tp)
                     g.count += 1
+                    g.tally.add(r.value)
                     if len(g.examples) < examples:
-                        g.examples.append(key)
+                        g.examples.append(r.key)
+                for r in stream.also_log:
+                    g = _group(groups, tm.source.name, r, tm, tp)
+                    g.also += 1
+                    g.tally.add(r.value)
+                    if len(g.examples) < examples:
+                        g.examples.append(r.key)
                 _maps(src, tm.source.name, tp, report)
                 _orphans(src, tm.source, tp, report)
                 _disagreements(src, tm, tp, report)
-            report.rejects = sorted(groups.values(), key=lambda g: (g.table, -g.count))
+            report.rejects = sorted(groups.values(), key=lambda g: (-g.count - g.also, g.name))
+            for g in report.rejects:
+                _settle(g, fixers)
         finally:
             src.close()
     return report
+
+
+def _group(
+    groups: dict[tuple[str, str | None, str], RejectGroup],
+    table: str,
+    r: RejectRecord,
+    tm: TableMap,
+    tp: TablePlan | None,
+) -> RejectGroup:
+    """The group of a reject: its table, column and category (a reject without one is
+    grouped by its reason, which then names no value or a bounded set of them)."""
+    known = r.category is not Category.OTHER
+    key = (table, r.column, r.category.name if known else r.reason)
+    g = groups.get(key)
+    if g is None:
+        column = next(
+            (c for c in tm.columns if c.source is not None and c.source == r.column), None
+        )
+        cp = tp.columns.get(r.column) if tp is not None and r.column is not None else None
+        g = groups[key] = RejectGroup(
+            table,
+            r.column,
+            r.category.value if known else r.reason,
+            r.category.name,
+            target_type=column.pg_type.sql if column is not None else None,
+            detail=r.reason,
+            transforms=cp.specs if cp is not None else (),
+            labels=column.pg_type.labels if column is not None else (),
+        )
+    return g
+
+
+def _settle(g: RejectGroup, fixers: Sequence[Fixer]) -> None:
+    """Fill in a finished group's shown values and its fix."""
+    g.values = [v for v, _ in g.tally.common(SHOWN_VALUES) if v is not None]
+    g.distinct_values = len(g.tally.distinct)
+    g.more_values = g.tally.more
+    for fixer in fixers:
+        g.fix = fixer(g)
+        if g.fix is not None:
+            return
+    if REDACTED in g.values:
+        return  # a secret column: no proposal may show its values
+    g.fix = propose(g.table, g.column, g.category, g.tally, g.transforms, g.target_type, g.labels)
 
 
 def _maps(src: Any, table: str, tp: Any, report: CheckReport) -> None:

@@ -608,14 +608,8 @@ def check_cmd(
         sys.exit(0 if report.ok else 1)
     if report.profile is not None:
         _print_profile(report.profile, out)
-    if report.rejects:
-        t = RichTable(title="rows that would be rejected", title_justify="left")
-        for col in ("table", "column", "reason", "rows", "example keys"):
-            t.add_column(col)
-        for g in report.rejects:
-            keys = "; ".join(json.dumps(k, default=str) for k in g.examples)
-            t.add_row(g.table, g.column or "", g.reason, str(g.count), keys)
-        out.print(t)
+    for line in report.reject_lines():
+        click.echo(line)  # plain: plan lines hold [brackets] that rich would read as markup
     for name, values in report.maps.items():
         t = RichTable(title=f"mapped values of {name}", title_justify="left")
         for col in ("source value", "rows", "becomes"):

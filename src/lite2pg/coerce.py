@@ -14,12 +14,13 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from enum import Enum
 from typing import Any
 
 from lite2pg import native
 from lite2pg.errors import TransformError
+from lite2pg.reasons import Category, for_value
 
 Converter = Callable[[Any], Any]
 
@@ -36,6 +37,8 @@ class Family(Enum):
     TIMESTAMPTZ = "timestamptz"
     TIMESTAMP = "timestamp"
     DATE = "date"
+    TIME = "time"  # time of day without a zone
+    MONEY = "money"  # scale: the currency's decimals (lc_monetary of the target)
     ENUM = "enum"
     JSONB = "jsonb"
     JSON = "json"
@@ -58,7 +61,7 @@ class PgType:
 
     sql: str  # as written in DDL, e.g. "numeric(10,2)"
     family: Family
-    precision: int | None = None
+    precision: int | None = None  # numeric digits; fraction digits of timestamp(p)/time(p)
     scale: int | None = None
     max_length: int | None = None  # varchar(n) / char(n)
     int_range: tuple[int, int] | None = None
@@ -89,10 +92,12 @@ CITEXT = PgType("citext", Family.TEXT)
 
 _NUMERIC_RE = re.compile(r"^(?:numeric|decimal)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?$", re.I)
 _INTERVAL_RE = re.compile(r"^interval\s*\(\s*(\d)\s*\)$")
-# timestamp(3) as Prisma creates it, timestamp(6) as Rails does (the precision is kept).
 _TIMESTAMP_RE = re.compile(
-    r"^timestamp(?:tz)?\s*\(\s*([0-6])\s*\)(\s+with(?:out)? time zone)?$", re.I
+    r"^(timestamptz|timestamp)\s*(?:\(\s*(\d)\s*\))?\s*(with time zone|without time zone)?$"
 )
+_TIME_RE = re.compile(r"^time\s*(?:\(\s*(\d)\s*\))?\s*(without time zone)?$")
+# Money's decimals when the target's lc_monetary is not known (C and most locales: 2).
+MONEY_SCALE = 2
 _VARCHAR_RE = re.compile(
     r"^(?:character varying|varchar|character|char|bpchar)\s*(?:\(\s*(\d+)\s*\))?$", re.I
 )
@@ -134,12 +139,21 @@ def parse_pg_type(sql: str, enum_labels: tuple[str, ...] | None = None) -> PgTyp
     if m and int(m.group(1)) <= 6:
         # interval(p) rounds to p fractional digits: values finer than that are refused.
         return PgType(f"interval({m.group(1)})", Family.INTERVAL, precision=int(m.group(1)))
+    if s == "money":
+        return PgType("money", Family.MONEY, scale=MONEY_SCALE)
     m = _TIMESTAMP_RE.match(s)
     if m:
-        aware = bool(m.group(2)) and m.group(2).strip() != "without time zone"
-        aware = aware or s.startswith("timestamptz")
-        family = Family.TIMESTAMPTZ if aware else Family.TIMESTAMP
-        return PgType(s, family, precision=int(m.group(1)))
+        aware = m.group(1) == "timestamptz" or m.group(3) == "with time zone"
+        if m.group(1) == "timestamptz" and m.group(3):
+            return PgType(sql, Family.OTHER)  # "timestamptz with time zone" is no type
+        p = int(m.group(2)) if m.group(2) else None
+        name = "timestamptz" if aware else "timestamp"
+        text = name if p is None else f"{name}({p})"
+        return PgType(text, Family.TIMESTAMPTZ if aware else Family.TIMESTAMP, precision=p)
+    m = _TIME_RE.match(s)
+    if m:
+        p = int(m.group(1)) if m.group(1) else None
+        return PgType("time" if p is None else f"time({p})", Family.TIME, precision=p)
     m = _NUMERIC_RE.match(s)
     if m:
         p = int(m.group(1)) if m.group(1) else None
@@ -199,6 +213,8 @@ DUMP_TYPES: dict[Family, str] = {
     Family.TIMESTAMPTZ: "text",  # converters hand over ISO-8601 text
     Family.TIMESTAMP: "text",
     Family.DATE: "text",
+    Family.TIME: "text",
+    Family.MONEY: "numeric",  # COPY's text format: PostgreSQL reads '12.34' as money
     Family.ENUM: "text",
     Family.JSONB: "text",  # converters hand over text that PostgreSQL reads exactly
     Family.JSON: "text",
@@ -232,11 +248,19 @@ def ok_predicate(pg: PgType, column_sql: str) -> str:
     if fam is Family.NUMERIC:
         return f"typeof({c}) IN ('integer','null')"
     if fam is Family.TEXT:
-        padded = pg.sql.startswith(("char", "character", "bpchar"))
-        if padded and pg.max_length is not None and not pg.sql.startswith("character varying"):
+        if is_padded(pg):
             # char(n) strips trailing blanks on output: only values without them are exact.
             return f"({c} IS NULL OR {c} NOT LIKE '% ')"
         return ALWAYS
+    if fam is Family.MONEY:
+        # Whole numbers fit money's cents exactly within its int64 range; the rest: Python.
+        lo, hi = _money_limits(pg.scale)
+        return f"({c} IS NULL OR (typeof({c})='integer' AND {c} BETWEEN {lo} AND {hi}))"
+    if fam is Family.TIME:
+        return (
+            f"({c} IS NULL OR (typeof({c})='text' AND ({c} GLOB '[01][0-9]:[0-5][0-9]:[0-5][0-9]'"
+            f" OR {c} GLOB '2[0-3]:[0-5][0-9]:[0-5][0-9]')))"
+        )
     if fam is Family.BOOLEAN:
         return f"typeof({c}) IN ('integer','null')"
     if fam in (Family.TIMESTAMPTZ, Family.TIMESTAMP):
@@ -269,9 +293,16 @@ def ok_predicate(pg: PgType, column_sql: str) -> str:
 _TRUE = {"1", "t", "true", "y", "yes", "on"}
 _FALSE = {"0", "f", "false", "n", "no", "off"}
 
+# How a value that needs rounding is told to the user: the plan option that allows it.
+ROUND_HINT = "set round = true for the column in a plan to round it"
 
-def converter(pg: PgType, *, secret: bool = False) -> Converter:
-    """The Python converter for values that the fast predicate did not pass."""
+
+def converter(pg: PgType, *, secret: bool = False, rounding: bool = False) -> Converter:
+    """The Python converter for values that the fast predicate did not pass.
+
+    `rounding` (the plan's `round = true`): a value with more decimals or fraction digits
+    than the column keeps is rounded half away from zero, as PostgreSQL would, instead of
+    being rejected."""
     fam = pg.family
     conv: Converter
     if fam is Family.INTEGER:
@@ -279,19 +310,21 @@ def converter(pg: PgType, *, secret: bool = False) -> Converter:
     elif fam is Family.FLOAT:
         conv = _to_float(single=pg.sql == "real")
     elif fam is Family.NUMERIC:
-        conv = _to_numeric(pg)
+        conv = _to_numeric(pg, rounding)
+    elif fam is Family.MONEY:
+        conv = _to_money(pg, rounding)
     elif fam is Family.TEXT:
         conv = _to_text(pg)
     elif fam is Family.BYTEA:
         conv = _to_bytes
     elif fam is Family.BOOLEAN:
         conv = _to_bool
-    elif fam is Family.TIMESTAMPTZ:
-        conv = _to_timestamp(aware=True)
-    elif fam is Family.TIMESTAMP:
-        conv = _to_timestamp(aware=False)
+    elif fam in (Family.TIMESTAMPTZ, Family.TIMESTAMP):
+        conv = _to_timestamp(pg, rounding)
     elif fam is Family.DATE:
         conv = _to_date
+    elif fam is Family.TIME:
+        conv = _to_time(pg, rounding)
     elif fam is Family.ENUM:
         conv = _to_enum(pg.labels)
     elif fam in (Family.JSONB, Family.JSON):
@@ -310,14 +343,21 @@ def converter(pg: PgType, *, secret: bool = False) -> Converter:
     def redacted(value: Any) -> Any:
         try:
             return conv(value)
-        except TransformError:
-            raise TransformError(f"secret {_storage(value)} value does not fit {pg}") from None
+        except TransformError as e:
+            raise TransformError(
+                f"secret {_storage(value)} value does not fit {pg}", e.category
+            ) from None
 
     return redacted
 
 
-def _reject(value: Any, pg: str, why: str = "") -> TransformError:
-    return TransformError(f"{_render(value)} does not fit {pg}" + (f": {why}" if why else ""))
+def _reject(
+    value: Any, pg: str, why: str = "", category: Category = Category.WRONG_STORAGE
+) -> TransformError:
+    return TransformError(
+        f"{_render(value)} does not fit {pg}" + (f": {why}" if why else ""),
+        for_value(value, category),
+    )
 
 
 def _to_int(rng: tuple[int, int], name: str) -> Converter:
@@ -331,19 +371,27 @@ def _to_int(rng: tuple[int, int], name: str) -> Converter:
         if isinstance(v, int):
             if lo <= v <= hi:
                 return v
-            raise _reject(v, name, "out of range")
+            raise _reject(v, name, "out of range", Category.OUT_OF_RANGE)
         if isinstance(v, float):
             if math.isfinite(v) and v.is_integer() and lo <= v <= hi:
                 return int(v)
-            why = "out of range" if v.is_integer() else "not a whole number"
-            raise _reject(v, name, why if math.isfinite(v) else "not finite")
+            if not math.isfinite(v):
+                raise _reject(v, name, "not finite", Category.NOT_A_NUMBER)
+            if v.is_integer():
+                raise _reject(v, name, "out of range", Category.OUT_OF_RANGE)
+            raise _reject(v, name, "not a whole number", Category.NOT_WHOLE)
         if isinstance(v, Decimal):
             if v == v.to_integral_value() and lo <= v <= hi:
                 return int(v)
-            raise _reject(v, name)
-        raise _reject(v, name)
+            raise _reject(v, name, category=Category.NOT_WHOLE)
+        raise _reject(v, name, category=_number_category(v))
 
     return conv
+
+
+def _number_category(v: Any) -> Category:
+    """Text in a number column is not a number; a blob is of the wrong storage class."""
+    return Category.NOT_A_NUMBER if isinstance(v, str) else Category.WRONG_STORAGE
 
 
 def _to_float(single: bool) -> Converter:
@@ -357,59 +405,121 @@ def _to_float(single: bool) -> Converter:
         elif isinstance(v, int) and not isinstance(v, bool):
             f = float(v)
             if int(f) != v:
-                raise _reject(v, name, "would lose precision")
+                raise _reject(v, name, "would lose precision", Category.NEEDS_ROUNDING)
         else:
-            raise _reject(v, name)
+            raise _reject(v, name, category=_number_category(v))
         if single and math.isfinite(f):
             import struct
 
             if struct.unpack("f", struct.pack("f", f))[0] != f:
-                raise _reject(v, name, "would be rounded to single precision")
+                raise _reject(
+                    v, name, "would be rounded to single precision", Category.NEEDS_ROUNDING
+                )
         return f
 
     return conv
 
 
-def _to_numeric(pg: PgType) -> Converter:
+def _exact_decimal(v: Any, name: str) -> Decimal:
+    """A number as the exact decimal it stands for; text only when it is a plain literal."""
+    if isinstance(v, bool) or not isinstance(v, int | float | Decimal):
+        if isinstance(v, str):
+            # Only plain ASCII decimals: Decimal() also takes '1_000' and other digits.
+            if not _DECIMAL_TEXT.fullmatch(v):
+                raise _reject(v, name, category=Category.NOT_A_NUMBER)
+            try:
+                d = Decimal(v)
+            except InvalidOperation:
+                raise _reject(v, name, category=Category.NOT_A_NUMBER) from None
+            # Text that SQLite's NUMERIC affinity did not convert is kept as written
+            # only when it is an exact decimal literal.
+            if not d.is_finite() or v.strip() != v:
+                raise _reject(v, name, category=Category.NOT_A_NUMBER)
+            return d
+        raise _reject(v, name)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise _reject(v, name, "not finite", Category.NOT_A_NUMBER)
+        # The shortest decimal that reads back as the same double: 0.99, not 0.98999...
+        return Decimal(repr(v))
+    return Decimal(v)
+
+
+# Enough working precision that quantize never fails for values PostgreSQL accepts.
+_CONTEXT = Context(prec=131072 + 2000, rounding=ROUND_HALF_UP)
+
+
+def _fit_scale(v: Any, d: Decimal, name: str, scale: int, rounding: bool) -> Decimal:
+    """`d` with at most `scale` decimals; rounded half away from zero (as PostgreSQL does)
+    only when the plan says so, else rejected."""
+    exp = d.as_tuple().exponent
+    assert isinstance(exp, int)
+    if -exp <= scale:
+        return d
+    rounded = d.quantize(Decimal(1).scaleb(-scale), context=_CONTEXT)
+    if rounded == d:
+        return d
+    if not rounding:
+        raise _reject(
+            v,
+            name,
+            f"would be rounded to {scale} decimal places; {ROUND_HINT}",
+            Category.NEEDS_ROUNDING,
+        )
+    return rounded
+
+
+def _to_numeric(pg: PgType, rounding: bool) -> Converter:
     def conv(v: Any) -> Any:
         if v is None:
             return None
-        if isinstance(v, bool) or not isinstance(v, int | float | Decimal):
-            if isinstance(v, str):
-                # Only plain ASCII decimals: Decimal() also takes '1_000' and other digits.
-                if not _DECIMAL_TEXT.fullmatch(v):
-                    raise _reject(v, pg.sql)
-                try:
-                    d = Decimal(v)
-                except InvalidOperation:
-                    raise _reject(v, pg.sql) from None
-                # Text that SQLite's NUMERIC affinity did not convert is kept as written
-                # only when it is an exact decimal literal.
-                if not d.is_finite() or v.strip() != v:
-                    raise _reject(v, pg.sql)
-            else:
-                raise _reject(v, pg.sql)
-        elif isinstance(v, float):
-            if not math.isfinite(v):
-                raise _reject(v, pg.sql, "not finite")
-            # The shortest decimal that reads back as the same double: 0.99, not 0.98999...
-            d = Decimal(repr(v))
-        else:
-            d = Decimal(v)
+        d = _exact_decimal(v, pg.sql)
         if pg.precision is not None:
             scale = pg.scale or 0
-            exp = d.as_tuple().exponent
-            assert isinstance(exp, int)
-            if -exp > scale and d != d.quantize(Decimal(1).scaleb(-scale)):
-                raise _reject(v, pg.sql, f"would be rounded to {scale} decimal places")
-            if d.adjusted() >= pg.precision - scale:
-                raise _reject(v, pg.sql, "too many digits")
+            d = _fit_scale(v, d, pg.sql, scale, rounding)
+            if d and d.adjusted() >= pg.precision - scale:
+                raise _reject(v, pg.sql, "too many digits", Category.TOO_MANY_DIGITS)
         return d
 
     return conv
 
 
+def _money_limits(scale: int | None) -> tuple[int, int]:
+    """The whole numbers money holds: it stores an int64 count of the currency's cents."""
+    unit = 10 ** (MONEY_SCALE if scale is None else scale)
+    return -(2**63) // unit + 1, (2**63 - 1) // unit
+
+
+def _to_money(pg: PgType, rounding: bool) -> Converter:
+    scale = MONEY_SCALE if pg.scale is None else pg.scale
+    quantum = Decimal(1).scaleb(-scale)
+
+    def conv(v: Any) -> Any:
+        if v is None:
+            return None
+        d = _fit_scale(v, _exact_decimal(v, "money"), "money", scale, rounding)
+        if not -(2**63) <= d.scaleb(scale) <= 2**63 - 1:
+            raise _reject(v, "money", "out of range", Category.OUT_OF_RANGE)
+        # Plain digits with the currency's decimals: money's input reads no exponent.
+        return d.quantize(quantum, context=_CONTEXT)
+
+    return conv
+
+
+def is_padded(pg: PgType) -> bool:
+    """char(n): PostgreSQL pads the value with blanks and strips them again on output."""
+    s = pg.sql.lower()
+    return (
+        pg.family is Family.TEXT
+        and pg.max_length is not None
+        and s.startswith(("char", "character", "bpchar"))
+        and not s.startswith(("character varying", "varchar"))
+    )
+
+
 def _to_text(pg: PgType) -> Converter:
+    padded = is_padded(pg)
+
     def conv(v: Any) -> Any:
         if v is None:
             return None
@@ -419,7 +529,7 @@ def _to_text(pg: PgType) -> Converter:
             try:
                 s = bytes(v).decode("utf-8")
             except UnicodeDecodeError:
-                raise _reject(v, pg.sql, "not valid UTF-8") from None
+                raise _reject(v, pg.sql, "not valid UTF-8", Category.BAD_TEXT) from None
         elif isinstance(v, bool):
             raise _reject(v, pg.sql)
         elif isinstance(v, int):
@@ -429,11 +539,25 @@ def _to_text(pg: PgType) -> Converter:
         else:
             raise _reject(v, pg.sql)
         if "\x00" in s:
-            raise _reject(v, pg.sql, "contains a NUL character, which PostgreSQL text cannot hold")
+            raise _reject(
+                v,
+                pg.sql,
+                "contains a NUL character, which PostgreSQL text cannot hold",
+                Category.BAD_TEXT,
+            )
         if _has_surrogate(s):
-            raise _reject(v, pg.sql, "contains a lone surrogate, which is not valid UTF-8")
+            raise _reject(
+                v, pg.sql, "contains a lone surrogate, which is not valid UTF-8", Category.BAD_TEXT
+            )
         if pg.max_length is not None and len(s) > pg.max_length:
-            raise _reject(v, pg.sql, f"longer than {pg.max_length} characters")
+            raise _reject(v, pg.sql, f"longer than {pg.max_length} characters", Category.TOO_LONG)
+        if padded and s.endswith(" "):
+            raise _reject(
+                v,
+                pg.sql,
+                "ends in blanks, which char(n) strips (a strip transform removes them)",
+                Category.TRAILING_BLANKS,
+            )
         return s
 
     return conv
@@ -456,7 +580,7 @@ def _to_bytes(v: Any) -> Any:
         try:
             return v.encode("utf-8")
         except UnicodeEncodeError:
-            raise _reject(v, "bytea", "not valid UTF-8") from None
+            raise _reject(v, "bytea", "not valid UTF-8", Category.BAD_TEXT) from None
     raise _reject(v, "bytea")
 
 
@@ -475,7 +599,7 @@ def _to_bool(v: Any) -> Any:
             return True
         if s in _FALSE:
             return False
-    raise _reject(v, "boolean")
+    raise _reject(v, "boolean", category=Category.NOT_A_BOOLEAN)
 
 
 _FRACTION = re.compile(r"[0-9]{2}:[0-9]{2}:[0-9]{2}[.,]([0-9]+)")
@@ -493,8 +617,35 @@ def parse_iso_datetime(s: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
 
 
-def _to_timestamp(aware: bool) -> Converter:
-    name = "timestamptz" if aware else "timestamp"
+def _fraction(v: Any, micros: int, pg: PgType, rounding: bool) -> int:
+    """How many microseconds to add so that `micros` has at most the column's fraction
+    digits: 0 when it has; rejected unless the plan says to round (half up)."""
+    if pg.precision is None or pg.precision >= 6:
+        return 0
+    unit = int(10 ** (6 - pg.precision))
+    extra = micros % unit
+    if not extra:
+        return 0
+    if not rounding:
+        raise _reject(
+            v,
+            pg.sql,
+            f"more than {pg.precision} fraction digits, which PostgreSQL would round; "
+            + ROUND_HINT,
+            Category.TOO_PRECISE,
+        )
+    return unit - extra if 2 * extra >= unit else -extra
+
+
+_EPOCH_HINT = (
+    "numbers in a date column are ambiguous (epoch seconds, milliseconds or "
+    "Julian day?); say which with a plan `timestamp` transform"
+)
+
+
+def _to_timestamp(pg: PgType, rounding: bool) -> Converter:
+    aware = pg.family is Family.TIMESTAMPTZ
+    name = pg.sql
 
     def conv(v: Any) -> Any:
         if v is None:
@@ -505,17 +656,15 @@ def _to_timestamp(aware: bool) -> Converter:
             try:
                 parsed = parse_iso_datetime(v)
             except ValueError:
-                raise _reject(v, name, "not an ISO-8601 date/time") from None
+                if _DECIMAL_TEXT.fullmatch(v):
+                    raise _reject(v, name, _EPOCH_HINT, Category.EPOCH_AMBIGUOUS) from None
+                raise _reject(v, name, "not an ISO-8601 date/time", Category.NOT_A_DATE) from None
         elif isinstance(v, int | float) and not isinstance(v, bool):
-            raise _reject(
-                v,
-                name,
-                "numbers in a date column are ambiguous (epoch seconds, milliseconds or "
-                "Julian day?); say which with a plan `timestamp` transform",
-            )
+            raise _reject(v, name, _EPOCH_HINT, Category.EPOCH_AMBIGUOUS)
         else:
             raise _reject(v, name)
         try:
+            parsed += dt.timedelta(microseconds=_fraction(v, parsed.microsecond, pg, rounding))
             if aware:
                 if parsed.tzinfo is None:
                     parsed = parsed.replace(tzinfo=dt.UTC)
@@ -523,7 +672,9 @@ def _to_timestamp(aware: bool) -> Converter:
             if parsed.tzinfo is not None:
                 parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
         except OverflowError:
-            raise _reject(v, name, "outside the years 1 to 9999 in UTC") from None
+            raise _reject(
+                v, name, "outside the years 1 to 9999 in UTC", Category.OUT_OF_RANGE
+            ) from None
         return parsed.isoformat()
 
     return conv
@@ -540,12 +691,55 @@ def _to_date(v: Any) -> Any:
         try:
             parsed = parse_iso_datetime(v)
         except ValueError:
-            raise _reject(v, "date", "not an ISO-8601 date") from None
+            if _DECIMAL_TEXT.fullmatch(v):
+                raise _reject(v, "date", _EPOCH_HINT, Category.EPOCH_AMBIGUOUS) from None
+            raise _reject(v, "date", "not an ISO-8601 date", Category.NOT_A_DATE) from None
+    elif isinstance(v, int | float) and not isinstance(v, bool):
+        raise _reject(v, "date", _EPOCH_HINT, Category.EPOCH_AMBIGUOUS)
     else:
         raise _reject(v, "date")
     if parsed.time() != dt.time(0) or (parsed.tzinfo and parsed.utcoffset()):
-        raise _reject(v, "date", "has a time of day, which a date cannot hold")
+        raise _reject(
+            v, "date", "has a time of day, which a date cannot hold", Category.TIME_OF_DAY
+        )
     return parsed.date().isoformat()
+
+
+_TIME = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9])(?:\.([0-9]{1,6}))?)?")
+
+
+def time_text(t: dt.time) -> str:
+    """A time of day as PostgreSQL prints it: fraction digits without trailing zeros."""
+    text = f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+    return text + (f".{t.microsecond:06d}".rstrip("0") if t.microsecond else "")
+
+
+def _to_time(pg: PgType, rounding: bool) -> Converter:
+    # PostgreSQL's time also reads '1:2', 'allballs' and '04:05 PM', and rounds digits past
+    # the microsecond: only the ISO form is taken, so that every value lands as written.
+    def conv(v: Any) -> Any:
+        if v is None:
+            return None
+        m = _TIME.fullmatch(v) if isinstance(v, str) else None
+        if m is None:
+            category = Category.NOT_A_TIME if isinstance(v, str | int | float) else None
+            raise _reject(
+                v,
+                pg.sql,
+                "not an ISO-8601 time of day (HH:MM:SS[.ffffff])",
+                category or Category.WRONG_STORAGE,
+            )
+        hour, minute, second, fraction = m.groups()
+        micros = int((fraction or "").ljust(6, "0"))
+        micros += _fraction(v, micros, pg, rounding)
+        total = dt.timedelta(
+            hours=int(hour), minutes=int(minute), seconds=int(second or 0), microseconds=micros
+        )
+        if total >= dt.timedelta(days=1):
+            return "24:00:00"  # a carry from 23:59:59.9...; PostgreSQL's time holds it
+        return time_text((dt.datetime.min + total).time())
+
+    return conv
 
 
 def _to_enum(labels: tuple[str, ...]) -> Converter:
@@ -556,7 +750,7 @@ def _to_enum(labels: tuple[str, ...]) -> Converter:
             return None
         if isinstance(v, str) and v in allowed:
             return v
-        raise _reject(v, "enum", f"not one of {', '.join(labels)}")
+        raise _reject(v, "enum", f"not one of {', '.join(labels)}", Category.NOT_A_LABEL)
 
     return conv
 
@@ -634,7 +828,7 @@ def _to_other(v: Any) -> Any:
         return None
     if isinstance(v, str):
         if "\x00" in v:
-            raise _reject(v, "text", "contains a NUL character")
+            raise _reject(v, "text", "contains a NUL character", Category.BAD_TEXT)
         return v
     if isinstance(v, int) and not isinstance(v, bool):
         return str(v)

@@ -7,6 +7,8 @@ import functools
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
+from lite2pg.reasons import Category
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -98,11 +100,13 @@ class PlanError(Lite2pgError):
 class TransformError(Lite2pgError):
     """A value cannot be transformed; the row goes to rejects with this reason.
 
-    The message never contains the value itself when the column is secret.
+    The message never contains the value itself when the column is secret. `category` is
+    the reason without the value (what `check` groups by).
     """
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, category: Category = Category.OTHER) -> None:
         self.reason = reason
+        self.category = category
         super().__init__(reason)
 
 

@@ -7,6 +7,7 @@ one transaction, parents before children, so that the target's own foreign keys 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import psycopg
 from psycopg import sql
 
 from lite2pg import keys, source
-from lite2pg.coerce import Family, PgType, parse_pg_type
+from lite2pg.coerce import MONEY_SCALE, Family, PgType, parse_pg_type
 from lite2pg.errors import SchemaError, TargetError
 from lite2pg.layout import Layout, parents_first, table_plan
 from lite2pg.load import PhaseResult, TableResult, load_table
@@ -125,26 +126,37 @@ class _TargetColumn:
 
 
 def _describe(conn: psycopg.Connection[Any], schema: str) -> dict[str, list[_TargetColumn]]:
+    # A domain's column is read as its base type (the domain's own CHECKs are PostgreSQL's
+    # to enforce; a value they refuse is rejected per row by the loader).
     with conn.cursor() as cur:
         cur.execute(
             """
-            SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-                   a.atthasdef, a.attidentity, a.attgenerated,
+            SELECT c.relname, a.attname,
+                   CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod)
+                        ELSE format_type(a.atttypid, a.atttypmod) END,
+                   a.attnotnull, a.atthasdef, a.attidentity, a.attgenerated,
                    (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder)
-                      FROM pg_enum e WHERE e.enumtypid = a.atttypid)
+                      FROM pg_enum e
+                     WHERE e.enumtypid = CASE WHEN t.typtype = 'd' THEN t.typbasetype
+                                              ELSE a.atttypid END)
             FROM pg_class c
             JOIN pg_namespace n ON n.oid = c.relnamespace
             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+            JOIN pg_type t ON t.oid = a.atttypid
             WHERE n.nspname = %s AND c.relkind IN ('r', 'p')
             ORDER BY c.relname, a.attnum
             """,
             (schema,),
         )
         out: dict[str, list[_TargetColumn]] = {}
+        money_scale: int | None = None
         for rel, att, typ, notnull, hasdef, ident, generated, labels in cur.fetchall():
             if generated:
                 continue  # generated columns are computed by PostgreSQL, never loaded
             pg = parse_pg_type(str(typ), tuple(labels) if labels else None)
+            if pg.family is Family.MONEY:
+                money_scale = _money_scale(conn) if money_scale is None else money_scale
+                pg = dataclasses.replace(pg, scale=money_scale)
             out.setdefault(str(rel), []).append(
                 _TargetColumn(str(att), pg, bool(notnull), bool(hasdef), str(ident or ""))
             )
@@ -169,11 +181,18 @@ def target_types(target: Target, schema: str) -> dict[str, dict[str, PgType]]:
     }
 
 
+def _money_scale(conn: psycopg.Connection[Any]) -> int:
+    """The decimals of the target's currency (lc_monetary): money keeps no more."""
+    row = conn.execute("SELECT scale(0::money::numeric)").fetchone()
+    return int(row[0]) if row and row[0] is not None else MONEY_SCALE
+
+
 _COMPATIBLE: dict[Family, set[Family]] = {
     Family.INTEGER: {
         Family.INTEGER,
         Family.FLOAT,
         Family.NUMERIC,
+        Family.MONEY,
         Family.TEXT,
         Family.BOOLEAN,
         Family.INTERVAL,  # with a unit only: each value is refused without one
@@ -181,8 +200,8 @@ _COMPATIBLE: dict[Family, set[Family]] = {
         Family.JSON,
         Family.OTHER,
     },
-    Family.FLOAT: {Family.FLOAT, Family.NUMERIC, Family.TEXT, Family.OTHER},
-    Family.NUMERIC: {Family.FLOAT, Family.NUMERIC, Family.TEXT, Family.OTHER},
+    Family.FLOAT: {Family.FLOAT, Family.NUMERIC, Family.MONEY, Family.TEXT, Family.OTHER},
+    Family.NUMERIC: {Family.FLOAT, Family.NUMERIC, Family.MONEY, Family.TEXT, Family.OTHER},
     Family.TEXT: {
         Family.TEXT,
         Family.ENUM,
@@ -190,6 +209,8 @@ _COMPATIBLE: dict[Family, set[Family]] = {
         Family.TIMESTAMPTZ,
         Family.TIMESTAMP,
         Family.DATE,
+        Family.TIME,
+        Family.MONEY,
         Family.BYTEA,
         *_NATIVE,
     },

@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from lite2pg.errors import TargetError
+from lite2pg.reasons import Category
 from lite2pg.rows import RejectSink, TableCounts
 from lite2pg.schema import TableMap
 from lite2pg.target import server_failure
@@ -48,7 +49,12 @@ class RowSource(Protocol):
     def counts(self) -> TableCounts: ...
     def batches(self) -> Iterator[list[tuple[Any, ...]]]: ...
     def reject(
-        self, values: tuple[Any, ...], ordinal: int | None, column: str | None, reason: str
+        self,
+        values: tuple[Any, ...],
+        ordinal: int | None,
+        column: str | None,
+        reason: str,
+        category: Category = ...,
     ) -> None: ...
 
 
@@ -236,7 +242,7 @@ def _copy_or_split(
             else:
                 src_col, reason = None, f"PostgreSQL cannot take the row: {e}"
             # The rejects file then shows the values PostgreSQL refused, after conversion.
-            rows.reject(batch[0], None, src_col, reason)
+            rows.reject(batch[0], None, src_col, reason, Category.REFUSED)
             return
         mid = len(batch) // 2
         _copy_or_split(conn, cur, stmt, rows, tm, batch[:mid], result)

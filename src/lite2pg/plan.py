@@ -24,6 +24,10 @@ always named by their SQLite (source) name, except in `add`, which names new col
     [tables.users.columns.password]      # transforms run in order on the source value
     transforms = [{ hash_password = { algorithm = "argon2id", empty = "unusable" } }]
 
+    [tables.orders.columns.total]
+    round = true                         # round to the target's numeric(p,s), money,
+                                         # timestamptz(p) or time(p) instead of rejecting
+
     [tables.tickets.columns.priority]
     transforms = [
       "strip",                           # a transform without options: its name alone
@@ -146,6 +150,9 @@ class ColumnPlan:
     chain: Transform
     before_hash: Transform
     password: PasswordPolicy | None = None
+    # `round = true`: a value with more decimals or fraction digits than the target column
+    # keeps (numeric(p,s), money, timestamptz(p), time(p)) is rounded instead of rejected.
+    round: bool = False
 
     @property
     def secret(self) -> bool:
@@ -606,8 +613,11 @@ def _table(name: str, raw: object, key: str) -> TablePlan:
 def _column(name: str, raw: object, key: str) -> ColumnPlan:
     opts = Options(raw, key)
     raw_specs = opts.get("transforms")
+    round_ = opts.get_bool("round", False)
     opts.finish()
     specs_key = opts.key_of("transforms")
+    if raw_specs is None and opts.has("round"):
+        raw_specs = []
     if raw_specs is None:
         raise PlanError(specs_key, 'missing; e.g. transforms = ["strip"]')
     if not isinstance(raw_specs, list):
@@ -630,6 +640,7 @@ def _column(name: str, raw: object, key: str) -> ColumnPlan:
         chain=compose(steps),
         before_hash=compose(before),
         password=password,
+        round=round_,
     )
 
 

@@ -18,27 +18,45 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from lite2pg.coerce import ALWAYS, DUMP_TYPES, PgType, converter, ok_predicate
 from lite2pg.errors import TransformError
 from lite2pg.plan import TablePlan
+from lite2pg.reasons import Category
 from lite2pg.schema import TableMap
 from lite2pg.source import ForeignKey, Table, count_rows, quote_ident, stream_rows
 from lite2pg.transforms.passwords import HashResult, PasswordHasher, PasswordPolicy
 from lite2pg.transforms.passwords import prepare as prepare_password
 
 Progress = Callable[[str, int], None]
+REDACTED = "<redacted>"
 Row = tuple[Any, ...]
 
 
 class RowRejected(Exception):
-    """A row that cannot be loaded: which column and why."""
+    """A row that cannot be loaded: which column and why (with and without the value)."""
 
-    def __init__(self, column: str | None, reason: str) -> None:
+    def __init__(
+        self, column: str | None, reason: str, category: Category = Category.OTHER
+    ) -> None:
         self.column = column
         self.reason = reason
+        self.category = category
+        # Later columns of the row that would reject it too: (column, error, source value).
+        self.later: list[tuple[str, TransformError, Any]] = []
         super().__init__(reason)
+
+
+class RejectRecord(NamedTuple):
+    """One rejected row as a stream remembers it: its column, reason, category, key, and
+    the source value of that column (None for a row-level reason)."""
+
+    column: str | None
+    reason: str
+    key: dict[str, Any]
+    category: Category
+    value: Any
 
 
 @dataclass
@@ -131,7 +149,7 @@ class RejectSink:
             "column": column,
             "reason": reason,
             "row": {
-                k: ("<redacted>" if k in secret_columns and v is not None else _json_value(v))
+                k: (REDACTED if k in secret_columns and v is not None else _json_value(v))
                 for k, v in row.items()
             },
         }
@@ -272,7 +290,7 @@ def build_pipeline(
     for i, (c, name) in enumerate(zip(loaded, source_columns, strict=True)):
         plan = tp.columns.get(name) if tp else None
         is_secret = plan is not None and plan.secret
-        to_type = converter(c.pg_type, secret=is_secret)
+        to_type = converter(c.pg_type, secret=is_secret, rounding=plan is not None and plan.round)
         if is_secret:
             secret.add(name)
         if plan is None:
@@ -361,12 +379,26 @@ _Steps = list[tuple[int, str, Callable[[Any], Any]]]
 
 def _apply(out: list[Any], steps: _Steps) -> Row:
     """Run each column's conversion in place; the first failure rejects the row."""
-    for i, name, fn in steps:
+    for k, (i, name, fn) in enumerate(steps):
         try:
             out[i] = fn(out[i])
         except TransformError as e:
-            raise RowRejected(name, e.reason) from None
+            rejected = RowRejected(name, e.reason, e.category)
+            rejected.later = _later_failures(out, steps[k + 1 :])
+            raise rejected from None
     return tuple(out)
+
+
+def _later_failures(out: list[Any], steps: _Steps) -> list[tuple[str, TransformError, Any]]:
+    """The columns after a rejecting one that would reject the row too (for `check`, which
+    shows every column a fix is needed in, not only the first one of each row)."""
+    failures: list[tuple[str, TransformError, Any]] = []
+    for i, name, fn in steps:
+        try:
+            fn(out[i])
+        except TransformError as e:
+            failures.append((name, e, out[i]))
+    return failures
 
 
 def _fast(always: _Steps, n: int) -> Callable[[Row], Row]:
@@ -392,6 +424,7 @@ def _slow(
                     raise RowRejected(
                         source_columns[o.positions[0]],
                         f"orphan: {cols} = {values} has no row in {o.fk.ref_table}",
+                        Category.ORPHAN,
                     )
                 for p in o.positions:
                     out[p] = None
@@ -418,6 +451,7 @@ class RowStream:
         careful: bool = False,
         scope: str | None = None,
         hash_workers: int | None = None,
+        keep_values: bool = False,
     ) -> None:
         self.src, self.pipe, self.rejects = src, pipe, rejects
         self.hash_workers = hash_workers  # None: all cores (sync's small rounds use one)
@@ -429,7 +463,11 @@ class RowStream:
         self.scope = scope  # SQL condition selecting the part of the table to stream
         self.counts = TableCounts()
         self.key_columns = [c for c in pipe.table.primary_key if c in pipe.source_columns]
-        self.reject_log: list[tuple[str | None, str, dict[str, Any]]] = []
+        self.reject_log: list[RejectRecord] = []
+        # A preflight groups rejects by value too, and notes the columns that would reject
+        # a row after the first one (`also_log`); a run keeps neither in memory.
+        self.keep_values = keep_values
+        self.also_log: list[RejectRecord] = []
 
     def batches(self) -> Iterator[list[Row]]:
         """Converted rows, ready for COPY, in batches."""
@@ -495,7 +533,9 @@ class RowStream:
                         else:
                             append(fast(raw) if fast is not None else raw)
                     except RowRejected as e:
-                        self.reject(raw, counts.read + index, e.column, e.reason)
+                        self.reject(raw, counts.read + index, e.column, e.reason, e.category)
+                        if self.keep_values:
+                            self._note_later(e)
             counts.read += len(raw_batch)
             if self.progress is not None:
                 self.progress(pipe.table.name, counts.read)
@@ -508,7 +548,7 @@ class RowStream:
             for pos, column, policy in self.pipe.hashed:
                 settled = prepare_password(policy, row[pos])
                 if isinstance(settled, HashResult) and settled.error is not None:
-                    self.reject(row, None, column, settled.error.reason)
+                    self.reject(row, None, column, settled.error.reason, settled.error.category)
                     break
             else:
                 kept.append(row)
@@ -533,7 +573,7 @@ class RowStream:
             for _key, result in hasher.hash_many(items()):
                 row = pending.popleft()
                 if result.error is not None:
-                    self.reject(row, None, column, result.error.reason)
+                    self.reject(row, None, column, result.error.reason, result.error.category)
                     continue
                 out = list(row)
                 out[pos] = result.value
@@ -547,7 +587,22 @@ class RowStream:
                 "rejected": stats.rejected,
             }
 
-    def reject(self, values: Row, ordinal: int | None, column: str | None, reason: str) -> None:
+    def _note_later(self, e: RowRejected) -> None:
+        """Remember the other columns that reject a row already rejected (`also_log`)."""
+        key = self.reject_log[-1].key
+        for column, error, value in e.later:
+            if column in self.pipe.secret_columns and value is not None:
+                value = REDACTED
+            self.also_log.append(RejectRecord(column, error.reason, key, error.category, value))
+
+    def reject(
+        self,
+        values: Row,
+        ordinal: int | None,
+        column: str | None,
+        reason: str,
+        category: Category = Category.OTHER,
+    ) -> None:
         row = dict(
             zip(self.pipe.source_columns, values[: len(self.pipe.source_columns)], strict=True)
         )
@@ -561,7 +616,11 @@ class RowStream:
             self.rejects.write(
                 self.pipe.table.name, key, column, reason, row, self.pipe.secret_columns
             )
-        self.reject_log.append((column, reason, key))
+        value: Any = None
+        if self.keep_values and column is not None:
+            secret = column in self.pipe.secret_columns and row.get(column) is not None
+            value = REDACTED if secret else row.get(column)
+        self.reject_log.append(RejectRecord(column, reason, key, category, value))
 
 
 def _rebatch(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:

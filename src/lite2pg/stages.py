@@ -35,6 +35,7 @@ from lite2pg.existing import begin_in_place, existing_maps, finish_in_place, no_
 from lite2pg.layout import create_maps, parents_first, table_plan
 from lite2pg.lifecycle import RunStateError
 from lite2pg.load import PhaseResult, TableResult, load_table
+from lite2pg.reasons import Category
 from lite2pg.report import RunReport
 from lite2pg.rows import (
     GoneRows,
@@ -171,7 +172,12 @@ class _CsvRows:
             yield batch
 
     def reject(
-        self, values: tuple[Any, ...], ordinal: int | None, column: str | None, reason: str
+        self,
+        values: tuple[Any, ...],
+        ordinal: int | None,
+        column: str | None,
+        reason: str,
+        category: Category = Category.OTHER,
     ) -> None:
         self.counts.rejected += 1
         row = {c: v for c, v in zip(self.columns, values, strict=False) if c is not None}

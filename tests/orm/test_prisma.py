@@ -118,18 +118,35 @@ def test_check_groups_prisma_millisecond_datetimes_by_column_and_names_the_fix(
     shown = cli("check", str(db), cwd=tmp_path, env={"COLUMNS": "400"})
 
     assert found.returncode == 1, found.stderr
-    groups = json.loads(found.stdout)["rejects"]
-    by_column: dict[tuple[str, str], list[dict[str, object]]] = {}
-    for group in groups:
-        by_column.setdefault((str(group["table"]), str(group["column"])), []).append(group)
-    # One group per column and reason, not one per value (the values are all distinct).
-    assert by_column and set(by_column) <= DATETIME_COLUMNS, by_column
-    assert all(len(g) == 1 for g in by_column.values()), by_column
-    expense_groups = [g[0] for (table, _), g in by_column.items() if table == "Expense"]
-    assert max(int(str(g["count"])) for g in expense_groups) == expenses
-    assert all("prisma" in str(g["reason"]).lower() for g in groups), groups
     assert shown.returncode == 1, shown.stderr
-    assert len(shown.stdout.splitlines()) < 40, shown.stdout
+    groups = json.loads(found.stdout)["rejects"]
+    # One group per column and reason, not one per value (the values are all distinct).
+    assert sorted((g["table"], g["column"]) for g in groups) == sorted(DATETIME_COLUMNS)
+    by_column = {(g["table"], g["column"]): g for g in groups}
+    createdAt = by_column[("Expense", "createdAt")]
+    assert createdAt["distinct_values"] == expenses
+    assert createdAt["count"] + createdAt["also"] == expenses
+    headers = [
+        line for line in shown.stdout.splitlines()
+        if "Expense.createdAt" in line and createdAt["reason"] in line
+    ]  # fmt: skip
+    assert len(headers) == 1, shown.stdout
+    assert len(shown.stdout.splitlines()) < 80, shown.stdout
+    # Each names the plan lines (or the profile) that fix it, and they do.
+    plan = tmp_path / "fix.toml"
+    fixes = []
+    for g in groups:
+        fix = g["fix"]
+        assert fix is not None, g
+        lines = "\n".join(fix["lines"])
+        assert all(line in shown.stdout for line in fix["lines"]), (fix, shown.stdout)
+        assert f"tables.{g['table']}.columns.{g['column']}" in lines or "profile" in str(
+            fix["source"]
+        )
+        fixes.append(lines)
+    plan.write_text("\n\n".join(fixes) + "\n")
+    fixed = cli("check", str(db), "--plan", str(plan), cwd=tmp_path)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
 
 
 def test_check_of_a_prisma_database_applies_the_prisma_profile_and_finds_nothing(

@@ -149,7 +149,7 @@ class _Writer:
             pos = [cols.index(k) for k in t.target_keys]
             types = [t.pipe.dump_types[p] for p in pos]
         self._copy_rows(gone, t.target_keys, iter(changed), types)
-        rejected_keys = [reject_key(key, t.keys) for _, _, key in stream.reject_log]
+        rejected_keys = [reject_key(r.key, t.keys) for r in stream.reject_log]
         self._set_rejected(t, [repr(k) for k in keys], rejected_keys)
         return n
 

@@ -62,6 +62,7 @@ import argon2
 import bcrypt
 
 from lite2pg.errors import PlanError, TransformError
+from lite2pg.reasons import Category
 from lite2pg.transforms._common import Transform, kind, table
 
 K = TypeVar("K")
@@ -246,7 +247,7 @@ def prepare(policy: PasswordPolicy, value: object) -> HashResult | str:
 
 
 def _rejected(reason: str) -> HashResult:
-    return HashResult(None, "rejected", TransformError(reason))
+    return HashResult(None, "rejected", TransformError(reason, Category.PASSWORD))
 
 
 def hash_password(policy: PasswordPolicy, value: object) -> str | None:

@@ -36,6 +36,7 @@ import re
 import zoneinfo
 
 from lite2pg.errors import PlanError, TransformError
+from lite2pg.reasons import Category, for_value
 from lite2pg.transforms._common import Transform, kind, show, table
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -163,16 +164,24 @@ def compile_timestamp(options: object, key: str, secret: bool) -> Transform:
             if isinstance(value, dt.date):
                 return dt.datetime.combine(value, dt.time(), zone).astimezone(dt.UTC)
             if isinstance(value, bool):
-                raise TransformError(f"timestamp: cannot convert a {kind(value)} value")
+                raise TransformError(
+                    f"timestamp: cannot convert a {kind(value)} value", Category.WRONG_STORAGE
+                )
             if isinstance(value, int):
                 return from_number(decimal.Decimal(value), epoch, julian)
             if isinstance(value, float):
                 if not math.isfinite(value):
-                    raise TransformError(f"timestamp: cannot parse {show(value, secret)}")
+                    raise TransformError(
+                        f"timestamp: cannot parse {show(value, secret)}",
+                        for_value(value, Category.NOT_A_DATE),
+                    )
                 return from_number(decimal.Decimal(repr(value)), epoch, julian)
             if isinstance(value, decimal.Decimal):
                 if not value.is_finite():
-                    raise TransformError(f"timestamp: cannot parse {show(value, secret)}")
+                    raise TransformError(
+                        f"timestamp: cannot parse {show(value, secret)}",
+                        for_value(value, Category.NOT_A_DATE),
+                    )
                 return from_number(value, epoch, julian)
             if isinstance(value, str):
                 text = value.strip()
@@ -180,11 +189,18 @@ def compile_timestamp(options: object, key: str, secret: bool) -> Transform:
                     return from_number(decimal.Decimal(text), epoch, julian)
                 instant = parse_iso(text, zone)
                 if instant is None:
-                    raise TransformError(f"timestamp: cannot parse {show(value, secret)}")
+                    raise TransformError(
+                        f"timestamp: cannot parse {show(value, secret)}",
+                        for_value(value, Category.NOT_A_DATE),
+                    )
                 return instant
         except _OutOfRange:
-            raise TransformError(f"timestamp: {show(value, secret)} is out of range") from None
-        raise TransformError(f"timestamp: cannot convert a {kind(value)} value")
+            raise TransformError(
+                f"timestamp: {show(value, secret)} is out of range", Category.OUT_OF_RANGE
+            ) from None
+        raise TransformError(
+            f"timestamp: cannot convert a {kind(value)} value", Category.WRONG_STORAGE
+        )
 
     if on_error == "reject":
         return parse
@@ -196,3 +212,30 @@ def compile_timestamp(options: object, key: str, secret: bool) -> Transform:
             return None
 
     return parse_or_null
+
+
+# Where `guess_epoch` looks for a plausible unit: instants of the years 1900 to 2200.
+_PLAUSIBLE = (dt.datetime(1900, 1, 1, tzinfo=dt.UTC), dt.datetime(2200, 1, 1, tzinfo=dt.UTC))
+
+
+def guess_epoch(lo: decimal.Decimal, hi: decimal.Decimal) -> tuple[str, dict[str, object]] | None:
+    """The one reading of numbers from `lo` to `hi` that puts all of them in the years
+    1900-2200: ("Julian days", {"julian": True}), ("epoch seconds", {"epoch": "seconds"})
+    or ("epoch milliseconds", {"epoch": "milliseconds"}); None when no reading does.
+
+    Julian days (about 2.4e6) come first: read as seconds they are all in January 1970."""
+    readings: list[tuple[str, dict[str, object], str, bool]] = [
+        ("Julian days", {"julian": True}, "seconds", True),
+        ("epoch seconds", {"epoch": "seconds"}, "seconds", False),
+        ("epoch milliseconds", {"epoch": "milliseconds"}, "milliseconds", False),
+    ]
+    for name, options, unit, julian in readings:
+        if julian and not (lo >= JULIAN_MIN and hi < JULIAN_MAX):
+            continue
+        try:
+            first, last = from_number(lo, unit, julian), from_number(hi, unit, julian)
+        except _OutOfRange:
+            continue
+        if _PLAUSIBLE[0] <= first and last < _PLAUSIBLE[1]:
+            return name, options
+    return None

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 
 from lite2pg.errors import PlanError, TransformError
+from lite2pg.reasons import Category, for_value
 from lite2pg.transforms._common import Transform, flag, kind, show, table
 from lite2pg.transforms._options import Scalar, check_scalar, join_key, type_name
 
@@ -38,23 +39,32 @@ def to_decimal(value: object, name: str, secret: bool) -> decimal.Decimal:
         return decimal.Decimal(value)
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise TransformError(f"{name}: {show(value, secret)} is not a finite number")
+            raise TransformError(
+                f"{name}: {show(value, secret)} is not a finite number", Category.NOT_A_NUMBER
+            )
         # repr gives the shortest text that reads back as this float, i.e. what the
         # application most likely wrote, rather than the float's full binary expansion.
         return decimal.Decimal(repr(value))
     if isinstance(value, decimal.Decimal):
         if not value.is_finite():
-            raise TransformError(f"{name}: {show(value, secret)} is not a finite number")
+            raise TransformError(
+                f"{name}: {show(value, secret)} is not a finite number", Category.NOT_A_NUMBER
+            )
         return value
     if isinstance(value, str):
         text = value.strip()
         if not _DECIMAL_TEXT.fullmatch(text):
-            raise TransformError(f"{name}: cannot parse {show(value, secret)}")
+            raise TransformError(
+                f"{name}: cannot parse {show(value, secret)}",
+                for_value(value, Category.NOT_A_NUMBER),
+            )
         number = decimal.Decimal(text)
         if abs(number.adjusted()) > _MAX_EXPONENT:
-            raise TransformError(f"{name}: {show(value, secret)} is out of range")
+            raise TransformError(
+                f"{name}: {show(value, secret)} is out of range", Category.OUT_OF_RANGE
+            )
         return number
-    raise TransformError(f"{name}: cannot convert a {kind(value)} value")
+    raise TransformError(f"{name}: cannot convert a {kind(value)} value", Category.WRONG_STORAGE)
 
 
 def compile_strip(options: object, key: str, secret: bool) -> Transform:
@@ -121,7 +131,7 @@ def compile_required(options: object, key: str, secret: bool) -> Transform:
 
     def required(value: object) -> object:
         if value is None:
-            raise TransformError("required: value is NULL")
+            raise TransformError("required: value is NULL", Category.NULL)
         return value
 
     return required
@@ -145,10 +155,14 @@ def compile_integer(options: object, key: str, secret: bool) -> Transform:
         else:
             exact = to_decimal(value, "integer", secret)
             if exact != exact.to_integral_value():
-                raise TransformError(f"integer: {show(value, secret)} is not a whole number")
+                raise TransformError(
+                    f"integer: {show(value, secret)} is not a whole number", Category.NOT_WHOLE
+                )
             number = int(exact) if exact.adjusted() < 30 else _INT64_MAX + 1
         if not _INT64_MIN <= number <= _INT64_MAX:
-            raise TransformError(f"integer: {show(value, secret)} is out of bigint range")
+            raise TransformError(
+                f"integer: {show(value, secret)} is out of bigint range", Category.OUT_OF_RANGE
+            )
         return number
 
     return integer
@@ -186,11 +200,13 @@ def compile_numeric(options: object, key: str, secret: bool) -> Transform:
         result = exact.quantize(quantum, context=context)
         if rounding == "reject" and result != exact:
             raise TransformError(
-                f"numeric: {show(value, secret)} needs rounding to {scale} decimal places"
+                f"numeric: {show(value, secret)} needs rounding to {scale} decimal places",
+                Category.NEEDS_ROUNDING,
             )
         if precision is not None and result and result.adjusted() + 1 > precision - (scale or 0):
             raise TransformError(
-                f"numeric: {show(value, secret)} does not fit numeric({precision}, {scale})"
+                f"numeric: {show(value, secret)} does not fit numeric({precision}, {scale})",
+                Category.TOO_MANY_DIGITS,
             )
         return result
 
@@ -230,15 +246,22 @@ def compile_boolean(options: object, key: str, secret: bool) -> Transform:
         if isinstance(value, int | float):
             if value in (0, 1):
                 return value == 1
-            raise TransformError(f"boolean: {show(value, secret)} is neither 0 nor 1")
+            raise TransformError(
+                f"boolean: {show(value, secret)} is neither 0 nor 1", Category.NOT_A_BOOLEAN
+            )
         if isinstance(value, str):
             token = _token(value)
             if token in trues:
                 return True
             if token in falses:
                 return False
-            raise TransformError(f"boolean: cannot interpret {show(value, secret)}")
-        raise TransformError(f"boolean: cannot convert a {kind(value)} value")
+            raise TransformError(
+                f"boolean: cannot interpret {show(value, secret)}",
+                for_value(value, Category.NOT_A_BOOLEAN),
+            )
+        raise TransformError(
+            f"boolean: cannot convert a {kind(value)} value", Category.WRONG_STORAGE
+        )
 
     return boolean
 
@@ -324,7 +347,9 @@ def compile_map(options: object, key: str, secret: bool) -> Transform:
             return None
         if fallback is not None:
             return fallback
-        raise TransformError(f"map: unknown value {show(value, secret)}")
+        raise TransformError(
+            f"map: unknown value {show(value, secret)}", for_value(value, Category.NOT_MAPPED)
+        )
 
     return map_
 

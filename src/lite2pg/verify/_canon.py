@@ -33,6 +33,7 @@ _TEXTUAL = (
     Family.TIMESTAMPTZ,
     Family.TIMESTAMP,
     Family.DATE,
+    Family.TIME,
 )
 
 _TIME = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
@@ -66,6 +67,7 @@ _PG_CANON = {
     Family.BOOLEAN: "{}::int::int8",
     Family.FLOAT: "{}::float8",
     Family.NUMERIC: "trim_scale({})::text",
+    Family.MONEY: "trim_scale({}::numeric)::text",  # money prints in the locale's format
     Family.BYTEA: "{}",
     Family.TIMESTAMPTZ: "({} AT TIME ZONE 'UTC')::text",
     # jsonb::text is canonical (keys ordered, one spacing, numbers as numeric prints them);
@@ -132,7 +134,7 @@ def _canon_fn(pg: PgType) -> Callable[[Any], Any]:
             return int(bool(v))
         if fam is Family.FLOAT:
             return float(v)
-        if fam is Family.NUMERIC:
+        if fam in (Family.NUMERIC, Family.MONEY):
             return numeric_text(v)
         if fam is Family.BYTEA:
             return bytes(v) if isinstance(v, bytes) else str(v).encode("utf-8")
