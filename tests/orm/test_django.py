@@ -104,12 +104,17 @@ def test_django_runs_on_a_database_lite2pg_created(
     django_db: tuple[Path, dict[str, Any]], pg: PgSchema, tmp_path: Path
 ) -> None:
     db, on_sqlite = django_db
-    # SQLite cannot tell a DurationField (bigint microseconds) from a BigIntegerField: the
-    # check names the column and the cast a team that knows its models then gives.
+    # SQLite's DDL cannot tell a DurationField (bigint microseconds) from a
+    # BigIntegerField, nor say a DecimalField's digits (Django declares a bare `decimal`).
+    # A team does what `check` tells it, with what it knows of its models.
     found = cli("check", str(db), cwd=tmp_path, env={"COLUMNS": "400"})
     assert "--cast shop_product.warranty=interval" in found.stdout, found.stdout
+    casts = ["--cast", "shop_product.warranty=interval"]
+    advice = [line for line in found.stdout.splitlines() if "--cast" in line]
+    if any("shop_product.price" in line for line in advice):
+        casts += ["--cast", "shop_product.price=numeric(10,2)"]  # max_digits, decimal_places
 
-    _lite2pg(db, pg, tmp_path, "--cast", "shop_product.warranty=interval")
+    _lite2pg(db, pg, tmp_path, *casts)
 
     assert {k: v for k, v in _column_types(pg, "shop_product").items() if k in NATIVE_TYPES} == (
         NATIVE_TYPES
