@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lite2pg import native, source
+from lite2pg.check import check
 from lite2pg.coerce import Family, converter, ok_predicate, parse_pg_type
 from lite2pg.errors import PlanError, SchemaError, TransformError
 from lite2pg.layout import parse_casts
@@ -745,3 +746,26 @@ def test_sync_writes_native_types_through_the_same_converters(
         (1, "[true]", "12345678-9abc-def0-1234-56789abcdef0", "10.0.0.1/32"),
         (2, '{"b": [1.50]}', "abcdef01-2345-6789-abcd-ef0123456789", "::ffff:1.2.3.4/96"),
     ]
+
+
+def test_check_suggests_jsonb_and_uuid_for_text_columns_but_a_run_keeps_them_text(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, doc TEXT, token char(32), word TEXT);",
+        (
+            "INSERT INTO t VALUES (?, ?, ?, ?)",
+            [(1, '{"a": 1}', uuid.uuid4().hex, "[1]"), (2, "[ ]", uuid.uuid4().hex, "plain")],
+        ),
+    )
+    found = check(db)
+    assert len(found.suggestions) == 2
+    assert (
+        "t.doc holds a JSON object or array in every row: --cast t.doc=jsonb"
+        in (found.suggestions[0])
+    )
+    assert "t.token holds a uuid in every row: --cast t.token=uuid" in found.suggestions[1]
+
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+    assert _types(pg, "t") == {"id": "bigint", "doc": "text", "token": "text", "word": "text"}
+    assert report.exit_code() == 0
