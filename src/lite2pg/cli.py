@@ -640,6 +640,8 @@ def check_cmd(
             "case-sensitively with --cast TABLE.COLUMN=text",
             markup=False,
         )
+    for suggestion in report.suggestions:
+        out.print(f"suggestion: {suggestion}")
     out.print(str(report))
     sys.exit(0 if report.ok else 1)
 

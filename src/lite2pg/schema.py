@@ -817,6 +817,7 @@ _JSON_VALID = re.compile(
     r"json_valid\s*\(\s*(\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`|\[[^\]]*\]|[A-Za-z_]\w*)\s*\)",
     re.I,
 )
+_STRING_LITERAL = re.compile(r"('(?:[^']|'')*')", re.S)
 # `json_valid(c)`, alone or `OR c IS NULL` (Django's JSONField): nothing left to check.
 _ONLY_JSON_VALID = re.compile(
     r"\(*\s*json_valid\s*\(\s*(?P<c>[^()]+?)\s*\)\s*\)*"
@@ -843,7 +844,11 @@ def translate_check(expr: str, jsonb: Collection[str]) -> tuple[str | None, str]
             return "TRUE"
         return m.group(0)
 
-    text = _JSON_VALID.sub(true_if_jsonb, expr)
+    # Outside string literals only: '...json_valid(x)...' is text.
+    text = "".join(
+        part if part.startswith("'") else _JSON_VALID.sub(true_if_jsonb, part)
+        for part in _STRING_LITERAL.split(expr)
+    )
     for m in _CHECK_TOKEN.finditer(text):
         word = m.group("word")
         if word is None or m.group("call") is None:
