@@ -453,6 +453,29 @@ def test_a_prisma_database_migrates_with_every_row_and_its_clock_default(
     assert opts.plan.tables["User"].cast["createdAt"] == "timestamp(3)"
 
 
+def test_the_staged_commands_apply_the_profile_once_and_verify_it(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    # export -> transform -> load -> verify, as migrate runs against a real server.
+    opts = _opts(pg, tmp_path, keep_artifacts=True)
+    report = migrate(_prisma_db(make_db), pg.target, opts)
+
+    assert report.exit_code() == 0, report.as_dict()
+    assert report.verify is not None and report.verify["ok"]
+    assert report.profile is not None and report.profile["name"] == "prisma"
+    assert pg.query('SELECT "publishedAt" FROM "Post" ORDER BY id') == [
+        (dt.datetime(2024, 3, 2, 0, 0, 0, 1000),),
+        (None,),
+    ]
+    # The clock default of the transformed column is kept on this path too.
+    (default,) = pg.query(
+        "SELECT column_default FROM information_schema.columns WHERE table_schema = %s "
+        "AND table_name = 'User' AND column_name = 'createdAt'",
+        (pg.schema,),
+    )
+    assert "CURRENT_TIMESTAMP" in str(default[0]).upper()
+
+
 def test_without_the_profile_prisma_dates_are_rejected(
     make_db: MakeDb, pg: PgSchema, tmp_path: Path
 ) -> None:
@@ -599,3 +622,13 @@ def test_check_shows_the_profile_and_prints_it_as_a_plan_to_edit(
 
     bare = cli("check", str(db), "--profile", "none", cwd=tmp_path)
     assert bare.returncode == 1  # the epoch milliseconds are rejected without it
+
+
+def test_migrate_says_which_profile_it_applied(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = _prisma_db(make_db)
+    args = ["--target", pg.dsn, "--schema", pg.schema, "--run-dir", str(tmp_path / "run")]
+    result = cli("migrate", str(db), *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "profile: Prisma profile applied: 3 columns as integer, " in result.stdout
