@@ -31,6 +31,11 @@ _EXPECTED: dict[Family, set[str]] = {
     Family.TIMESTAMPTZ: {"text"},
     Family.TIMESTAMP: {"text"},
     Family.DATE: {"text"},
+    Family.JSONB: {"text", "integer", "real"},  # numbers are JSON too
+    Family.JSON: {"text", "integer", "real"},
+    Family.UUID: {"text", "blob"},
+    Family.INTERVAL: {"text"},
+    Family.INET: {"text"},
 }
 
 

@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 from enum import Enum
 from typing import Any
 
+from lite2pg import native
 from lite2pg.errors import TransformError
 
 Converter = Callable[[Any], Any]
@@ -36,6 +37,11 @@ class Family(Enum):
     TIMESTAMP = "timestamp"
     DATE = "date"
     ENUM = "enum"
+    JSONB = "jsonb"
+    JSON = "json"
+    UUID = "uuid"
+    INTERVAL = "interval"
+    INET = "inet"  # inet and cidr
     OTHER = "other"  # left to PostgreSQL to parse; failures are caught per row by the loader
 
 
@@ -71,12 +77,20 @@ BOOLEAN = PgType("boolean", Family.BOOLEAN)
 TIMESTAMPTZ = PgType("timestamptz", Family.TIMESTAMPTZ)
 TIMESTAMP = PgType("timestamp", Family.TIMESTAMP)
 DATE = PgType("date", Family.DATE)
+JSONB = PgType("jsonb", Family.JSONB)
+JSON = PgType("json", Family.JSON)
+UUID = PgType("uuid", Family.UUID)
+INTERVAL = PgType("interval", Family.INTERVAL)
+INET = PgType("inet", Family.INET)
+CIDR = PgType("cidr", Family.INET)
+_NATIVE = {t.sql: t for t in (JSONB, JSON, UUID, INTERVAL, INET, CIDR)}
 
 _NUMERIC_RE = re.compile(r"^(?:numeric|decimal)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?$", re.I)
 # timestamp(3) as Prisma creates it, timestamp(6) as Rails does (the precision is kept).
 _TIMESTAMP_RE = re.compile(
     r"^timestamp(?:tz)?\s*\(\s*([0-6])\s*\)(\s+with(?:out)? time zone)?$", re.I
 )
+_INTERVAL_RE = re.compile(r"^interval\s*\(\s*(\d)\s*\)$")
 _VARCHAR_RE = re.compile(
     r"^(?:character varying|varchar|character|char|bpchar)\s*(?:\(\s*(\d+)\s*\))?$", re.I
 )
@@ -116,6 +130,12 @@ def parse_pg_type(sql: str, enum_labels: tuple[str, ...] | None = None) -> PgTyp
         aware = aware or s.startswith("timestamptz")
         family = Family.TIMESTAMPTZ if aware else Family.TIMESTAMP
         return PgType(s, family, precision=int(m.group(1)))
+    if s in _NATIVE:
+        return _NATIVE[s]
+    m = _INTERVAL_RE.match(s)
+    if m and int(m.group(1)) <= 6:
+        # interval(p) rounds to p fractional digits: values finer than that are refused.
+        return PgType(f"interval({m.group(1)})", Family.INTERVAL, precision=int(m.group(1)))
     m = _NUMERIC_RE.match(s)
     if m:
         p = int(m.group(1)) if m.group(1) else None
@@ -176,6 +196,11 @@ DUMP_TYPES: dict[Family, str] = {
     Family.TIMESTAMP: "text",
     Family.DATE: "text",
     Family.ENUM: "text",
+    Family.JSONB: "text",  # converters hand over text that PostgreSQL reads exactly
+    Family.JSON: "text",
+    Family.UUID: "text",
+    Family.INTERVAL: "text",
+    Family.INET: "text",
     Family.OTHER: "text",
 }
 
@@ -223,6 +248,17 @@ def ok_predicate(pg: PgType, column_sql: str) -> str:
             f"({c} IS NULL OR (typeof({c})='text' AND length({c})=10 "
             f"AND {c} BETWEEN '0001-01-01' AND '9999-12-31'))"
         )
+    if fam in (Family.JSONB, Family.JSON) and native.SQLITE_HAS_JSON:
+        # Text SQLite's json_valid() takes is RFC 8259 JSON, which json reads as it is.
+        # jsonb also decodes escapes (\u0000 and lone surrogates it refuses) and holds
+        # numbers as numeric (whose range it may exceed): a refusal replays the table.
+        valid = f"typeof({c})='text' AND json_valid({c})"
+        if fam is Family.JSONB:
+            valid += f" AND instr({c}, '\\u')=0"
+        return f"({c} IS NULL OR ({valid}))"
+    if fam is Family.UUID:
+        # The forms uuid_in reads as parse_uuid does; blobs go to Python.
+        return f"({c} IS NULL OR {native.uuid_text_sql(c)})"
     return NEVER
 
 
@@ -254,6 +290,14 @@ def converter(pg: PgType, *, secret: bool = False) -> Converter:
         conv = _to_date
     elif fam is Family.ENUM:
         conv = _to_enum(pg.labels)
+    elif fam in (Family.JSONB, Family.JSON):
+        conv = _to_json(pg)
+    elif fam is Family.UUID:
+        conv = _to_uuid
+    elif fam is Family.INTERVAL:
+        conv = _to_interval(pg)
+    elif fam is Family.INET:
+        conv = _to_inet(pg)
     else:
         conv = _to_other
     if not secret:
@@ -509,6 +553,72 @@ def _to_enum(labels: tuple[str, ...]) -> Converter:
         if isinstance(v, str) and v in allowed:
             return v
         raise _reject(v, "enum", f"not one of {', '.join(labels)}")
+
+    return conv
+
+
+def _to_json(pg: PgType) -> Converter:
+    binary = pg.family is Family.JSONB
+
+    def conv(v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, str):
+            try:
+                native.parse_json(v, binary=binary)
+            except native.NotExact as e:
+                raise _reject(v, pg.sql, str(e)) from None
+            return v
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int):
+            return str(v)  # a JSON number: a column of NUMERIC affinity stores '5' as 5
+        if isinstance(v, float) and math.isfinite(v):
+            return repr(v)
+        if isinstance(v, bytes):
+            raise _reject(v, pg.sql, "a blob is not JSON text")
+        raise _reject(v, pg.sql, "not JSON")
+
+    return conv
+
+
+def _to_uuid(v: Any) -> Any:
+    if v is None:
+        return None
+    try:
+        return str(native.parse_uuid(v))
+    except native.NotExact as e:
+        raise _reject(v, "uuid", str(e)) from None
+
+
+def _to_interval(pg: PgType) -> Converter:
+    # interval(p) keeps p fractional digits of a second: finer values would be rounded.
+    step = 10 ** (6 - pg.precision) if pg.precision is not None else 1
+
+    def conv(v: Any) -> Any:
+        if v is None:
+            return None
+        try:
+            interval = native.parse_interval(v)
+        except native.NotExact as e:
+            raise _reject(v, pg.sql, str(e)) from None
+        if interval.micros % step:
+            raise _reject(v, pg.sql, f"would be rounded to {pg.precision} fractional digits")
+        return interval.pg_text()
+
+    return conv
+
+
+def _to_inet(pg: PgType) -> Converter:
+    cidr = pg.sql == "cidr"
+
+    def conv(v: Any) -> Any:
+        if v is None:
+            return None
+        try:
+            return str(native.parse_inet(v, cidr=cidr))
+        except native.NotExact as e:
+            raise _reject(v, pg.sql, str(e)) from None
 
     return conv
 

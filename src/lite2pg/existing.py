@@ -165,6 +165,9 @@ def target_types(target: Target, schema: str) -> dict[str, dict[str, PgType]]:
     }
 
 
+# PostgreSQL's own types that text in SQLite may hold (each value checked as it loads).
+_NATIVE = (Family.JSONB, Family.JSON, Family.UUID, Family.INTERVAL, Family.INET)
+
 _COMPATIBLE: dict[Family, set[Family]] = {
     Family.INTEGER: {
         Family.INTEGER,
@@ -172,6 +175,9 @@ _COMPATIBLE: dict[Family, set[Family]] = {
         Family.NUMERIC,
         Family.TEXT,
         Family.BOOLEAN,
+        Family.INTERVAL,  # with a unit only: each value is refused without one
+        Family.JSONB,
+        Family.JSON,
         Family.OTHER,
     },
     Family.FLOAT: {Family.FLOAT, Family.NUMERIC, Family.TEXT, Family.OTHER},
@@ -184,12 +190,15 @@ _COMPATIBLE: dict[Family, set[Family]] = {
         Family.TIMESTAMP,
         Family.DATE,
         Family.BYTEA,
+        *_NATIVE,
     },
-    Family.BYTEA: {Family.BYTEA, Family.TEXT},
+    Family.BYTEA: {Family.BYTEA, Family.TEXT, Family.UUID},
     Family.BOOLEAN: {Family.BOOLEAN, Family.INTEGER, Family.TEXT},
     Family.TIMESTAMPTZ: {Family.TIMESTAMPTZ, Family.TIMESTAMP, Family.DATE, Family.TEXT},
     Family.TIMESTAMP: {Family.TIMESTAMPTZ, Family.TIMESTAMP, Family.DATE, Family.TEXT},
     Family.DATE: {Family.TIMESTAMPTZ, Family.TIMESTAMP, Family.DATE, Family.TEXT},
+    Family.JSONB: {Family.JSONB, Family.JSON, Family.TEXT, Family.OTHER},
+    Family.UUID: {Family.UUID, Family.TEXT, Family.OTHER},
 }
 
 

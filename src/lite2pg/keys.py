@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from lite2pg.load import PhaseResult, attempt, ident_list
+from lite2pg.load import PhaseResult, attempt, attempt_check, ident_list
 from lite2pg.schema import MAX_IDENT_BYTES, TableMap, sqlite_sql_to_pg, unique_name
 from lite2pg.source import Skipped, rename_index
 
@@ -207,7 +207,9 @@ def build_table_keys(
     named = [n for n in range(len(t.checks)) if (t.name, "check", str(n)) in names.names]
     # Named CHECKs first: PostgreSQL then names the others around them.
     for n in named + [n for n in range(len(t.checks)) if n not in named]:
-        expr = t.checks[n]
+        if tm.check_sql is not None and n not in tm.check_sql:
+            continue  # not translated (the table's notes or behaviour changes say why)
+        expr = t.checks[n] if tm.check_sql is None else tm.check_sql[n]
         if n in named:
             stmt = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({})").format(
                 table,
@@ -219,7 +221,7 @@ def build_table_keys(
                 table,
                 sql.SQL(sqlite_sql_to_pg(expr)),
             )
-        attempt(conn, checks, f"CHECK ({expr}) on {t.name}", stmt)
+        attempt_check(conn, checks, f"CHECK ({t.checks[n]}) on {t.name}", stmt)
     checks.seconds = time.perf_counter() - started
     return [keys, indexes, checks]
 
@@ -344,6 +346,7 @@ def merge_phases(parts: Sequence[Sequence[PhaseResult]]) -> list[PhaseResult]:
             m.failed += p.failed
             m.seconds += p.seconds
             m.notes.extend(p.notes)
+            m.changes.extend(p.changes)
     return list(merged.values())
 
 

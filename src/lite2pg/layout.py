@@ -83,7 +83,7 @@ def parse_casts(casts: dict[str, str], tables: Sequence[Table]) -> dict[str, dic
                 t.name,
                 f"--cast {key}={type_sql}: unsupported type",
                 "use text, bigint, integer, double precision, numeric(p,s), boolean, "
-                "timestamptz, timestamp, date or bytea",
+                "timestamptz, timestamp, date, bytea, jsonb, json, uuid, interval, inet or cidr",
             )
         out.setdefault(t.name, {})[col.name] = pg
     return out

@@ -292,15 +292,21 @@ class PhaseResult:
     failed: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # What was not built and makes the app see PostgreSQL behave otherwise than SQLite (a
+    # CHECK in SQLite SQL that PostgreSQL does not take): behaviour changes, not failures.
+    changes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "done": self.done,
             "failed": self.failed,
             "seconds": round(self.seconds, 3),
             "notes": self.notes,
         }
+        if self.changes:
+            out["changes"] = self.changes
+        return out
 
 
 def attempt(
@@ -318,6 +324,25 @@ def attempt(
         return False
     phase.done += 1
     return True
+
+
+def attempt_check(
+    conn: psycopg.Connection[Any], phase: PhaseResult, what: str, stmt: sql.Composed
+) -> None:
+    """Build one CHECK: rows that break it are a failure (the data is not what the app's
+    schema says); SQL that PostgreSQL does not take is a behaviour change."""
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(stmt)
+    except psycopg.OperationalError as e:
+        raise server_failure(e, f"building {phase.name}") from None
+    except psycopg.errors.CheckViolation as e:
+        phase.failed += 1
+        phase.notes.append(f"{what}: not created: {_first_line(e)}")
+    except psycopg.Error as e:
+        phase.changes.append(f"{what} not kept: PostgreSQL does not take it ({_first_line(e)})")
+    else:
+        phase.done += 1
 
 
 def ident_list(names: Sequence[str]) -> sql.Composed:

@@ -241,6 +241,7 @@ def note_skipped(
         report.notes.extend(f"{tm.source.name}: {n}" for n in tm.notes)
         report.behaviour_changes.extend(f"{tm.source.name}: {c}" for c in tm.changes)
     for p in phases:
+        report.behaviour_changes.extend(p.changes)
         if p.name == "views":
             failed = {n.split(":")[0].removeprefix("view ") for n in p.notes}
             report.not_migrated += [

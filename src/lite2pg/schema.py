@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +17,11 @@ from lite2pg.coerce import (
     BYTEA,
     DATE,
     DOUBLE,
+    INTERVAL,
+    JSONB,
     TEXT,
     TIMESTAMPTZ,
+    UUID,
     Family,
     PgType,
     converter,
@@ -26,7 +29,7 @@ from lite2pg.coerce import (
 )
 from lite2pg.errors import TransformError
 from lite2pg.plan import ColumnPlan, TablePlan
-from lite2pg.source import Column, Stored, Table, typed_by_values
+from lite2pg.source import Column, Stored, Table, typed_by_values, unquote_ident
 from lite2pg.transforms import Transform
 
 # PostgreSQL truncates identifiers to NAMEDATALEN-1 bytes.
@@ -52,9 +55,15 @@ def map_declared_type(declared: str, stored: Stored | None = None) -> PgType:
     Declared sizes such as VARCHAR(20) are not carried over: SQLite never enforced them, so
     the data may not fit, and text is lossless. A type that says nothing (`MONEY`, `LONG`:
     NUMERIC affinity by SQLite's last rule) is typed by what the column holds (`stored`).
+    A column meant for JSON (declared JSON or JSONB, or CHECKed with json_valid) is jsonb,
+    and one declared UUID is uuid, when every value it holds converts exactly.
     """
     d = " ".join(declared.upper().replace('"', " ").split())
     base = d.split("(")[0].strip()
+    if stored is not None and stored.json_invalid == 0:
+        return JSONB  # meant for JSON (declared so, or CHECKed), and every value is
+    if stored is not None and stored.uuid_invalid == 0:
+        return UUID
     if not d:
         return TEXT
     if base in GEOMETRY_TYPES:
@@ -84,6 +93,29 @@ def map_declared_type(declared: str, stored: Stored | None = None) -> PgType:
     if stored is not None and typed_by_values(declared):
         return _stored_type(stored)
     return TEXT
+
+
+def inference_note(col: Column) -> str:
+    """Why a column meant for JSON or uuids was not given that type, or what it became."""
+    stored = col.stored
+    if stored is None:
+        return ""
+    if stored.json_invalid:
+        return (
+            f"column {col.name!r} is meant for JSON but {stored.json_invalid} value(s) are not "
+            "JSON that jsonb holds exactly: kept as text (lite2pg check lists them with "
+            f"--cast TABLE.{col.name}=jsonb)"
+        )
+    if stored.uuid_invalid:
+        return (
+            f"column {col.name!r} is declared {col.declared_type} but {stored.uuid_invalid} "
+            "value(s) are no uuid: not made uuid"
+        )
+    if stored.json_invalid == 0:
+        return f"column {col.name!r} made jsonb: it is meant for JSON, and every value is"
+    if stored.uuid_invalid == 0:
+        return f"column {col.name!r} made uuid: every value is one"
+    return ""
 
 
 def _stored_type(stored: Stored) -> PgType:
@@ -168,6 +200,9 @@ class TableMap:
     # What the app will see behave differently (a default not carried over), for the
     # summary's "behaviour change" lines.
     changes: list[str] = field(default_factory=list)
+    # The CHECKs to build, by position in `source.checks`, as translated (`translate_check`);
+    # None: every CHECK as SQLite has it.
+    check_sql: dict[int, str] | None = None
 
     @property
     def target_columns(self) -> list[str]:
@@ -560,6 +595,7 @@ _RESULT_TYPES: dict[str, PgType | None] = {
     "strip": TEXT,
     "lower": TEXT,
     "timestamp": TIMESTAMPTZ,
+    "interval": INTERVAL,
     "boolean": BOOLEAN,
     "integer": BIGINT,
     "numeric": NUMERIC,
@@ -615,7 +651,102 @@ def plan_table(
         pg = parse_pg_type(added.type)
         default = None if added.default is None else sql.Literal(added.default)
         columns.append(ColumnMap(None, col_names.take(added.name), pg, False, default))
-    return TableMap(table, target, columns, notes, changes)
+    tm = TableMap(table, target, columns, notes, changes)
+    tm.check_sql = translate_checks(tm)
+    return tm
+
+
+def translate_checks(tm: TableMap) -> dict[int, str]:
+    """The table's CHECKs that PostgreSQL can hold, in SQLite SQL still (keys.py quotes them),
+    by position; notes and behaviour changes of `tm` say what became of the others."""
+    jsonb = {
+        c.source.lower()
+        for c in tm.columns
+        if c.source is not None and c.pg_type.family is Family.JSONB
+    }
+    out: dict[int, str] = {}
+    for n, expr in enumerate(tm.source.checks):
+        translated, why = translate_check(expr, jsonb)
+        if translated is not None:
+            out[n] = translated
+            if why:
+                tm.notes.append(f"CHECK ({expr}): {why}")
+        elif why.startswith("redundant"):
+            tm.notes.append(f"CHECK ({expr}) not built: {why}")
+        else:
+            tm.changes.append(f"CHECK ({expr}) not kept: {why}")
+    return out
+
+
+# SQLite functions whose PostgreSQL namesake does the same to the values a CHECK sees.
+_SAME_FUNCTIONS = frozenset(
+    {
+        "abs", "coalesce", "length", "lower", "ltrim", "nullif", "replace", "round", "rtrim",
+        "substr", "trim", "upper",
+    }
+)  # fmt: skip
+# Words a '(' may follow in a CHECK without being a function call.
+_NOT_CALLS = frozenset(
+    {
+        "and", "or", "not", "in", "is", "exists", "between", "like", "cast", "case", "when",
+        "then", "else", "as", "check", "values", "select", "numeric", "decimal", "varchar",
+        "char", "character", "integer", "int", "text", "real", "float", "double", "precision",
+    }
+)  # fmt: skip
+_CHECK_TOKEN = re.compile(
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`|\[[^\]]*\]"
+    r"|(?P<word>[A-Za-z_][A-Za-z0-9_$]*)(?P<call>\s*\()?",
+    re.S,
+)
+_JSON_VALID = re.compile(
+    r"json_valid\s*\(\s*(\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`|\[[^\]]*\]|[A-Za-z_]\w*)\s*\)",
+    re.I,
+)
+_STRING_LITERAL = re.compile(r"('(?:[^']|'')*')", re.S)
+# `json_valid(c)`, alone or `OR c IS NULL` (Django's JSONField): nothing left to check.
+_ONLY_JSON_VALID = re.compile(
+    r"\(*\s*json_valid\s*\(\s*(?P<c>[^()]+?)\s*\)\s*\)*"
+    r"(?:\s+OR\s+\(*\s*(?P<n>[^()]+?)\s+IS\s+NULL\s*\)*)?\s*",
+    re.I | re.S,
+)
+
+
+def translate_check(expr: str, jsonb: Collection[str]) -> tuple[str | None, str]:
+    """A SQLite CHECK expression as PostgreSQL can hold it, and what was changed, or None
+    and why not. `jsonb` names the columns (lower case) that are jsonb, which only holds
+    valid JSON: their json_valid() is redundant."""
+    whole = _ONLY_JSON_VALID.fullmatch(expr)
+    if whole is not None:
+        column = unquote_ident(whole.group("c")).lower()
+        nulls = whole.group("n")
+        if column in jsonb and (nulls is None or unquote_ident(nulls).lower() == column):
+            return None, f"redundant: column {unquote_ident(whole.group('c'))!r} is jsonb"
+    replaced: list[str] = []
+
+    def true_if_jsonb(m: re.Match[str]) -> str:
+        if unquote_ident(m.group(1)).lower() in jsonb:
+            replaced.append(unquote_ident(m.group(1)))
+            return "TRUE"
+        return m.group(0)
+
+    # Outside string literals only: '...json_valid(x)...' is text.
+    text = "".join(
+        part if part.startswith("'") else _JSON_VALID.sub(true_if_jsonb, part)
+        for part in _STRING_LITERAL.split(expr)
+    )
+    for m in _CHECK_TOKEN.finditer(text):
+        word = m.group("word")
+        if word is None or m.group("call") is None:
+            continue
+        name = word.lower()
+        if name not in _SAME_FUNCTIONS and name not in _NOT_CALLS:
+            return None, f"uses the SQLite function {word}(), which lite2pg does not translate"
+    why = ""
+    if replaced:
+        why = (
+            f"json_valid() of {', '.join(repr(c) for c in replaced)} dropped: jsonb holds JSON only"
+        )
+    return text, why
 
 
 def _plan_column(
@@ -627,7 +758,10 @@ def _plan_column(
     changes: list[str],
     cp: ColumnPlan | None = None,
 ) -> ColumnMap:
-    pg = pg or map_declared_type(col.declared_type, col.stored)
+    if pg is None:
+        pg = map_declared_type(col.declared_type, col.stored)
+        if note := inference_note(col):
+            notes.append(note)
     target = names.take(col.name)
     if target != col.name:
         notes.append(

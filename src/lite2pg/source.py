@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lite2pg import native
 from lite2pg.errors import RunDirError, SourceError, UsageError
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -28,6 +29,11 @@ class Stored:
     classes: frozenset[str]  # of 'integer', 'real', 'text', 'blob'
     # Every integer is within 2**53 of zero, so a double holds each one exactly.
     ints_fit_double: bool = True
+    # For a column meant to hold JSON (declared JSON or JSONB, or CHECKed with json_valid):
+    # how many values jsonb would not take as they are; None for other columns.
+    json_invalid: int | None = None
+    # For a column declared UUID, GUID or UNIQUEIDENTIFIER: how many values are no uuid.
+    uuid_invalid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,7 @@ class Column:
     pk_position: int  # 0 when not part of the primary key, else 1-based position
     generated: bool = False
     # What the column holds, for a column whose declared type says nothing about it
-    # (`typed_by_values`); None for every other column.
+    # (`typed_by_values`) or that may hold JSON or uuids (`Stored`); None for the others.
     stored: Stored | None = None
 
 
@@ -785,28 +791,108 @@ def _table(
     )
 
 
+JSON_TYPES = frozenset({"JSON", "JSONB"})
+UUID_TYPES = frozenset({"UUID", "GUID", "UNIQUEIDENTIFIER"})
+_JSON_VALID_CALL = re.compile(
+    r"""\bjson_valid\s*\(\s*("(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|[A-Za-z_]\w*)\s*\)""",
+    re.I,
+)
+# SQLite calls this (a Python function) only for JSON text with escapes or exponents: the
+# values whose jsonb reading json_valid() cannot vouch for.
+_JSONB_OK = "_lite2pg_jsonb_ok"
+
+
+def base_type(declared: str) -> str:
+    """A declared type's name without size or quotes, in upper case: 'varchar(20)' -> VARCHAR."""
+    return " ".join(declared.upper().replace('"', " ").split()).split("(")[0].strip()
+
+
+def json_checked(table: Table) -> frozenset[str]:
+    """Columns (lower case) that a CHECK tests with json_valid(column), as Django's
+    JSONField does."""
+    return frozenset(
+        unquote_ident(m.group(1)).lower()
+        for check in table.checks
+        for m in _JSON_VALID_CALL.finditer(check)
+    )
+
+
+def _jsonb_ok(value: object) -> int:
+    try:
+        native.parse_json(str(value), binary=True)
+    except native.NotExact:
+        return 0
+    return 1
+
+
+def _json_invalid_sql(q: str) -> str:
+    """SQLite SQL: 1 for a non-NULL value of column q that jsonb does not take as it is."""
+    text_ok = (
+        f"(instr({q}, '\\u') = 0 AND {q} NOT GLOB '*[0-9][eE]*' OR {_JSONB_OK}({q}))"
+        if native.SQLITE_HAS_JSON
+        else f"{_JSONB_OK}({q})"
+    )
+    valid = f"json_valid({q}) AND " if native.SQLITE_HAS_JSON else ""
+    return (
+        f"sum(CASE WHEN {q} IS NULL THEN 0 WHEN typeof({q}) = 'integer' THEN 0 "
+        f"WHEN typeof({q}) = 'real' THEN NOT abs({q}) < 9e999 "
+        f"WHEN typeof({q}) = 'text' THEN NOT ({valid}{text_ok}) ELSE 1 END)"
+    )
+
+
+def _uuid_invalid_sql(q: str) -> str:
+    return (
+        f"sum(CASE WHEN {q} IS NULL THEN 0 WHEN typeof({q}) = 'blob' THEN length({q}) <> 16 "
+        f"ELSE NOT {native.uuid_text_sql(q)} END)"
+    )
+
+
 def _with_stored(conn: sqlite3.Connection, table: Table) -> Table:
-    """`table` with `Column.stored` filled for its `typed_by_values` columns."""
-    wanted = [c for c in table.columns if typed_by_values(c.declared_type)]
+    """`table` with `Column.stored` filled for its `typed_by_values` columns and those that
+    may hold JSON or uuids, in one pass over the table."""
+    checked = json_checked(table)
+    wanted: list[tuple[Column, str | None]] = []
+    for c in table.columns:
+        base = base_type(c.declared_type)
+        kind = (
+            "json"
+            if base in JSON_TYPES or c.name.lower() in checked
+            else "uuid"
+            if base in UUID_TYPES
+            else None
+        )
+        if kind is not None or typed_by_values(c.declared_type):
+            wanted.append((c, kind))
     if not wanted:
         return table
     exprs: list[str] = []
-    for c in wanted:
+    for c, kind in wanted:
         q = quote_ident(c.name)
         exprs += [f"max(typeof({q}) = '{k}')" for k in ("integer", "real", "text", "blob")]
         exprs.append(
             f"max(CASE WHEN typeof({q}) = 'integer' "
             f"THEN {q} NOT BETWEEN -{_DOUBLE_EXACT} AND {_DOUBLE_EXACT} END)"
         )
+        exprs.append(
+            _json_invalid_sql(q) if kind == "json" else _uuid_invalid_sql(q) if kind else "NULL"
+        )
+    if any(kind == "json" for _, kind in wanted):
+        conn.create_function(_JSONB_OK, 1, _jsonb_ok, deterministic=True)
     # Aggregates without GROUP BY: one pass, constant memory, whatever the table's size.
     row = conn.execute(f"SELECT {', '.join(exprs)} FROM {quote_ident(table.name)}").fetchone()
     stored: dict[str, Stored] = {}
-    for i, c in enumerate(wanted):
-        flags = row[5 * i : 5 * i + 4]
+    for i, (c, kind) in enumerate(wanted):
+        flags = row[6 * i : 6 * i + 4]
         classes = frozenset(
             k for k, f in zip(("integer", "real", "text", "blob"), flags, strict=True) if f
         )
-        stored[c.name] = Stored(classes, ints_fit_double=not row[5 * i + 4])
+        invalid = None if kind is None else int(row[6 * i + 5] or 0)
+        stored[c.name] = Stored(
+            classes,
+            ints_fit_double=not row[6 * i + 4],
+            json_invalid=invalid if kind == "json" else None,
+            uuid_invalid=invalid if kind == "uuid" else None,
+        )
     columns = tuple(
         replace(c, stored=stored[c.name]) if c.name in stored else c for c in table.columns
     )

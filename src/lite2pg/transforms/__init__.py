@@ -3,11 +3,12 @@
 A spec is a one-key table `{ name = options }` (or just `"name"` for a transform without
 options); `compile_chain` turns a list of specs into one `Transform` applying them in order.
 A `Transform` takes a value as Python's sqlite3 returns it (None, int, float, str, bytes)
-and returns None, int, float, str, bytes, bool, Decimal, an aware UTC datetime, or a date,
-or raises `TransformError(reason)`.
+and returns None, int, float, str, bytes, bool, Decimal, an aware UTC datetime, a date or a
+`native.Interval`, or raises `TransformError(reason)`.
 
 Transforms: map, boolean, integer, numeric, strip, lower, nullif, default, required
-(values.py), timestamp (timestamps.py), hash_password (passwords.py).
+(values.py), timestamp (timestamps.py), interval (intervals.py), hash_password
+(passwords.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from lite2pg.errors import PlanError
 from lite2pg.transforms._common import Compiler, Transform
 from lite2pg.transforms._options import join_key, type_name, unknown_key_problem
+from lite2pg.transforms.intervals import compile_interval
 from lite2pg.transforms.passwords import compile_hash_password
 from lite2pg.transforms.timestamps import compile_timestamp
 from lite2pg.transforms.values import (
@@ -48,6 +50,7 @@ COMPILERS: Mapping[str, Compiler] = {
     "hash_password": compile_hash_password,
     "map": compile_map,
     "timestamp": compile_timestamp,
+    "interval": compile_interval,
     "boolean": compile_boolean,
     "integer": compile_integer,
     "numeric": compile_numeric,

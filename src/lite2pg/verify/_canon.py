@@ -14,6 +14,7 @@ from typing import Any
 
 from psycopg import sql
 
+from lite2pg import native
 from lite2pg.coerce import Family, PgType
 from lite2pg.schema import ColumnMap
 
@@ -24,6 +25,11 @@ _TEXTUAL = (
     Family.TEXT,
     Family.ENUM,
     Family.OTHER,
+    Family.JSONB,
+    Family.JSON,
+    Family.UUID,
+    Family.INTERVAL,
+    Family.INET,
     Family.TIMESTAMPTZ,
     Family.TIMESTAMP,
     Family.DATE,
@@ -46,6 +52,15 @@ _SHAPE = {
 }
 
 # PostgreSQL side: each column rendered as the canonical Python value (see the module doc).
+# An interval's three fields exactly, as `native.Interval.canonical` prints them (extract
+# gives numeric from PostgreSQL 14 on; the time splits into hours, minutes, microseconds).
+INTERVAL_CANON = (
+    "((extract(year from {0}) * 12 + extract(month from {0}))::int8::text || ' mons ' || "
+    "extract(day from {0})::int8::text || ' days ' || (extract(hour from {0}) * 3600000000 "
+    "+ extract(minute from {0}) * 60000000 + extract(microseconds from {0}))::int8::text "
+    "|| ' microseconds')"
+)
+
 _PG_CANON = {
     Family.INTEGER: "{}::int8",
     Family.BOOLEAN: "{}::int::int8",
@@ -53,6 +68,10 @@ _PG_CANON = {
     Family.NUMERIC: "trim_scale({})::text",
     Family.BYTEA: "{}",
     Family.TIMESTAMPTZ: "({} AT TIME ZONE 'UTC')::text",
+    # jsonb::text is canonical (keys ordered, one spacing, numbers as numeric prints them);
+    # json, inet and cidr (::text always shows the prefix) are their text.
+    Family.UUID: "replace({}::text, '-', '')",
+    Family.INTERVAL: INTERVAL_CANON,
 }
 
 
@@ -102,6 +121,7 @@ def _canon_fn(pg: PgType) -> Callable[[Any], Any]:
     """Converted value (what the run's converters hand to COPY) -> canonical value."""
     fam = pg.family
     padded = _is_padded(pg)
+    cidr = pg.sql == "cidr"
 
     def canon(v: Any) -> Any:
         if v is None:
@@ -118,6 +138,14 @@ def _canon_fn(pg: PgType) -> Callable[[Any], Any]:
             return bytes(v) if isinstance(v, bytes) else str(v).encode("utf-8")
         if fam in (Family.TIMESTAMPTZ, Family.TIMESTAMP):
             return timestamp_text(v)
+        if fam is Family.JSONB:
+            return native.jsonb_text(native.parse_json(str(v), binary=True))
+        if fam is Family.UUID:
+            return native.parse_uuid(v).hex
+        if fam is Family.INTERVAL:
+            return native.parse_interval(v).canonical()
+        if fam is Family.INET:
+            return native.inet_text(native.parse_inet(v, cidr=cidr))
         if fam is Family.DATE:
             if isinstance(v, dt.datetime):
                 return v.date().isoformat()

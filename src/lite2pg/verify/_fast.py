@@ -75,10 +75,16 @@ _FAMILIES = frozenset(
         Family.TIMESTAMP,
         Family.DATE,
         Family.BYTEA,
+        Family.JSONB,
+        Family.JSON,
+        Family.UUID,
+        Family.INET,
     }
 )
 # Families whose non-NULL SQLite values may print as GS (one character of text or blob).
 _TEXTUAL = _FAMILIES - {Family.INTEGER, Family.BOOLEAN, Family.BYTEA}
+
+_NATIVE = (Family.JSONB, Family.JSON, Family.UUID, Family.INET)
 
 _FREE = frozenset({Family.TEXT, Family.ENUM, Family.OTHER})
 
@@ -98,6 +104,7 @@ _PG_TEXT = {
     Family.NUMERIC: "trim_scale({})::text",
     Family.BYTEA: "upper(encode({}, 'hex'))",
     Family.TIMESTAMPTZ: "({} AT TIME ZONE 'UTC')::text",
+    Family.UUID: "replace({}::text, '-', '')",
 }
 
 
@@ -109,8 +116,10 @@ def _guards(fam: Family, q: str, declared: str) -> list[str]:
     if fam in (Family.INTEGER, Family.BOOLEAN):
         # The text '5' or a blob of it; a real always prints a '.' or an exponent.
         return [f"{q} >= ''"]
-    if fam in (Family.ENUM, Family.OTHER):
-        return [f"{q} < ''", f"{q} >= X''"]  # a number, a blob
+    if fam in (Family.ENUM, Family.OTHER, *_NATIVE):
+        # A number, a blob. The text of these types that PostgreSQL prints reads back as
+        # the same value (`native`), so text equal to it converts to that value.
+        return [f"{q} < ''", f"{q} >= X''"]
     if fam in (Family.TIMESTAMPTZ, Family.TIMESTAMP, Family.DATE):
         # A number cannot print as a date; the range PostgreSQL's values are in is
         # checked on its side (`_PG_RANGE`).
