@@ -510,15 +510,17 @@ def test_without_the_profile_prisma_dates_are_rejected(
     assert report.rows_rejected > 0 and report.profile is None
 
 
+@pytest.mark.parametrize("truncate", [False, True])
 def test_data_only_into_prismas_schema_keeps_its_migration_rows(
-    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, truncate: bool
 ) -> None:
     pg.execute(PRISMA_PG_DDL)
-    report = migrate(_prisma_db(make_db), pg.target, _opts(pg, tmp_path, data_only=True))
+    opts = _opts(pg, tmp_path, data_only=True, truncate=truncate)
+    report = migrate(_prisma_db(make_db), pg.target, opts)
 
     assert report.exit_code() == 0, report.as_dict()
     assert (report.rows_loaded, report.rows_rejected) == (4, 0)
-    assert pg.query("SELECT id FROM _prisma_migrations") == [("pg-1",)]
+    assert pg.query("SELECT id FROM _prisma_migrations") == [("pg-1",)]  # not even truncated
     assert pg.query('SELECT "createdAt" FROM "User" ORDER BY id')[0] == (
         dt.datetime(2024, 3, 1, 12, 34, 56, 789_000),
     )
