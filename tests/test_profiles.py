@@ -262,6 +262,15 @@ def test_django_duration_takes_its_unit_from_the_profile_when_cast_to_interval(
     )
     assert plan is not None and "took" in plan.tables["t"].columns
     assert "took" not in plan.tables["t"].cast  # the target's own type stands
+    # Into the table and column the user's plan names.
+    user = parse_plan('[tables.t]\ntarget = "spans"\nrename = { took = "spent" }\n')
+    plan, _ = _resolve(
+        db,
+        user,
+        data_only=True,
+        target_types=lambda: {"spans": {"spent": parse_pg_type("interval")}},
+    )
+    assert plan is not None and "took" in plan.tables["t"].columns
 
 
 def test_alembic_profile_knows_sqlalchemy_types(make_db: MakeDb) -> None:
