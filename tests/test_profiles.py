@@ -262,6 +262,15 @@ def test_django_duration_takes_its_unit_from_the_profile_when_cast_to_interval(
     )
     assert plan is not None and "took" in plan.tables["t"].columns
     assert "took" not in plan.tables["t"].cast  # the target's own type stands
+    # Into the table and column the user's plan names.
+    user = parse_plan('[tables.t]\ntarget = "spans"\nrename = { took = "spent" }\n')
+    plan, _ = _resolve(
+        db,
+        user,
+        data_only=True,
+        target_types=lambda: {"spans": {"spent": parse_pg_type("interval")}},
+    )
+    assert plan is not None and "took" in plan.tables["t"].columns
 
 
 def test_alembic_profile_knows_sqlalchemy_types(make_db: MakeDb) -> None:
@@ -291,6 +300,33 @@ def test_alembic_profile_knows_sqlalchemy_types(make_db: MakeDb) -> None:
         ("interval", {"epoch_offset": True})
     ]
     assert profile.label == "SQLAlchemy (Alembic)" and profile.revision == "3f2a1b"
+
+
+def test_a_sqlalchemy_database_migrates_its_intervals_and_uuids(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY);"
+        "CREATE TABLE item (id INTEGER NOT NULL PRIMARY KEY, uid CHAR(32) NOT NULL, "
+        "wait DATETIME, kind VARCHAR(6) NOT NULL, price NUMERIC(10, 2), "
+        "CONSTRAINT kind_ck CHECK (kind IN ('small', 'large')));"
+        "INSERT INTO item VALUES (1, 'a3c2e1f0a3c2e1f0a3c2e1f0a3c2e1f0', "
+        "'1970-01-02 03:00:00.000000', 'small', 9.99);"
+        "INSERT INTO item VALUES (2, 'b3c2e1f0a3c2e1f0a3c2e1f0a3c2e1f0', "
+        "'1969-12-31 23:59:59.500000', 'large', NULL);"
+    )
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+
+    assert report.exit_code() == 0, report.as_dict()
+    assert report.verify is not None and report.verify["ok"]
+    assert pg.query(
+        "SELECT uid::text, wait = interval '1 day 3 hours', kind, price::text FROM item ORDER BY id"
+    ) == [
+        ("a3c2e1f0-a3c2-e1f0-a3c2-e1f0a3c2e1f0", True, "small", "9.99"),
+        ("b3c2e1f0-a3c2-e1f0-a3c2-e1f0a3c2e1f0", False, "large", None),
+    ]
+    assert pg.query("SELECT wait FROM item WHERE id = 2") == [(-dt.timedelta(seconds=0.5),)]
+    assert _types(pg, "item")["kind"] == "character varying(6)"
 
 
 def test_rails_profile_reads_t_and_f_booleans_and_microsecond_datetimes(make_db: MakeDb) -> None:
@@ -453,6 +489,29 @@ def test_a_prisma_database_migrates_with_every_row_and_its_clock_default(
     assert opts.plan.tables["User"].cast["createdAt"] == "timestamp(3)"
 
 
+def test_the_staged_commands_apply_the_profile_once_and_verify_it(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    # export -> transform -> load -> verify, as migrate runs against a real server.
+    opts = _opts(pg, tmp_path, keep_artifacts=True)
+    report = migrate(_prisma_db(make_db), pg.target, opts)
+
+    assert report.exit_code() == 0, report.as_dict()
+    assert report.verify is not None and report.verify["ok"]
+    assert report.profile is not None and report.profile["name"] == "prisma"
+    assert pg.query('SELECT "publishedAt" FROM "Post" ORDER BY id') == [
+        (dt.datetime(2024, 3, 2, 0, 0, 0, 1000),),
+        (None,),
+    ]
+    # The clock default of the transformed column is kept on this path too.
+    (default,) = pg.query(
+        "SELECT column_default FROM information_schema.columns WHERE table_schema = %s "
+        "AND table_name = 'User' AND column_name = 'createdAt'",
+        (pg.schema,),
+    )
+    assert "CURRENT_TIMESTAMP" in str(default[0]).upper()
+
+
 def test_without_the_profile_prisma_dates_are_rejected(
     make_db: MakeDb, pg: PgSchema, tmp_path: Path
 ) -> None:
@@ -460,15 +519,17 @@ def test_without_the_profile_prisma_dates_are_rejected(
     assert report.rows_rejected > 0 and report.profile is None
 
 
+@pytest.mark.parametrize("truncate", [False, True])
 def test_data_only_into_prismas_schema_keeps_its_migration_rows(
-    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, truncate: bool
 ) -> None:
     pg.execute(PRISMA_PG_DDL)
-    report = migrate(_prisma_db(make_db), pg.target, _opts(pg, tmp_path, data_only=True))
+    opts = _opts(pg, tmp_path, data_only=True, truncate=truncate)
+    report = migrate(_prisma_db(make_db), pg.target, opts)
 
     assert report.exit_code() == 0, report.as_dict()
     assert (report.rows_loaded, report.rows_rejected) == (4, 0)
-    assert pg.query("SELECT id FROM _prisma_migrations") == [("pg-1",)]
+    assert pg.query("SELECT id FROM _prisma_migrations") == [("pg-1",)]  # not even truncated
     assert pg.query('SELECT "createdAt" FROM "User" ORDER BY id')[0] == (
         dt.datetime(2024, 3, 1, 12, 34, 56, 789_000),
     )
@@ -493,13 +554,14 @@ CREATE TABLE "shop_note" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT,
     "content_type_id" integer NOT NULL REFERENCES "django_content_type" ("id")
         DEFERRABLE INITIALLY DEFERRED,
     "ref" char(32) NOT NULL, "data" text NOT NULL CHECK ((JSON_VALID("data") OR "data" IS NULL)),
-    "done" bool NOT NULL, "at" datetime NOT NULL);
+    "done" bool NOT NULL, "at" datetime NOT NULL, "took" bigint NOT NULL,
+    "ip" char(39) NULL);
 INSERT INTO django_migrations VALUES (1, 'shop', '0001_initial', '2024-01-01 10:00:00');
 INSERT INTO django_content_type VALUES (7, 'shop', 'note'), (9, 'auth', 'permission');
 INSERT INTO auth_permission VALUES (20, 7, 'add_note', 'Can add note'),
     (21, 9, 'add_permission', 'Can add permission');
 INSERT INTO shop_note VALUES (1, 7, '0123456789abcdef0123456789abcdef', '{"k": [1, 2]}', 1,
-    '2024-02-03 04:05:06.123456');
+    '2024-02-03 04:05:06.123456', 90061000001, '2001:db8::1');
 """
 
 # What Django's migrate makes (and fills: post_migrate) on PostgreSQL, other ids.
@@ -517,7 +579,7 @@ CREATE TABLE "shop_note" ("id" bigint NOT NULL PRIMARY KEY GENERATED BY DEFAULT 
     "content_type_id" integer NOT NULL REFERENCES "django_content_type" ("id")
         DEFERRABLE INITIALLY DEFERRED,
     "ref" uuid NOT NULL, "data" jsonb NOT NULL, "done" boolean NOT NULL,
-    "at" timestamp with time zone NOT NULL);
+    "at" timestamp with time zone NOT NULL, "took" interval NOT NULL, "ip" inet NULL);
 INSERT INTO django_migrations (app, name, applied) VALUES
     ('shop', '0001_initial', now()), ('shop', '0002_pg_only', now());
 INSERT INTO django_content_type (app_label, model) VALUES ('auth', 'permission'),
@@ -548,9 +610,13 @@ def test_data_only_into_djangos_schema_replaces_content_types_and_keeps_its_migr
         (20, 7),
         (21, 9),
     ]
-    assert pg.query("SELECT ref::text, data->'k'->>1, done FROM shop_note") == [
-        ("01234567-89ab-cdef-0123-456789abcdef", "2", True)
-    ]
+    assert pg.query(
+        "SELECT ref::text, data->'k'->>1, done, took = interval '1 day 01:01:01.000001' "
+        "FROM shop_note"
+    ) == [
+        ("01234567-89ab-cdef-0123-456789abcdef", "2", True, True)
+    ]  # the DurationField's microseconds, by the profile's unit: never read as seconds
+    assert report.verify is not None and report.verify["ok"]
     assert report.profile is not None
     summary = report.profile["summary"]
     assert "django_migrations not loaded" in summary
@@ -561,13 +627,37 @@ def test_data_only_into_djangos_schema_replaces_content_types_and_keeps_its_migr
     ) == [(10,)]
 
 
+def test_a_django_database_migrates_into_the_types_django_expects(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    opts = _opts(pg, tmp_path, casts={"shop_note.took": "interval"})
+    report = migrate(make_db(DJANGO_SQLITE), pg.target, opts)
+
+    assert report.exit_code() == 0, report.as_dict()
+    assert report.verify is not None and report.verify["ok"]
+    types = _types(pg, "shop_note")
+    assert (types["ref"], types["data"], types["done"], types["at"]) == (
+        "uuid",
+        "jsonb",
+        "boolean",
+        "timestamp with time zone",
+    )
+    assert (types["took"], types["ip"]) == ("interval", "inet")
+    assert pg.query(
+        "SELECT took = interval '1 day 01:01:01.000001', host(ip) FROM shop_note "
+        "WHERE data @> '{\"k\": [2]}'"
+    ) == [(True, "2001:db8::1")]
+    # Create mode copies the bookkeeping tables as they are.
+    assert pg.query("SELECT count(*) FROM django_migrations") == [(1,)]
+
+
 def test_data_only_still_refuses_a_non_empty_table_the_profile_does_not_replace(
     make_db: MakeDb, pg: PgSchema, tmp_path: Path
 ) -> None:
     pg.execute(DJANGO_PG)
     pg.execute(
-        "INSERT INTO shop_note (content_type_id, ref, data, done, at) VALUES "
-        "(1, gen_random_uuid(), '{}', true, now())"
+        "INSERT INTO shop_note (content_type_id, ref, data, done, at, took) VALUES "
+        "(1, gen_random_uuid(), '{}', true, now(), '1 second')"
     )
     with pytest.raises(TargetError, match="'shop_note' is not empty"):
         migrate(make_db(DJANGO_SQLITE), pg.target, _opts(pg, tmp_path, data_only=True))
@@ -599,3 +689,13 @@ def test_check_shows_the_profile_and_prints_it_as_a_plan_to_edit(
 
     bare = cli("check", str(db), "--profile", "none", cwd=tmp_path)
     assert bare.returncode == 1  # the epoch milliseconds are rejected without it
+
+
+def test_migrate_says_which_profile_it_applied(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = _prisma_db(make_db)
+    args = ["--target", pg.dsn, "--schema", pg.schema, "--run-dir", str(tmp_path / "run")]
+    result = cli("migrate", str(db), *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "profile: Prisma profile applied: 3 columns as integer, " in result.stdout

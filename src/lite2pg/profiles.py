@@ -173,10 +173,10 @@ class _Context:
     """What a profile builder looks at."""
 
     src: sqlite3.Connection
-    schema: SourceSchema
     data_only: bool
     casts: Mapping[str, str]  # --cast "table.column" -> type
     target_types: Callable[[], TargetTypes] | None
+    user: Plan | None = None  # its table targets and column renames name the target's
     _targets: TargetTypes | None = None
 
     def wanted_type(self, table: str, column: str) -> str | None:
@@ -188,6 +188,9 @@ class _Context:
         if self.data_only and self.target_types is not None:
             if self._targets is None:
                 self._targets = self.target_types()
+            tp = self.user.tables.get(table) if self.user is not None else None
+            if tp is not None:
+                table, column = tp.target, tp.target_column(column)
             pg = self._targets.get(table.lower(), {}).get(column.lower())
             return pg.sql.lower() if pg is not None else None
         return None
@@ -463,11 +466,13 @@ def build_profile(
     casts: Mapping[str, str] | None = None,
     target_types: Callable[[], TargetTypes] | None = None,
     found: str | None = None,
+    user: Plan | None = None,
 ) -> Profile:
     """The profile of ORM `name` for this source: rules from its declared types and values;
-    with `data_only`, its bookkeeping tables skipped and the tables it fills replaced."""
+    with `data_only`, its bookkeeping tables skipped and the tables it fills replaced.
+    `user` (the user's plan) only names target tables and columns here; see `resolve`."""
     orm = _BY_NAME[name]
-    ctx = _Context(src, schema, data_only, casts or {}, target_types)
+    ctx = _Context(src, data_only, casts or {}, target_types, user)
     by_lower = {t.name.lower(): t.name for t in schema.tables}
     skipped = {by_lower[b]: _DATA_ONLY_SKIP for b in orm.bookkeeping if data_only and b in by_lower}
     replaced = {
@@ -529,7 +534,7 @@ def resolve(
             user_plan.check_columns(t.name, [c.name for c in t.columns])
     profile = build_profile(
         choice, src, schema, data_only=data_only, casts=casts, target_types=target_types,
-        found=found,
+        found=found, user=user_plan,
     ).without(user_plan)  # fmt: skip
     base = profile.plan()
     if user_plan is None:
