@@ -4,11 +4,14 @@ kept, against a real PostgreSQL."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from psycopg import sql
 
 from lite2pg import source
@@ -101,6 +104,54 @@ def test_alter_table_rename_and_add_column_keep_the_quoting_they_were_written_wi
         ("Added", True, "NOCASE"),
         ("Plain", False, None),
     ]
+
+
+_NAME = st.text(
+    st.characters(codec="utf-8", exclude_characters="\x00", exclude_categories=("Cs",)),
+    min_size=1,
+    max_size=12,
+)
+_QUOTES = {
+    "double": lambda n: '"' + n.replace('"', '""') + '"',
+    "bracket": lambda n: "[" + n + "]",
+    "backtick": lambda n: "`" + n.replace("`", "``") + "`",
+    "bare": lambda n: n,
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(_NAME, st.sampled_from(sorted(_QUOTES))),
+        min_size=1,
+        max_size=5,
+        unique_by=lambda x: x[0].lower(),
+    ),
+    st.sampled_from([None, "NOCASE", "RTRIM"]),
+)
+def test_declared_columns_read_names_quoting_and_collation_as_sqlite_does(
+    columns: list[tuple[str, str]], collation: str | None
+) -> None:
+    defs = []
+    for name, style in columns:
+        if style == "bare" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            style = "double"
+        if style == "bracket" and "]" in name:
+            style = "double"
+        coll = f" COLLATE {collation.lower()}" if collation else ""
+        defs.append((name, style, f"{_QUOTES[style](name)} TEXT{coll} DEFAULT (',')"))
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute(f"CREATE TABLE t ({', '.join(d for _, _, d in defs)})")
+    except sqlite3.Error:
+        assume(False)  # a bare keyword, a name SQLite refuses
+    create_sql = conn.execute("SELECT sql FROM sqlite_master").fetchone()[0]
+    pragma = [r[1] for r in conn.execute("PRAGMA table_info(t)")]
+    conn.close()
+    got = source.declared_columns(create_sql)
+    assert [d.name for d in got] == pragma
+    assert [d.quoted for d in got] == [style != "bare" for _, style, _ in defs]
+    assert {d.collation for d in got} == {collation}
 
 
 def test_fold_and_keep_name_rules() -> None:
