@@ -107,7 +107,7 @@ def test_alter_table_rename_and_add_column_keep_the_quoting_they_were_written_wi
 
 
 _NAME = st.text(
-    st.characters(codec="utf-8", exclude_characters="\x00", exclude_categories=("Cs",)),
+    st.characters(codec="utf-8", exclude_characters="\x00"),
     min_size=1,
     max_size=12,
 )
