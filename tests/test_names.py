@@ -223,7 +223,14 @@ def test_names_keep_keeps_every_name_as_declared(
     assert report.exit_code() == 0, (report.notes, [p.notes for p in report.phases])
     assert _tables(pg) == ["BlogPosts", "Users"]
     assert _columns(pg, "Users") == ["Id", "dateAdded", "displayName", "ZipCode", "eMail"]
-    names = {r[0] for r in pg.query("SELECT conname FROM pg_constraint")}
+    names = {
+        r[0]
+        for r in pg.query(
+            "SELECT conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace"
+            " WHERE n.nspname = %s",
+            (pg.schema,),
+        )
+    }
     assert {"CK_Date", "FK_Author"} <= names
     # Bare names in CHECKs and expression indexes were quoted with their declared case.
     with pytest.raises(psycopg.errors.CheckViolation):
@@ -437,3 +444,37 @@ def test_names_option_is_on_the_command_line(make_db: MakeDb, pg: PgSchema, tmp_
     assert "Users" in _tables(pg)
     bad = cli("migrate", str(db), "--names", "upper", cwd=tmp_path)
     assert bad.returncode == 2 and "'upper' is not one of 'fold', 'keep'" in bad.stderr
+
+
+def test_a_column_referencing_a_nocase_key_becomes_citext_so_the_foreign_key_builds(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE users (username TEXT COLLATE NOCASE PRIMARY KEY);"
+        "CREATE TABLE posts (id INTEGER PRIMARY KEY, author TEXT REFERENCES users(username));"
+        "INSERT INTO users VALUES ('Bob');"
+        # SQLite matches a foreign key with its parent key's collation: 'BOB' is Bob's.
+        "INSERT INTO posts VALUES (1, 'BOB'), (2, 'bob');"
+    )
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+    assert report.exit_code() == 0, (report.notes, [p.notes for p in report.phases])
+    assert any("'author' is public.citext like users.username" in n for n in report.notes)
+    [(valid,)] = pg.query(
+        "SELECT convalidated FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace"
+        " WHERE c.contype = 'f' AND n.nspname = %s",
+        (pg.schema,),
+    )
+    assert valid  # no orphans: 'BOB' and 'bob' reference 'Bob', as on SQLite
+    assert pg.query("SELECT author FROM posts ORDER BY id") == [("BOB",), ("bob",)]
+    assert report.verify is not None and report.verify["ok"]
+
+    # A unique key on such a column compares with case in SQLite, without in PostgreSQL.
+    one_to_one = make_db(
+        "CREATE TABLE users (username TEXT COLLATE NOCASE PRIMARY KEY);"
+        "CREATE TABLE profiles (username TEXT PRIMARY KEY REFERENCES users(username));"
+        "INSERT INTO users VALUES ('Bob');"
+        "INSERT INTO profiles VALUES ('BOB'), ('bob');"
+    )
+    with pytest.raises(CaseCollisionError) as e:
+        migrate(one_to_one, pg.target, MigrateOptions(schema=pg.schema, run_dir=tmp_path / "r2"))
+    assert "table profiles: primary key (username): 'BOB', 'bob' are one value" in str(e.value)
