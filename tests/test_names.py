@@ -4,11 +4,14 @@ kept, against a real PostgreSQL."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from psycopg import sql
 
 from lite2pg import source
@@ -103,6 +106,54 @@ def test_alter_table_rename_and_add_column_keep_the_quoting_they_were_written_wi
     ]
 
 
+_NAME = st.text(
+    st.characters(codec="utf-8", exclude_characters="\x00"),
+    min_size=1,
+    max_size=12,
+)
+_QUOTES = {
+    "double": lambda n: '"' + n.replace('"', '""') + '"',
+    "bracket": lambda n: "[" + n + "]",
+    "backtick": lambda n: "`" + n.replace("`", "``") + "`",
+    "bare": lambda n: n,
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(_NAME, st.sampled_from(sorted(_QUOTES))),
+        min_size=1,
+        max_size=5,
+        unique_by=lambda x: x[0].lower(),
+    ),
+    st.sampled_from([None, "NOCASE", "RTRIM"]),
+)
+def test_declared_columns_read_names_quoting_and_collation_as_sqlite_does(
+    columns: list[tuple[str, str]], collation: str | None
+) -> None:
+    defs = []
+    for name, style in columns:
+        if style == "bare" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            style = "double"
+        if style == "bracket" and "]" in name:
+            style = "double"
+        coll = f" COLLATE {collation.lower()}" if collation else ""
+        defs.append((name, style, f"{_QUOTES[style](name)} TEXT{coll} DEFAULT (',')"))
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute(f"CREATE TABLE t ({', '.join(d for _, _, d in defs)})")
+    except sqlite3.Error:
+        assume(False)  # a bare keyword, a name SQLite refuses
+    create_sql = conn.execute("SELECT sql FROM sqlite_master").fetchone()[0]
+    pragma = [r[1] for r in conn.execute("PRAGMA table_info(t)")]
+    conn.close()
+    got = source.declared_columns(create_sql)
+    assert [d.name for d in got] == pragma
+    assert [d.quoted for d in got] == [style != "bare" for _, style, _ in defs]
+    assert {d.collation for d in got} == {collation}
+
+
 def test_fold_and_keep_name_rules() -> None:
     assert fold_name("dateAdded") == "dateadded"
     assert fold_name("ÉtÉ_X") == "ÉtÉ_x"  # PostgreSQL folds A-Z only in a UTF-8 name
@@ -172,7 +223,14 @@ def test_names_keep_keeps_every_name_as_declared(
     assert report.exit_code() == 0, (report.notes, [p.notes for p in report.phases])
     assert _tables(pg) == ["BlogPosts", "Users"]
     assert _columns(pg, "Users") == ["Id", "dateAdded", "displayName", "ZipCode", "eMail"]
-    names = {r[0] for r in pg.query("SELECT conname FROM pg_constraint")}
+    names = {
+        r[0]
+        for r in pg.query(
+            "SELECT conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace"
+            " WHERE n.nspname = %s",
+            (pg.schema,),
+        )
+    }
     assert {"CK_Date", "FK_Author"} <= names
     # Bare names in CHECKs and expression indexes were quoted with their declared case.
     with pytest.raises(psycopg.errors.CheckViolation):
@@ -386,3 +444,37 @@ def test_names_option_is_on_the_command_line(make_db: MakeDb, pg: PgSchema, tmp_
     assert "Users" in _tables(pg)
     bad = cli("migrate", str(db), "--names", "upper", cwd=tmp_path)
     assert bad.returncode == 2 and "'upper' is not one of 'fold', 'keep'" in bad.stderr
+
+
+def test_a_column_referencing_a_nocase_key_becomes_citext_so_the_foreign_key_builds(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE users (username TEXT COLLATE NOCASE PRIMARY KEY);"
+        "CREATE TABLE posts (id INTEGER PRIMARY KEY, author TEXT REFERENCES users(username));"
+        "INSERT INTO users VALUES ('Bob');"
+        # SQLite matches a foreign key with its parent key's collation: 'BOB' is Bob's.
+        "INSERT INTO posts VALUES (1, 'BOB'), (2, 'bob');"
+    )
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+    assert report.exit_code() == 0, (report.notes, [p.notes for p in report.phases])
+    assert any("'author' is public.citext like users.username" in n for n in report.notes)
+    [(valid,)] = pg.query(
+        "SELECT convalidated FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace"
+        " WHERE c.contype = 'f' AND n.nspname = %s",
+        (pg.schema,),
+    )
+    assert valid  # no orphans: 'BOB' and 'bob' reference 'Bob', as on SQLite
+    assert pg.query("SELECT author FROM posts ORDER BY id") == [("BOB",), ("bob",)]
+    assert report.verify is not None and report.verify["ok"]
+
+    # A unique key on such a column compares with case in SQLite, without in PostgreSQL.
+    one_to_one = make_db(
+        "CREATE TABLE users (username TEXT COLLATE NOCASE PRIMARY KEY);"
+        "CREATE TABLE profiles (username TEXT PRIMARY KEY REFERENCES users(username));"
+        "INSERT INTO users VALUES ('Bob');"
+        "INSERT INTO profiles VALUES ('BOB'), ('bob');"
+    )
+    with pytest.raises(CaseCollisionError) as e:
+        migrate(one_to_one, pg.target, MigrateOptions(schema=pg.schema, run_dir=tmp_path / "r2"))
+    assert "table profiles: primary key (username): 'BOB', 'bob' are one value" in str(e.value)

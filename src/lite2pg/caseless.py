@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,33 +136,41 @@ def _collisions(
     fold: Fold,
 ) -> list[CaseCollision]:
     cols = [quote_ident(c) for c in ix.columns]
+    # Per column: SQLite compares it without case (A-Z only); PostgreSQL does (`folded`).
+    nocase = [c == "NOCASE" for c in ix.collations or ("BINARY",) * len(cols)]
     tp = plan.table(tm.source.name) if plan is not None else None
     chains = [tp.chain(c) if tp is not None else None for c in ix.columns]
     present = " AND ".join(f"{q} IS NOT NULL" for q in cols)  # NULLs never collide
-    odd = " OR ".join(_non_ascii(q) for q, f in zip(cols, folded, strict=True) if f)
+    # A value PostgreSQL may fold otherwise than SQLite: a letter beyond A-Z, or any
+    # capital where SQLite compares with case (a text column that became citext).
+    odd = " OR ".join(
+        _non_ascii(q) if n else f"({_non_ascii(q)} OR {q} GLOB '*[A-Z]*')"
+        for q, f, n in zip(cols, folded, nocase, strict=True)
+        if f
+    )
     where = f"({tp.where}) AND " if tp is not None and tp.where else ""
     base = f"SELECT {', '.join(cols)} FROM {quote_ident(tm.source.name)} WHERE {where}{present}"
 
-    def keys(sql: str) -> list[tuple[tuple[Any, ...], tuple[Any, ...]]]:
+    def keys(query: str) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...]]]:
         """(key as loaded, key as SQLite compares it) of each row the query gives."""
-        out = []
-        for row in src.execute(sql):
+        for row in src.execute(query):
             try:
                 loaded = tuple(
                     c(v) if c is not None else v for c, v in zip(chains, row, strict=True)
                 )
             except TransformError:
                 continue  # the load rejects the row
-            sqlite_key = tuple(
-                fold_name(v) if f and isinstance(v, str) else v
-                for v, f in zip(loaded, folded, strict=True)
+            yield (
+                loaded,
+                tuple(
+                    fold_name(v) if n and isinstance(v, str) else v
+                    for v, n in zip(loaded, nocase, strict=True)
+                ),
             )
-            out.append((loaded, sqlite_key))
-        return out
 
-    # Only a value with a letter beyond A-Z folds differently: find those first (rare),
-    # then the plain values that fold to the same keys.
-    odd_rows = keys(f"{base} AND ({odd})")
+    # Only such values can collide otherwise than in SQLite: find them first (rare), then
+    # stream the other rows for keys that fold to the same.
+    odd_rows = list(keys(f"{base} AND ({odd})"))
     if not odd_rows:
         return []
     to_fold = sorted(
@@ -177,7 +185,11 @@ def _collisions(
         )
         groups.setdefault(pg_key, {}).setdefault(sqlite_key, loaded)
     for loaded, sqlite_key in keys(f"{base} AND NOT ({odd})"):
-        pg_key = sqlite_key  # A-Z only: PostgreSQL folds it as SQLite does
+        # A-Z only, and capitals only where SQLite folds them too: PostgreSQL folds alike.
+        pg_key = tuple(
+            fold_name(v) if f and isinstance(v, str) else v
+            for v, f in zip(loaded, folded, strict=True)
+        )
         if pg_key in groups:
             groups[pg_key].setdefault(sqlite_key, loaded)
     what = "primary key" if ix.origin == "pk" else "unique key"

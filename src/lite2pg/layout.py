@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from lite2pg.coerce import CITEXT, Family, PgType, parse_pg_type
+from lite2pg.coerce import CITEXT, TEXT, Family, PgType, parse_pg_type
 from lite2pg.errors import SchemaError
 from lite2pg.keys import KeyNames, name_keys
 from lite2pg.plan import NAMES_MODES, Plan, TablePlan, names_mode
-from lite2pg.schema import NameAllocator, TableMap, plan_table
+from lite2pg.schema import NameAllocator, TableMap, is_citext, plan_table
 from lite2pg.source import SourceSchema, Table
 
 
@@ -124,7 +124,36 @@ def create_maps(
         )
         for t in layout.tables
     ]
+    _caseless_references(maps, layout, plan)
     return maps, name_keys(maps, taken)
+
+
+def _caseless_references(maps: Sequence[TableMap], layout: Layout, plan: Plan | None) -> None:
+    """A text column that references a citext key becomes citext too: SQLite compares a
+    foreign key with its parent key's collation, and PostgreSQL builds no foreign key
+    between text and citext. A column with an explicit cast is left as it is."""
+    by_name = {tm.source.name.lower(): tm for tm in maps}
+    changed = True
+    while changed:  # a chain of references: each pass follows one more link
+        changed = False
+        for tm in maps:
+            tp = table_plan(plan, tm.source.name)
+            casts = set(layout.casts.get(tm.source.name, {})) | set(tp.cast if tp else ())
+            for fk in tm.source.foreign_keys:
+                parent = by_name.get(fk.ref_table.lower())
+                if parent is None or len(fk.ref_columns) != len(fk.columns):
+                    continue
+                for c, r in zip(fk.columns, fk.ref_columns, strict=True):
+                    if not (tm.has(c) and parent.has(r)) or c in casts:
+                        continue
+                    child, key = tm.column_map(c), parent.column_map(r)
+                    if is_citext(key.pg_type) and child.pg_type == TEXT:
+                        child.pg_type, child.nocase = key.pg_type, True
+                        tm.notes.append(
+                            f"column {c!r} is {key.pg_type} like {parent.source.name}.{r}, "
+                            "the key it references"
+                        )
+                        changed = True
 
 
 def parents_first(maps: Sequence[TableMap]) -> list[TableMap]:

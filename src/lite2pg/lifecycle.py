@@ -24,6 +24,8 @@ from lite2pg import capture, source
 from lite2pg.artifacts import Journal, Manifest, describe_file, write_manifest, write_table_csv
 from lite2pg.cutover import ConfigChange, SmokeResult, restore, run_smoke_command, switch_config
 from lite2pg.errors import Lite2pgError, TargetError, file_errors
+from lite2pg.existing import existing_maps
+from lite2pg.layout import create_maps
 from lite2pg.rows import safe_filename
 from lite2pg.run import (
     SNAPSHOT_NAME,
@@ -293,9 +295,16 @@ def _check_logins(run_dir: Path, target: Target, sample: int) -> int:
     conn = connect(target, autocommit=True)
     try:
         schema = source.discover(src)
+        layout = opts.layout(schema)
+        if opts.data_only:
+            maps = existing_maps(conn, opts.schema, opts.plan, layout.tables, layout.casts)
+        else:
+            maps, _ = create_maps(layout, opts.plan)
+        by_source = {tm.source.name: tm for tm in maps}
         for name, tp in opts.plan.tables.items():
             for column, cp in tp.columns.items():
-                if cp.password is None:
+                tm = by_source.get(name)
+                if cp.password is None or tm is None:
                     continue
                 table = schema.table(name)
                 if len(table.primary_key) != 1:
@@ -312,10 +321,10 @@ def _check_logins(run_dir: Path, target: Target, sample: int) -> int:
                         continue  # kept as it was: nothing to verify against
                     found = conn.execute(
                         sql.SQL("SELECT {} FROM {}.{} WHERE {} = %s").format(
-                            sql.Identifier(tp.target_column(column)),
+                            sql.Identifier(tm.target_of(column)),
                             sql.Identifier(opts.schema),
-                            sql.Identifier(tp.target),
-                            sql.Identifier(tp.target_column(pk)),
+                            sql.Identifier(tm.target),
+                            sql.Identifier(tm.target_of(pk)),
                         ),
                         (key,),
                     ).fetchone()
