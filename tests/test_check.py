@@ -344,3 +344,4 @@ def test_check_never_shows_a_secret_columns_values(tmp_path: Path) -> None:
     report = check(db, load_plan(str(plan)))
     (secret,) = [g for g in report.rejects if g.column == "password"]
     assert secret.values == ["<redacted>"] and secret.fix is None
+    assert secret.reason.startswith("hash_password: longer than bcrypt's 72 bytes")

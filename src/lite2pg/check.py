@@ -171,7 +171,7 @@ class CheckReport:
                 shown = ", ".join(_short(v) for v in g.values)
                 tail = f" and {more:,}{'+' if g.more_values else ''} more" if more > 0 else ""
                 lines.append(f"    values: {shown}{tail}")
-            if g.detail and g.detail != g.reason and REDACTED not in g.values:
+            if g.detail and g.detail != g.reason:  # a secret column's reasons hold no value
                 lines.append(f"    e.g. {_cut(g.detail, 120)}")
             if g.examples:
                 keys = "; ".join(_cut(json.dumps(k, default=str), 60) for k in g.examples[:3])
@@ -330,7 +330,8 @@ def _group(
 ) -> RejectGroup:
     """The group of a reject: its table, column and category (a reject without one is
     grouped by its reason, which then names no value or a bounded set of them)."""
-    known = r.category is not Category.OTHER
+    # A password reason never holds the value, and names a policy choice: kept as it is.
+    known = r.category not in (Category.OTHER, Category.PASSWORD)
     key = (table, r.column, r.category.name if known else r.reason)
     g = groups.get(key)
     if g is None:

@@ -617,9 +617,10 @@ def parse_iso_datetime(s: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
 
 
-def _fraction(v: Any, micros: int, pg: PgType, rounding: bool) -> int:
+def _fraction(v: Any, micros: int, pg: PgType, rounding: bool, *, before_2000: bool = False) -> int:
     """How many microseconds to add so that `micros` has at most the column's fraction
-    digits: 0 when it has; rejected unless the plan says to round (half up)."""
+    digits: 0 when it has; rejected unless the plan says to round. Rounds as PostgreSQL
+    does: to the nearest, a tie away from its epoch 2000-01-01 (so earlier before it)."""
     if pg.precision is None or pg.precision >= 6:
         return 0
     unit = int(10 ** (6 - pg.precision))
@@ -634,7 +635,18 @@ def _fraction(v: Any, micros: int, pg: PgType, rounding: bool) -> int:
             + ROUND_HINT,
             Category.TOO_PRECISE,
         )
-    return unit - extra if 2 * extra >= unit else -extra
+    if 2 * extra == unit:
+        return -extra if before_2000 else unit - extra
+    return unit - extra if 2 * extra > unit else -extra
+
+
+_PG_EPOCH = dt.datetime(2000, 1, 1)
+
+
+def _before_2000(d: dt.datetime) -> bool:
+    if d.tzinfo is not None:
+        return d.astimezone(dt.UTC).replace(tzinfo=None) < _PG_EPOCH
+    return d < _PG_EPOCH
 
 
 _EPOCH_HINT = (
@@ -664,7 +676,10 @@ def _to_timestamp(pg: PgType, rounding: bool) -> Converter:
         else:
             raise _reject(v, name)
         try:
-            parsed += dt.timedelta(microseconds=_fraction(v, parsed.microsecond, pg, rounding))
+            # Both types hold UTC wall time here (naive text is UTC, as everywhere).
+            early = _before_2000(parsed)
+            shift = _fraction(v, parsed.microsecond, pg, rounding, before_2000=early)
+            parsed += dt.timedelta(microseconds=shift)
             if aware:
                 if parsed.tzinfo is None:
                     parsed = parsed.replace(tzinfo=dt.UTC)

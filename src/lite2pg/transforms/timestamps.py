@@ -219,18 +219,25 @@ _PLAUSIBLE = (dt.datetime(1900, 1, 1, tzinfo=dt.UTC), dt.datetime(2200, 1, 1, tz
 
 
 def guess_epoch(lo: decimal.Decimal, hi: decimal.Decimal) -> tuple[str, dict[str, object]] | None:
-    """The one reading of numbers from `lo` to `hi` that puts all of them in the years
-    1900-2200: ("Julian days", {"julian": True}), ("epoch seconds", {"epoch": "seconds"})
-    or ("epoch milliseconds", {"epoch": "milliseconds"}); None when no reading does.
+    """The reading of numbers from `lo` to `hi` that puts all of them in the years
+    1900-2200, as a name and the `timestamp` transform's options; None when none does.
 
-    Julian days (about 2.4e6) come first: read as seconds they are all in January 1970."""
+    In order: Julian days (about 2.4e6: read as seconds they would all be in January
+    1970), epoch seconds, epoch milliseconds (only when no value is below 1e11 in size:
+    smaller ones are seconds that a millisecond reading would put in 1969-1973), and
+    both, told apart by size (`epoch = "auto"`), when the small ones are seconds and the
+    large ones milliseconds."""
     readings: list[tuple[str, dict[str, object], str, bool]] = [
         ("Julian days", {"julian": True}, "seconds", True),
         ("epoch seconds", {"epoch": "seconds"}, "seconds", False),
         ("epoch milliseconds", {"epoch": "milliseconds"}, "milliseconds", False),
+        ("epoch seconds below 1e11, milliseconds above", {"epoch": "auto"}, "auto", False),
     ]
+    small = min(abs(lo), abs(hi)) < MILLISECONDS_THRESHOLD if lo * hi > 0 else True
     for name, options, unit, julian in readings:
         if julian and not (lo >= JULIAN_MIN and hi < JULIAN_MAX):
+            continue
+        if unit == "milliseconds" and small:
             continue
         try:
             first, last = from_number(lo, unit, julian), from_number(hi, unit, julian)
