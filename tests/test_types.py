@@ -342,6 +342,7 @@ def test_interval_loads_exactly_and_its_canonical_text_is_what_postgresql_comput
     assert row is not None
     assert row[0] == interval.canonical()
     assert native.parse_interval(row[0]) == interval  # the canonical text reads back
+    assert native.parse_interval(loaded) == interval  # and so does the text loaded
 
 
 @settings(max_examples=30, deadline=None)
@@ -484,7 +485,7 @@ def test_a_json_column_with_text_that_is_not_json_stays_text_with_a_note(
         "  esc TEXT CHECK (json_valid(esc)));"
         "PRAGMA ignore_check_constraints = 1;"
         "INSERT INTO t VALUES (1, '{\"a\": 1}', '{\"a\": 1}', '\"\\u0000\"'),"
-        " (2, 'not json', '[1]', '1');"
+        " (2, 'not json', '[1]', '1'), (3, '[1e131072]', '[]', '1e5');"
     )
     report = migrate(db, pg.target, _opts(pg, tmp_path))
 
@@ -492,7 +493,7 @@ def test_a_json_column_with_text_that_is_not_json_stays_text_with_a_note(
     # Not every value is JSON; a plain TEXT column is never made jsonb (the app reads its
     # text back, which jsonb would rewrite); \u0000 is JSON that jsonb cannot hold.
     assert _types(pg, "t") == {"id": "bigint", "doc": "text", "plain": "text", "esc": "text"}
-    assert any("column 'doc' is meant for JSON but 1 value(s)" in n for n in report.notes)
+    assert any("column 'doc' is meant for JSON but 2 value(s)" in n for n in report.notes)
     assert any("column 'esc' is meant for JSON but 1 value(s)" in n for n in report.notes)
     # Its json_valid CHECK cannot be built on text: the app sees the change, the run goes on.
     assert any("json_valid" in c and "not kept" in c for c in report.behaviour_changes)
@@ -770,3 +771,35 @@ def test_check_suggests_jsonb_and_uuid_for_text_columns_but_a_run_keeps_them_tex
     report = migrate(db, pg.target, _opts(pg, tmp_path))
     assert _types(pg, "t") == {"id": "bigint", "doc": "text", "token": "text", "word": "text"}
     assert report.exit_code() == 0
+
+
+def test_data_only_into_an_apps_schema_with_native_types_loads_and_verifies(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    # As Django's migrate makes them: UUIDField char(32) / uuid, JSONField text / jsonb,
+    # GenericIPAddressField char(39) / inet.
+    db = make_db(
+        'CREATE TABLE "app_device" ("id" char(32) NOT NULL PRIMARY KEY, '
+        '"conf" text NOT NULL CHECK ((JSON_VALID("conf") OR "conf" IS NULL)), '
+        '"ip" char(39) NULL);',
+        (
+            "INSERT INTO app_device VALUES (?, ?, ?)",
+            [
+                (uuid.uuid5(uuid.NAMESPACE_DNS, "a").hex, '{"z": 1, "a": {"k": [1, 2.0]}}', None),
+                (uuid.uuid5(uuid.NAMESPACE_DNS, "b").hex, '{"a": 1, "a": "last"}', "2001:DB8::7"),
+                (uuid.uuid5(uuid.NAMESPACE_DNS, "c").hex, "[1e200000]", "192.0.2.1"),
+            ],
+        ),
+    )
+    pg.execute("CREATE TABLE app_device (id uuid PRIMARY KEY, conf jsonb NOT NULL, ip inet)")
+
+    report = migrate(db, pg.target, _opts(pg, tmp_path, data_only=True))
+
+    assert report.rows_loaded == 2 and report.rows_rejected == 1
+    assert report.verify is not None and report.verify["ok"], report.verify
+    reasons = (tmp_path / "run" / "rejects" / "app_device.jsonl").read_text()
+    assert "beyond what jsonb (numeric) holds" in reasons
+    key = uuid.uuid5(uuid.NAMESPACE_DNS, "b")
+    assert pg.query("SELECT conf ->> 'a', host(ip) FROM app_device WHERE id = %s", (key,)) == [
+        ("last", "2001:db8::7")
+    ]
