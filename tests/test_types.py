@@ -463,7 +463,8 @@ def test_a_django_jsonfield_check_gives_jsonb_and_the_run_exits_0_verified(
     assert _types(pg, "shop_item") == {
         "id": "bigint", "data": "jsonb", "extra": "jsonb", "token": "text", "n": "bigint",
     }  # fmt: skip
-    # The app's JSON lookups work; jsonb keeps the last of duplicate keys, as SQLite reads.
+    # The app's JSON lookups work; jsonb keeps the last of duplicate keys, as the app's
+    # json.loads does.
     assert pg.query("SELECT id FROM shop_item WHERE data -> 'a' @> '[1.5]'") == [(1,)]
     assert pg.query("SELECT data ->> 'a' FROM shop_item WHERE id = 2") == [("2",)]
     # The json_valid CHECKs are redundant and said so; the other CHECK is built.
@@ -494,6 +495,7 @@ def test_a_json_column_with_text_that_is_not_json_stays_text_with_a_note(
     # text back, which jsonb would rewrite); \u0000 is JSON that jsonb cannot hold.
     assert _types(pg, "t") == {"id": "bigint", "doc": "text", "plain": "text", "esc": "text"}
     assert any("column 'doc' is meant for JSON but 1 value(s)" in n for n in report.notes)
+    assert any("lite2pg check --cast t.doc=jsonb lists them" in n for n in report.notes)
     assert any("column 'esc' is meant for JSON but 1 value(s)" in n for n in report.notes)
     # Its json_valid CHECK cannot be built on text: the app sees the change, the run goes on.
     assert any("json_valid" in c and "not kept" in c for c in report.behaviour_changes)
@@ -803,3 +805,20 @@ def test_data_only_into_an_apps_schema_with_native_types_loads_and_verifies(
     assert pg.query("SELECT conf ->> 'a', host(ip) FROM app_device WHERE id = %s", (key,)) == [
         ("last", "2001:db8::7")
     ]
+
+
+def test_a_plan_cast_makes_a_django_uuidfield_uuid(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    ids = [uuid.uuid4() for _ in range(3)]
+    db = make_db(
+        'CREATE TABLE "app_thing" ("id" char(32) NOT NULL PRIMARY KEY, "n" integer NULL);',
+        ("INSERT INTO app_thing VALUES (?, ?)", [(u.hex, i) for i, u in enumerate(ids)]),
+    )
+    plan = parse_plan('[tables.app_thing]\ncast = { id = "uuid" }\n')
+    report = migrate(db, pg.target, _opts(pg, tmp_path, plan=plan))
+
+    assert report.exit_code() == 0, report.as_dict()
+    assert report.verify is not None and report.verify["ok"]
+    assert _types(pg, "app_thing")["id"] == "uuid"
+    assert pg.query("SELECT n FROM app_thing WHERE id = %s", (ids[2],)) == [(2,)]

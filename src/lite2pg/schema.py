@@ -95,7 +95,7 @@ def map_declared_type(declared: str, stored: Stored | None = None) -> PgType:
     return TEXT
 
 
-def inference_note(col: Column) -> str:
+def inference_note(table: str, col: Column) -> str:
     """Why a column meant for JSON or uuids was not given that type, or what it became."""
     stored = col.stored
     if stored is None:
@@ -103,8 +103,8 @@ def inference_note(col: Column) -> str:
     if stored.json_invalid:
         return (
             f"column {col.name!r} is meant for JSON but {stored.json_invalid} value(s) are not "
-            "JSON that jsonb holds exactly: kept as text (lite2pg check lists them with "
-            f"--cast TABLE.{col.name}=jsonb)"
+            "JSON that jsonb holds exactly: kept as text (lite2pg check --cast "
+            f"{table}.{col.name}=jsonb lists them)"
         )
     if stored.uuid_invalid:
         return (
@@ -759,7 +759,7 @@ def _plan_column(
 ) -> ColumnMap:
     if pg is None:
         pg = map_declared_type(col.declared_type, col.stored)
-        if note := inference_note(col):
+        if note := inference_note(table.name, col):
             notes.append(note)
     target = names.take(col.name)
     if target != col.name:
