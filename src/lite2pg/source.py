@@ -894,8 +894,8 @@ _JSON_VALID_CALL = re.compile(
     r"""\bjson_valid\s*\(\s*("(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|[A-Za-z_]\w*)\s*\)""",
     re.I,
 )
-# SQLite calls this (a Python function) only for JSON text with escapes or exponents: the
-# values whose jsonb reading json_valid() cannot vouch for.
+# SQLite calls this (a Python function) only for JSON text with \u0000 or surrogate escapes:
+# the values whose jsonb reading json_valid() cannot vouch for.
 _JSONB_OK = "_lite2pg_jsonb_ok"
 
 
@@ -923,17 +923,20 @@ def _jsonb_ok(value: object) -> int:
 
 
 def _json_invalid_sql(q: str) -> str:
-    """SQLite SQL: 1 for a non-NULL value of column q that jsonb does not take as it is."""
-    text_ok = (
-        f"(instr({q}, '\\u') = 0 AND {q} NOT GLOB '*[0-9][eE]*' OR {_JSONB_OK}({q}))"
+    """SQLite SQL: how many non-NULL values of column q jsonb does not take as they are.
+    CASE, not AND/OR, which SQLite evaluates whole: Python runs only for suspect text.
+    (A number beyond numeric's range is not looked for: that row is rejected, with the
+    reason, by the load.)"""
+    text = (
+        f"WHEN NOT json_valid({q}) THEN 1 WHEN {native.jsonb_suspect_sql(q)} "
+        f"THEN NOT {_JSONB_OK}({q}) ELSE 0"
         if native.SQLITE_HAS_JSON
-        else f"{_JSONB_OK}({q})"
+        else f"ELSE NOT {_JSONB_OK}({q})"
     )
-    valid = f"json_valid({q}) AND " if native.SQLITE_HAS_JSON else ""
     return (
         f"sum(CASE WHEN {q} IS NULL THEN 0 WHEN typeof({q}) = 'integer' THEN 0 "
         f"WHEN typeof({q}) = 'real' THEN NOT abs({q}) < 9e999 "
-        f"WHEN typeof({q}) = 'text' THEN NOT ({valid}{text_ok}) ELSE 1 END)"
+        f"WHEN typeof({q}) <> 'text' THEN 1 {text} END)"
     )
 
 
