@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lite2pg import native, source
+from lite2pg.check import check
 from lite2pg.coerce import Family, converter, ok_predicate, parse_pg_type
 from lite2pg.errors import PlanError, SchemaError, TransformError
 from lite2pg.layout import parse_casts
@@ -341,6 +342,7 @@ def test_interval_loads_exactly_and_its_canonical_text_is_what_postgresql_comput
     assert row is not None
     assert row[0] == interval.canonical()
     assert native.parse_interval(row[0]) == interval  # the canonical text reads back
+    assert native.parse_interval(loaded) == interval  # and so does the text loaded
 
 
 @settings(max_examples=30, deadline=None)
@@ -357,7 +359,7 @@ def test_the_sqlite_predicates_pass_only_what_postgresql_reads_as_the_converter_
     with closing(sqlite3.connect(":memory:")) as conn:
         conn.execute("CREATE TABLE t (v)")
         values: list[Any] = [
-            '{"a": 1}', "[1,", "NaN", '"\\u0000"', "5", 5, b"{}",
+            '{"a": 1}', "[1,", "NaN", '"\\u0000"', "5", 5, b"{}", '"\\u00e9"', '"\\ud83d\\ude00"',
             "12345678-9abc-def0-1234-56789abcdef0", "123456789ABCDEF0123456789ABCDEF0",
             "{123456789abcdef0123456789abcdef0}", "12345678-9abcdef0-1234-56789abcdef0",
             bytes(16), None,
@@ -372,7 +374,8 @@ def test_the_sqlite_predicates_pass_only_what_postgresql_reads_as_the_converter_
             if type_sql == "uuid":
                 assert len(passed) == 4  # the three good texts, and NULL
             if type_sql == "jsonb":
-                assert passed == ['{"a": 1}', "5", None]
+                # \u00e9 goes as it is; a surrogate pair goes through Python to be sure.
+                assert passed == ['{"a": 1}', "5", '"\\u00e9"', None]
 
 
 # -- --cast and CHECK translation ----------------------------------------------------------
@@ -464,7 +467,7 @@ def test_a_django_jsonfield_check_gives_jsonb_and_the_run_exits_0_verified(
     assert pg.query("SELECT id FROM shop_item WHERE data -> 'a' @> '[1.5]'") == [(1,)]
     assert pg.query("SELECT data ->> 'a' FROM shop_item WHERE id = 2") == [("2",)]
     # The json_valid CHECKs are redundant and said so; the other CHECK is built.
-    assert any("not built: redundant: column 'data' is jsonb" in n for n in report.notes)
+    assert any("not built: redundant: column 'data' holds JSON only" in n for n in report.notes)
     assert any("made jsonb" in n for n in report.notes)
     checks = pg.query(
         "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'c' "
@@ -482,7 +485,7 @@ def test_a_json_column_with_text_that_is_not_json_stays_text_with_a_note(
         "  esc TEXT CHECK (json_valid(esc)));"
         "PRAGMA ignore_check_constraints = 1;"
         "INSERT INTO t VALUES (1, '{\"a\": 1}', '{\"a\": 1}', '\"\\u0000\"'),"
-        " (2, 'not json', '[1]', '1');"
+        " (2, 'not json', '[1]', '1'), (3, '[1e131072]', '[]', '1e5');"
     )
     report = migrate(db, pg.target, _opts(pg, tmp_path))
 
@@ -490,7 +493,7 @@ def test_a_json_column_with_text_that_is_not_json_stays_text_with_a_note(
     # Not every value is JSON; a plain TEXT column is never made jsonb (the app reads its
     # text back, which jsonb would rewrite); \u0000 is JSON that jsonb cannot hold.
     assert _types(pg, "t") == {"id": "bigint", "doc": "text", "plain": "text", "esc": "text"}
-    assert any("column 'doc' is meant for JSON but 1 value(s)" in n for n in report.notes)
+    assert any("column 'doc' is meant for JSON but 2 value(s)" in n for n in report.notes)
     assert any("column 'esc' is meant for JSON but 1 value(s)" in n for n in report.notes)
     # Its json_valid CHECK cannot be built on text: the app sees the change, the run goes on.
     assert any("json_valid" in c and "not kept" in c for c in report.behaviour_changes)
@@ -744,4 +747,59 @@ def test_sync_writes_native_types_through_the_same_converters(
     assert pg.query("SELECT id, doc::text, u::text, ip::text FROM t ORDER BY id") == [
         (1, "[true]", "12345678-9abc-def0-1234-56789abcdef0", "10.0.0.1/32"),
         (2, '{"b": [1.50]}', "abcdef01-2345-6789-abcd-ef0123456789", "::ffff:1.2.3.4/96"),
+    ]
+
+
+def test_check_suggests_jsonb_and_uuid_for_text_columns_but_a_run_keeps_them_text(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, doc TEXT, token char(32), word TEXT);",
+        (
+            "INSERT INTO t VALUES (?, ?, ?, ?)",
+            [(1, '{"a": 1}', uuid.uuid4().hex, "[1]"), (2, "[ ]", uuid.uuid4().hex, "plain")],
+        ),
+    )
+    found = check(db)
+    assert len(found.suggestions) == 2
+    assert (
+        "t.doc holds a JSON object or array in every row: --cast t.doc=jsonb"
+        in (found.suggestions[0])
+    )
+    assert "t.token holds a uuid in every row: --cast t.token=uuid" in found.suggestions[1]
+
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+    assert _types(pg, "t") == {"id": "bigint", "doc": "text", "token": "text", "word": "text"}
+    assert report.exit_code() == 0
+
+
+def test_data_only_into_an_apps_schema_with_native_types_loads_and_verifies(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    # As Django's migrate makes them: UUIDField char(32) / uuid, JSONField text / jsonb,
+    # GenericIPAddressField char(39) / inet.
+    db = make_db(
+        'CREATE TABLE "app_device" ("id" char(32) NOT NULL PRIMARY KEY, '
+        '"conf" text NOT NULL CHECK ((JSON_VALID("conf") OR "conf" IS NULL)), '
+        '"ip" char(39) NULL);',
+        (
+            "INSERT INTO app_device VALUES (?, ?, ?)",
+            [
+                (uuid.uuid5(uuid.NAMESPACE_DNS, "a").hex, '{"z": 1, "a": {"k": [1, 2.0]}}', None),
+                (uuid.uuid5(uuid.NAMESPACE_DNS, "b").hex, '{"a": 1, "a": "last"}', "2001:DB8::7"),
+                (uuid.uuid5(uuid.NAMESPACE_DNS, "c").hex, "[1e200000]", "192.0.2.1"),
+            ],
+        ),
+    )
+    pg.execute("CREATE TABLE app_device (id uuid PRIMARY KEY, conf jsonb NOT NULL, ip inet)")
+
+    report = migrate(db, pg.target, _opts(pg, tmp_path, data_only=True))
+
+    assert report.rows_loaded == 2 and report.rows_rejected == 1
+    assert report.verify is not None and report.verify["ok"], report.verify
+    reasons = (tmp_path / "run" / "rejects" / "app_device.jsonl").read_text()
+    assert "beyond what jsonb (numeric) holds" in reasons
+    key = uuid.uuid5(uuid.NAMESPACE_DNS, "b")
+    assert pg.query("SELECT conf ->> 'a', host(ip) FROM app_device WHERE id = %s", (key,)) == [
+        ("last", "2001:db8::7")
     ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lite2pg import source
+from lite2pg import native, source
 from lite2pg.coerce import Family
 from lite2pg.errors import TransformError, file_errors
 from lite2pg.layout import create_maps, parents_first, select_tables, table_plan
@@ -74,6 +74,8 @@ class CheckReport:
     behaviour_changes: list[str] = field(default_factory=list)  # as a run would list them
     profile: dict[str, Any] | None = None  # lite2pg.profiles.Profile.as_dict(), if one applies
     plan_text: str = ""  # the plan a run would use (the profile's, the user's over it), TOML
+    # Text columns whose every value is JSON or a uuid: a cast the user may want.
+    suggestions: list[str] = field(default_factory=list)
 
     @property
     def rows_rejected(self) -> int:
@@ -117,6 +119,7 @@ class CheckReport:
             "type_disagreements": self.disagreements,
             "behaviour_changes": self.behaviour_changes,
             "profile": self.profile,
+            "suggestions": self.suggestions,
         }
 
 
@@ -191,6 +194,7 @@ def check(
                 _maps(src, tm.source.name, tp, report)
                 _orphans(src, tm.source, tp, report)
                 _disagreements(src, tm, tp, report)
+                _suggestions(src, tm, tp, report)
             report.rejects = sorted(groups.values(), key=lambda g: (g.table, -g.count))
         finally:
             src.close()
@@ -275,4 +279,43 @@ def _disagreements(src: Any, tm: Any, tp: Any, report: CheckReport) -> None:
                     "target": c.pg_type.sql,
                     "found": dict(sorted(odd.items())),
                 }
+            )
+
+
+def _suggestions(src: Any, tm: Any, tp: Any, report: CheckReport) -> None:
+    """Text columns that hold a JSON object or array, or a uuid, in every row. A run never
+    makes them jsonb or uuid on its own: the app reads the text back, and jsonb rewrites
+    spacing and key order (a uuid's case and dashes)."""
+    columns = [
+        c.source
+        for c in tm.columns
+        if c.source is not None
+        and c.pg_type.family is Family.TEXT
+        and not (tp is not None and (c.source in tp.columns or c.source in tp.cast))
+    ]
+    if not columns:
+        return
+    parts: list[str] = []
+    for name in columns:
+        q = quote_ident(name)
+        json_doc = (
+            f"json_valid({q}) AND substr(ltrim({q}), 1, 1) IN ('{{', '[')"
+            if native.SQLITE_HAS_JSON
+            else "0"
+        )
+        parts += [f"count({q})", f"total({json_doc})", f"total({native.uuid_text_sql(q)})"]
+    row = src.execute(f"SELECT {', '.join(parts)} FROM {quote_ident(tm.source.name)}").fetchone()
+    table = tm.source.name
+    for i, name in enumerate(columns):
+        n, docs, uuids = (int(v or 0) for v in row[3 * i : 3 * i + 3])
+        if n and docs == n:
+            report.suggestions.append(
+                f"{table}.{name} holds a JSON object or array in every row: "
+                f"--cast {table}.{name}=jsonb makes it jsonb (which rewrites spacing and key "
+                "order; keep text if the app reads the text back)"
+            )
+        elif n and uuids == n:
+            report.suggestions.append(
+                f"{table}.{name} holds a uuid in every row: --cast {table}.{name}=uuid "
+                "makes it uuid"
             )

@@ -618,6 +618,8 @@ def check_cmd(
         )
     for change in report.behaviour_changes:
         out.print(f"behaviour change: {change}")
+    for suggestion in report.suggestions:
+        out.print(f"suggestion: {suggestion}")
     out.print(str(report))
     sys.exit(0 if report.ok else 1)
 

@@ -254,7 +254,7 @@ def ok_predicate(pg: PgType, column_sql: str) -> str:
         # numbers as numeric (whose range it may exceed): a refusal replays the table.
         valid = f"typeof({c})='text' AND json_valid({c})"
         if fam is Family.JSONB:
-            valid += f" AND instr({c}, '\\u')=0"
+            valid += f" AND NOT {native.jsonb_suspect_sql(c)}"
         return f"({c} IS NULL OR ({valid}))"
     if fam is Family.UUID:
         # The forms uuid_in reads as parse_uuid does; blobs go to Python.

@@ -36,6 +36,12 @@ _NUMERIC_MAX_ADJUSTED = 131071
 _NUMERIC_MAX_SCALE = 16383
 
 
+def jsonb_suspect_sql(c: str) -> str:
+    """SQLite SQL: true for JSON text whose escapes jsonb may refuse (\\u0000, a surrogate
+    half): only those need Python to know whether jsonb takes them."""
+    return f"({c} LIKE '%\\u0000%' OR {c} GLOB '*\\u[dD][89abcdefABCDEF]*')"
+
+
 def _number(text: str) -> Decimal:
     d = Decimal(text)
     exp = d.as_tuple().exponent

@@ -662,7 +662,7 @@ def translate_checks(tm: TableMap) -> dict[int, str]:
     jsonb = {
         c.source.lower()
         for c in tm.columns
-        if c.source is not None and c.pg_type.family is Family.JSONB
+        if c.source is not None and c.pg_type.family in (Family.JSONB, Family.JSON)
     }
     out: dict[int, str] = {}
     for n, expr in enumerate(tm.source.checks):
@@ -713,14 +713,14 @@ _ONLY_JSON_VALID = re.compile(
 
 def translate_check(expr: str, jsonb: Collection[str]) -> tuple[str | None, str]:
     """A SQLite CHECK expression as PostgreSQL can hold it, and what was changed, or None
-    and why not. `jsonb` names the columns (lower case) that are jsonb, which only holds
-    valid JSON: their json_valid() is redundant."""
+    and why not. `jsonb` names the columns (lower case) that are jsonb or json, which hold
+    valid JSON only: their json_valid() is redundant."""
     whole = _ONLY_JSON_VALID.fullmatch(expr)
     if whole is not None:
         column = unquote_ident(whole.group("c")).lower()
         nulls = whole.group("n")
         if column in jsonb and (nulls is None or unquote_ident(nulls).lower() == column):
-            return None, f"redundant: column {unquote_ident(whole.group('c'))!r} is jsonb"
+            return None, f"redundant: column {unquote_ident(whole.group('c'))!r} holds JSON only"
     replaced: list[str] = []
 
     def true_if_jsonb(m: re.Match[str]) -> str:
@@ -743,9 +743,8 @@ def translate_check(expr: str, jsonb: Collection[str]) -> tuple[str | None, str]
             return None, f"uses the SQLite function {word}(), which lite2pg does not translate"
     why = ""
     if replaced:
-        why = (
-            f"json_valid() of {', '.join(repr(c) for c in replaced)} dropped: jsonb holds JSON only"
-        )
+        names = ", ".join(repr(c) for c in replaced)
+        why = f"json_valid() of {names} dropped: the type holds JSON only"
     return text, why
 
 

@@ -797,8 +797,8 @@ _JSON_VALID_CALL = re.compile(
     r"""\bjson_valid\s*\(\s*("(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|[A-Za-z_]\w*)\s*\)""",
     re.I,
 )
-# SQLite calls this (a Python function) only for JSON text with escapes or exponents: the
-# values whose jsonb reading json_valid() cannot vouch for.
+# SQLite calls this (a Python function) only for JSON text with \u0000 or surrogate escapes,
+# or exponents (numeric's range): the values whose jsonb reading json_valid() cannot vouch for.
 _JSONB_OK = "_lite2pg_jsonb_ok"
 
 
@@ -828,7 +828,7 @@ def _jsonb_ok(value: object) -> int:
 def _json_invalid_sql(q: str) -> str:
     """SQLite SQL: 1 for a non-NULL value of column q that jsonb does not take as it is."""
     text_ok = (
-        f"(instr({q}, '\\u') = 0 AND {q} NOT GLOB '*[0-9][eE]*' OR {_JSONB_OK}({q}))"
+        f"(NOT {native.jsonb_suspect_sql(q)} AND {q} NOT GLOB '*[0-9][eE]*' OR {_JSONB_OK}({q}))"
         if native.SQLITE_HAS_JSON
         else f"{_JSONB_OK}({q})"
     )
