@@ -634,10 +634,11 @@ def check_cmd(
     for collision in report.case_collisions:
         out.print(f"case-only duplicates: {collision}", markup=False)
     if report.case_collisions:
+        first = report.case_collisions[0]
         out.print(
             "hint: SQLite's COLLATE NOCASE folds A-Z only, PostgreSQL folds every letter: "
             "make these values differ in more than case, or load the column "
-            "case-sensitively with --cast TABLE.COLUMN=text",
+            f"case-sensitively, e.g. --cast {first.table}.{first.column}=text",
             markup=False,
         )
     for suggestion in report.suggestions:
