@@ -68,7 +68,7 @@ CASES = [
 
 
 def _load(
-    make_db: MakeDb, pg: PgSchema, tmp_path: Path, case: Case, plan: str | None
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, case: Case, plan: str | None, staged: bool
 ) -> tuple[Any, Path]:
     db = make_db(
         "CREATE TABLE item (id INTEGER PRIMARY KEY, v " + case.declared + ");",
@@ -78,7 +78,11 @@ def _load(
         "CREATE DOMAIN price AS numeric(6,2) CHECK (VALUE >= 0);"
         f"CREATE TABLE item (id bigint PRIMARY KEY, v {case.target});"
     )
-    opts = MigrateOptions(schema=pg.schema, data_only=True, run_dir=tmp_path / "run")
+    # staged: export, transform (which never sees the target's types), then load, as the
+    # command line does for a real target; else one streamed pass.
+    opts = MigrateOptions(
+        schema=pg.schema, data_only=True, run_dir=tmp_path / "run", keep_artifacts=staged
+    )
     if plan is not None:
         (tmp_path / "plan.toml").write_text(plan)
         opts.plan = load_plan(str(tmp_path / "plan.toml"))
@@ -94,11 +98,15 @@ def _values(pg: PgSchema, case: Case) -> dict[int, str | None]:
     return {int(i): v for i, v in pg.query(f"SELECT id, {cast} FROM item ORDER BY id")}
 
 
+STAGED = pytest.mark.parametrize("staged", [False, True], ids=["streamed", "staged"])
+
+
+@STAGED
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_a_value_the_apps_column_would_round_is_rejected_with_the_plan_option_named(
-    make_db: MakeDb, pg: PgSchema, tmp_path: Path, case: Case
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, case: Case, staged: bool
 ) -> None:
-    report, run_dir = _load(make_db, pg, tmp_path, case, None)
+    report, run_dir = _load(make_db, pg, tmp_path, case, None, staged)
 
     assert report.rows_rejected == 1 and report.rows_loaded == 2
     assert report.verify is not None and report.verify["ok"], report.verify
@@ -109,19 +117,22 @@ def test_a_value_the_apps_column_would_round_is_rejected_with_the_plan_option_na
         assert "round = true" in reject["reason"], reject["reason"]
 
 
+@STAGED
 @pytest.mark.parametrize("case", [c for c in CASES if c.rounded_pg], ids=lambda c: c.id)
 def test_round_true_in_the_plan_rounds_as_postgresql_would_and_verify_passes(
-    make_db: MakeDb, pg: PgSchema, tmp_path: Path, case: Case
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, case: Case, staged: bool
 ) -> None:
-    report, _ = _load(make_db, pg, tmp_path, case, "[tables.item.columns.v]\nround = true\n")
+    plan = "[tables.item.columns.v]\nround = true\n"
+    report, _ = _load(make_db, pg, tmp_path, case, plan, staged)
 
     assert report.rows_rejected == 0 and report.rows_loaded == 3
     assert report.verify is not None and report.verify["ok"], report.verify
     assert _values(pg, case) == {1: case.exact_pg, 2: case.rounded_pg, 3: None}
 
 
+@STAGED
 def test_char_n_rejects_values_it_would_pad_and_strip_or_cut_and_verify_passes(
-    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, staged: bool
 ) -> None:
     db = make_db(
         "CREATE TABLE code (id INTEGER PRIMARY KEY, c TEXT, v TEXT);",
@@ -135,7 +146,9 @@ def test_char_n_rejects_values_it_would_pad_and_strip_or_cut_and_verify_passes(
     report = migrate(
         db,
         pg.target,
-        MigrateOptions(schema=pg.schema, data_only=True, run_dir=tmp_path / "run"),
+        MigrateOptions(
+            schema=pg.schema, data_only=True, run_dir=tmp_path / "run", keep_artifacts=staged
+        ),
     )
 
     reasons = {r["key"]["id"]: r["reason"] for r in _rejects(tmp_path / "run/rejects/code.jsonl")}
@@ -187,7 +200,7 @@ def test_epoch_integers_go_into_timestamptz_only_with_the_plans_unit(
 def test_verify_notices_a_value_postgresql_rounded_behind_lite2pgs_back(
     make_db: MakeDb, pg: PgSchema, tmp_path: Path, case: Case
 ) -> None:
-    _, run_dir = _load(make_db, pg, tmp_path, case, None)
+    _, run_dir = _load(make_db, pg, tmp_path, case, None, False)
     # Someone loads the rejected row by hand: PostgreSQL takes it and rounds it silently.
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(pg.schema)))

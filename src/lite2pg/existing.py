@@ -17,11 +17,19 @@ import psycopg
 from psycopg import sql
 
 from lite2pg import keys, source
-from lite2pg.coerce import MONEY_SCALE, Family, PgType, parse_pg_type
+from lite2pg.coerce import (
+    INT_RANGES,
+    MONEY_SCALE,
+    Converter,
+    Family,
+    PgType,
+    converter,
+    parse_pg_type,
+)
 from lite2pg.errors import SchemaError, TargetError
 from lite2pg.layout import Layout, parents_first, table_plan
 from lite2pg.load import PhaseResult, TableResult, load_table
-from lite2pg.plan import Plan
+from lite2pg.plan import Plan, TablePlan
 from lite2pg.rows import GoneRows, RejectSink, RowStream, build_pipeline
 from lite2pg.schema import ColumnMap, TableMap, map_declared_type
 from lite2pg.target import Target, connect, lock_wait
@@ -302,6 +310,35 @@ def existing_maps(
             )
         maps.append(TableMap(t, target, columns))
     return maps
+
+
+def _stricter_than_created(pg: PgType) -> bool:
+    """A target type that takes fewer values, or takes them rounded or changed, than the
+    type lite2pg would create for the column (what a staged transform converts to)."""
+    fam = pg.family
+    if fam in (Family.TIMESTAMPTZ, Family.TIMESTAMP, Family.NUMERIC):
+        return pg.precision is not None  # rounded silently
+    if fam is Family.TEXT:
+        return pg.max_length is not None  # char(n) pads and strips; varchar(n) refuses
+    if fam is Family.INTEGER:
+        return pg.int_range != INT_RANGES["bigint"]
+    return fam in (Family.TIME, Family.MONEY, Family.ENUM)
+
+
+def exact_checks(tm: TableMap, tp: TablePlan | None) -> list[tuple[int, str, Converter]]:
+    """For rows converted without the target's types (a staged run's transform step, which
+    never sees the target): the conversion of each column whose target type is stricter,
+    as (position, source column, converter). The load applies them, so that a staged load
+    is as exact as a streamed one and rejects with the same reasons."""
+    checks: list[tuple[int, str, Converter]] = []
+    for i, c in enumerate(tm.columns):
+        if c.source is None or not _stricter_than_created(c.pg_type):
+            continue
+        cp = tp.columns.get(c.source) if tp is not None else None
+        secret = c.secret or (cp is not None and cp.secret)
+        rounding = cp is not None and cp.round
+        checks.append((i, c.source, converter(c.pg_type, secret=secret, rounding=rounding)))
+    return checks
 
 
 def truncate(conn: psycopg.Connection[Any], schema: str, maps: list[TableMap]) -> None:

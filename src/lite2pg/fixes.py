@@ -115,17 +115,24 @@ def propose(
     if category == Category.NOT_A_LABEL.name:
         return _label_fix(section, specs, tally, labels)
     if category == Category.EMPTY_TEXT.name:
+        at = next((i for i, s in enumerate(transforms) if s.name == "required"), None)
+        if at is None:
+            return Fix(
+                [f"[{section}]", _transforms(['{ nullif = "" }', *specs])],
+                f"empty text in {_rows(tally)}: nullif makes it NULL",
+            )
+        default = f"{{ default = {_toml(PLACEHOLDER)} }}"
         return Fix(
-            [f"[{section}]", _transforms(['{ nullif = "" }', *specs])],
-            f"{_rows(tally)} hold empty text: nullif makes it NULL (add a default after "
-            "it if the column is NOT NULL)",
+            [f"[{section}]", _transforms(['{ nullif = "" }', *specs[:at], default, *specs[at:]])],
+            f"empty text in {_rows(tally)} of a required column: nullif makes it NULL and a "
+            f"default replaces that (write the value in place of {PLACEHOLDER!r})",
         )
     if category == Category.NULL.name:
         at = next((i for i, s in enumerate(transforms) if s.name == "required"), len(specs))
         steps = [*specs[:at], f"{{ default = {_toml(PLACEHOLDER)} }}", *specs[at:]]
         return Fix(
             [f"[{section}]", _transforms(steps)],
-            f"{_rows(tally)} are NULL in a required column: a default replaces NULL "
+            f"NULL in {_rows(tally)} of a required column: a default replaces it "
             f"(write the value in place of {PLACEHOLDER!r})",
         )
     if category in (Category.NEEDS_ROUNDING.name, Category.TOO_PRECISE.name):
@@ -133,22 +140,23 @@ def propose(
     if category == Category.TRAILING_BLANKS.name:
         return Fix(
             [f"[{section}]", _transforms([*specs, '"strip"'])],
-            f"{_rows(tally)} end in blanks, which {target_type or 'char(n)'} cannot keep: "
-            "strip removes them (leading ones too)",
+            f"trailing blanks in {_rows(tally)}, which {target_type or 'char(n)'} cannot "
+            "keep: strip removes them (leading ones too)",
         )
     if category in (Category.TOO_LONG.name, Category.TOO_MANY_DIGITS.name):
         wider = "text" if category == Category.TOO_LONG.name else "numeric"
         return Fix(
             [f"[{join_key('tables', table)}]", f"cast = {{ {_key(column)} = {_toml(wider)} }}"],
-            f"{_rows(tally)} do not fit {target_type or 'the column'}: a wider type keeps "
-            "them (when lite2pg creates the table; with --data-only, widen the target column)",
+            f"values in {_rows(tally)} do not fit {target_type or 'the column'}: a wider type "
+            "keeps them (when lite2pg creates the table; with --data-only, widen the target "
+            "column)",
         )
     if category == Category.ORPHAN.name:
         fk = join_key(join_key(join_key("tables", table), "foreign_keys"), column)
         return Fix(
             [f"[{fk}]", 'on_orphan = "null"'],
-            f"{_rows(tally)} reference rows that will not be loaded: on_orphan = "
-            '"null" keeps them without the reference ("keep" keeps the reference)',
+            f"references in {_rows(tally)} point at rows that will not be loaded: on_orphan "
+            '= "null" keeps the rows without the reference ("keep" keeps the reference)',
         )
     return None
 
@@ -220,20 +228,20 @@ def _round_fix(
         ]
         return Fix(
             [f"[{section}]", _transforms(steps)],
-            f"{_rows(tally)} have more decimals than the numeric transform's scale: "
-            'rounding = "half_even" rounds them',
+            f"values in {_rows(tally)} have more decimals than the numeric transform's "
+            'scale: rounding = "half_even" rounds them',
         )
     return Fix(
         [f"[{section}]", "round = true"],
-        f"{_rows(tally)} have more digits than {target_type or 'the column'} keeps, which "
-        "PostgreSQL would round silently: round = true rounds them (half away from zero) "
-        "and the report counts them as loaded",
+        f"values in {_rows(tally)} have more digits than {target_type or 'the column'} "
+        "keeps, which PostgreSQL would round silently: round = true rounds them as "
+        "PostgreSQL would, and verify compares the rounded values",
     )
 
 
 def _rows(tally: ValueTally) -> str:
     n = sum(tally.distinct.values()) + tally.more
-    return f"{n:,} value" + ("" if n == 1 else "s")
+    return f"{n:,} row" + ("" if n == 1 else "s")
 
 
 def _distinct(tally: ValueTally) -> str:

@@ -43,9 +43,22 @@ class RowRejected(Exception):
         self.column = column
         self.reason = reason
         self.category = category
-        # Later columns of the row that would reject it too: (column, error, source value).
-        self.later: list[tuple[str, TransformError, Any]] = []
+        # The row's values and the conversions after the rejecting one, for `later`.
+        self.rest: tuple[list[Any], _Steps] = ([], [])
         super().__init__(reason)
+
+    def later(self) -> list[tuple[str, TransformError, Any]]:
+        """The columns after the rejecting one that would reject the row too, as (column,
+        error, value): `check` shows every column a fix is needed in, not only the first
+        of each row. Computed on demand: a run does not need them."""
+        out, steps = self.rest
+        failures: list[tuple[str, TransformError, Any]] = []
+        for i, name, fn in steps:
+            try:
+                fn(out[i])
+            except TransformError as e:
+                failures.append((name, e, out[i]))
+        return failures
 
 
 class RejectRecord(NamedTuple):
@@ -384,21 +397,9 @@ def _apply(out: list[Any], steps: _Steps) -> Row:
             out[i] = fn(out[i])
         except TransformError as e:
             rejected = RowRejected(name, e.reason, e.category)
-            rejected.later = _later_failures(out, steps[k + 1 :])
+            rejected.rest = (out, steps[k + 1 :])
             raise rejected from None
     return tuple(out)
-
-
-def _later_failures(out: list[Any], steps: _Steps) -> list[tuple[str, TransformError, Any]]:
-    """The columns after a rejecting one that would reject the row too (for `check`, which
-    shows every column a fix is needed in, not only the first one of each row)."""
-    failures: list[tuple[str, TransformError, Any]] = []
-    for i, name, fn in steps:
-        try:
-            fn(out[i])
-        except TransformError as e:
-            failures.append((name, e, out[i]))
-    return failures
 
 
 def _fast(always: _Steps, n: int) -> Callable[[Row], Row]:
@@ -590,7 +591,7 @@ class RowStream:
     def _note_later(self, e: RowRejected) -> None:
         """Remember the other columns that reject a row already rejected (`also_log`)."""
         key = self.reject_log[-1].key
-        for column, error, value in e.later:
+        for column, error, value in e.later():
             if column in self.pipe.secret_columns and value is not None:
                 value = REDACTED
             self.also_log.append(RejectRecord(column, error.reason, key, error.category, value))

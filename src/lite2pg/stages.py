@@ -30,11 +30,19 @@ from lite2pg.artifacts import (
     verify_file,
     write_manifest,
 )
-from lite2pg.errors import file_errors
-from lite2pg.existing import begin_in_place, existing_maps, finish_in_place, no_create
+from lite2pg.coerce import Converter
+from lite2pg.errors import TransformError, file_errors
+from lite2pg.existing import (
+    begin_in_place,
+    exact_checks,
+    existing_maps,
+    finish_in_place,
+    no_create,
+)
 from lite2pg.layout import create_maps, parents_first, table_plan
 from lite2pg.lifecycle import RunStateError
 from lite2pg.load import PhaseResult, TableResult, load_table
+from lite2pg.plan import Plan
 from lite2pg.reasons import Category
 from lite2pg.report import RunReport
 from lite2pg.rows import (
@@ -156,7 +164,9 @@ class _CsvPipe:
 
 @dataclass
 class _CsvRows:
-    """A transformed CSV as the loader's row stream: the rows are final already."""
+    """A transformed CSV as the loader's row stream: the rows are final already, but for
+    `checks`: into an existing schema, the columns whose target type would round or rewrite
+    a value are converted again, to that type (`existing.exact_checks`)."""
 
     table: str
     path: Path
@@ -165,11 +175,28 @@ class _CsvRows:
     key_columns: tuple[str, ...]
     pipe: _CsvPipe = field(default_factory=_CsvPipe)
     counts: TableCounts = field(default_factory=TableCounts)
+    checks: list[tuple[int, str, Converter]] = field(default_factory=list)
 
     def batches(self) -> Iterator[list[tuple[Any, ...]]]:
+        read = 0
         for batch in read_table_csv(self.path):
             self.counts.read += len(batch)
-            yield batch
+            yield self._checked(batch, read) if self.checks else batch
+            read += len(batch)
+
+    def _checked(self, batch: list[tuple[Any, ...]], read: int) -> list[tuple[Any, ...]]:
+        kept: list[tuple[Any, ...]] = []
+        for n, row in enumerate(batch):
+            out = list(row)
+            for i, column, convert in self.checks:
+                try:
+                    out[i] = convert(out[i])
+                except TransformError as e:
+                    self.reject(row, read + n, column, e.reason, e.category)
+                    break
+            else:
+                kept.append(tuple(out))
+        return kept
 
     def reject(
         self,
@@ -224,7 +251,7 @@ def load(
             maps = existing_maps(conn, opts.schema, opts.plan, layout.tables, layout.casts)
             results, phases = _load_in_place(
                 conn, run_dir, maps, opts.schema, rejects, opts.truncate, progress, counts,
-                opts.plan.replaced_tables if opts.plan is not None else frozenset(),
+                opts.plan,
             )  # fmt: skip
         else:
             opts = keep_nocase(conn, src, schema, opts)
@@ -278,7 +305,12 @@ def _merge_rejects(run_dir: Path) -> None:
         gather_rejects(main, [extra], append=True)
 
 
-def _stream_for(run_dir: Path, tm: TableMap, rejects: RejectSink) -> Any:
+def _stream_for(
+    run_dir: Path,
+    tm: TableMap,
+    rejects: RejectSink,
+    checks: list[tuple[int, str, Converter]] | None = None,
+) -> Any:
     path = run_dir / "transformed" / f"{_file(tm.source.name)}.csv"
 
     secret = frozenset(c.source for c in tm.columns if c.secret and c.source is not None)
@@ -291,6 +323,7 @@ def _stream_for(run_dir: Path, tm: TableMap, rejects: RejectSink) -> Any:
             [c.source for c in tm.columns],
             tm.source.primary_key,
             _CsvPipe(secret_columns=secret),
+            checks=list(checks or []),
         )
 
     return stream
@@ -347,9 +380,10 @@ def _load_in_place(
     truncate_first: bool,
     progress: Any,
     counts: dict[str, dict[str, int]],
-    replace: frozenset[str] = frozenset(),
+    plan: Plan | None,
 ) -> tuple[list[TableResult], list[PhaseResult]]:
     results: list[TableResult] = []
+    replace = plan.replaced_tables if plan is not None else frozenset()
     with conn.transaction():
         begin_in_place(conn, dest, maps, truncate_first=truncate_first, replace=replace)
         for tm in parents_first(maps):
@@ -360,7 +394,9 @@ def _load_in_place(
                     tm,
                     dest,
                     rejects,
-                    _stream_for(run_dir, tm, rejects),
+                    _stream_for(
+                        run_dir, tm, rejects, exact_checks(tm, table_plan(plan, tm.source.name))
+                    ),
                     prepare=no_create,
                 )
             )
