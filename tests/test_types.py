@@ -189,6 +189,12 @@ def test_inet_and_cidr_refuse_the_rest(type_sql: str, value: Any, why: str) -> N
     assert why in refusal(type_sql, value)
 
 
+def test_text_that_is_not_utf8_is_refused_even_when_it_has_16_bytes() -> None:
+    bad = source.InvalidText(b"\xff" * 16)
+    assert "not valid UTF-8" in refusal("uuid", bad)
+    assert "not valid UTF-8" in refusal("jsonb", bad)
+
+
 def test_a_secret_column_of_a_native_type_never_shows_its_value() -> None:
     conv = converter(parse_pg_type("uuid"), secret=True)
     with pytest.raises(TransformError) as e:
