@@ -199,7 +199,6 @@ def parse_uuid(value: Any) -> uuid.UUID:
 _INT32 = 2**31 - 1
 _INT64 = 2**63 - 1
 _US_PER = {"seconds": 1_000_000, "milliseconds": 1000, "microseconds": 1}
-_US_PER_DAY = 86_400_000_000
 
 # The unit a number needs, named in every reason that refuses a bare number.
 UNIT_HINT = (
