@@ -30,6 +30,19 @@ class NotExact(ValueError):
 # Its one-argument form takes RFC 8259 JSON only (no JSON5), as PostgreSQL does.
 SQLITE_HAS_JSON = sqlite3.sqlite_version_info >= (3, 38, 0)
 
+
+def _json_valid_of_null() -> int | None:
+    """What this SQLite's json_valid(NULL) gives: 0 up to 3.44, NULL in later versions."""
+    if not SQLITE_HAS_JSON:
+        return 0
+    with sqlite3.connect(":memory:") as conn:
+        value = conn.execute("SELECT json_valid(NULL)").fetchone()[0]
+    conn.close()
+    return None if value is None else int(value)
+
+
+JSON_VALID_OF_NULL = _json_valid_of_null()
+
 # PostgreSQL numeric (which jsonb numbers are): at most 131072 digits before the point and
 # 16383 after it; beyond that, jsonb refuses the document ("value overflows numeric format").
 _NUMERIC_MAX_ADJUSTED = 131071
