@@ -399,7 +399,8 @@ def test_cast_accepts_the_native_types_and_names_them_in_its_hint() -> None:
     assert "jsonb, json, uuid, interval, inet or cidr" in str(e.value)
 
 
-# SQLite's json_valid(NULL) is 0 up to 3.44 (a CHECK of it alone refuses NULL), NULL after.
+# SQLite's json_valid(NULL) is 0 in older versions (a CHECK of it alone refuses NULL), NULL
+# in newer ones.
 NULL_PASSES = "" if native.JSON_VALID_OF_NULL == 0 else " OR NULL"
 
 

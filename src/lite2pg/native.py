@@ -32,7 +32,7 @@ SQLITE_HAS_JSON = sqlite3.sqlite_version_info >= (3, 38, 0)
 
 
 def _json_valid_of_null() -> int | None:
-    """What this SQLite's json_valid(NULL) gives: 0 up to 3.44, NULL in later versions."""
+    """What this SQLite's json_valid(NULL) gives: 0 in older versions, NULL in newer ones."""
     if not SQLITE_HAS_JSON:
         return 0
     with sqlite3.connect(":memory:") as conn:

@@ -727,7 +727,7 @@ def translate_check(expr: str, jsonb: Collection[str]) -> tuple[str | None, str]
 
     def true_if_jsonb(m: re.Match[str]) -> str:
         # What json_valid(c) gives on a column that holds only JSON: true, and for NULL
-        # what SQLite gives (0, or NULL from 3.45 on), so that NULLs pass as they did.
+        # what this SQLite gives (0 in older versions, NULL in newer), so NULLs pass as they did.
         column = unquote_ident(m.group(1))
         if column.lower() not in jsonb:
             return m.group(0)
