@@ -189,6 +189,12 @@ def test_inet_and_cidr_refuse_the_rest(type_sql: str, value: Any, why: str) -> N
     assert why in refusal(type_sql, value)
 
 
+def test_text_that_is_not_utf8_is_refused_even_when_it_has_16_bytes() -> None:
+    bad = source.InvalidText(b"\xff" * 16)
+    assert "not valid UTF-8" in refusal("uuid", bad)
+    assert "not valid UTF-8" in refusal("jsonb", bad)
+
+
 def test_a_secret_column_of_a_native_type_never_shows_its_value() -> None:
     conv = converter(parse_pg_type("uuid"), secret=True)
     with pytest.raises(TransformError) as e:
@@ -393,13 +399,22 @@ def test_cast_accepts_the_native_types_and_names_them_in_its_hint() -> None:
     assert "jsonb, json, uuid, interval, inet or cidr" in str(e.value)
 
 
+# SQLite's json_valid(NULL) is 0 in older versions (a CHECK of it alone refuses NULL), NULL
+# in newer ones.
+NULL_PASSES = "" if native.JSON_VALID_OF_NULL == 0 else " OR NULL"
+
+
 @pytest.mark.parametrize(
     ("expr", "jsonb", "built", "why"),
     [
         ('(JSON_VALID("data") OR "data" IS NULL)', {"data"}, None, "redundant"),
-        ("json_valid(data)", {"data"}, None, "redundant"),
-        ("json_valid([data]) AND length(data) < 100", {"data"}, "TRUE AND length(data) < 100",
+        ("json_valid(data)", {"data"}, f"(data IS NOT NULL{NULL_PASSES})", "dropped"),
+        ("json_valid([data]) AND length(data) < 100", {"data"},
+         f"([data] IS NOT NULL{NULL_PASSES}) AND length(data) < 100",
          "json_valid() of 'data' dropped"),
+        ("json_valid(d) = 1 OR d = '1'", {"d"}, f"(d IS NOT NULL{NULL_PASSES}) OR d = '1'",
+         "dropped"),
+        ("NOT xjson_valid(d)", {"d"}, None, "xjson_valid()"),
         ('(JSON_VALID("data") OR "data" IS NULL)', set(), None, "JSON_VALID()"),
         ("'json_valid(x)' <> x", {"x"}, "'json_valid(x)' <> x", ""),
         ("typeof(n) = 'integer'", set(), None, "typeof()"),
@@ -822,3 +837,23 @@ def test_a_plan_cast_makes_a_django_uuidfield_uuid(
     assert report.verify is not None and report.verify["ok"]
     assert _types(pg, "app_thing")["id"] == "uuid"
     assert pg.query("SELECT n FROM app_thing WHERE id = %s", (ids[2],)) == [(2,)]
+
+
+def test_a_check_with_json_valid_inside_is_built_with_it_translated(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, meta JSON,"
+        " CONSTRAINT meta_set CHECK ((json_valid(meta) = 1 AND meta <> '{}') OR meta IS NULL));"
+        "INSERT INTO t VALUES (1, '{\"a\": 1}'), (2, NULL);"
+    )
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+
+    assert report.exit_code() == 0, report.as_dict()
+    assert any("json_valid() of 'meta' dropped" in n for n in report.notes)
+    assert pg.query(
+        "SELECT conname FROM pg_constraint WHERE contype = 'c' AND conrelid = 't'::regclass"
+    ) == [("meta_set",)]
+    with pytest.raises(psycopg.errors.CheckViolation):
+        pg.execute("INSERT INTO t VALUES (3, '{}')")
+    pg.execute("INSERT INTO t VALUES (4, NULL)")  # NULL passes, as in SQLite

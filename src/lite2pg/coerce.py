@@ -770,12 +770,19 @@ def _to_enum(labels: tuple[str, ...]) -> Converter:
     return conv
 
 
+def _not_utf8(v: Any) -> bool:
+    """Text SQLite holds that is not valid UTF-8 (source.InvalidText): bytes, but no blob."""
+    return type(v).__name__ == "InvalidText"
+
+
 def _to_json(pg: PgType) -> Converter:
     binary = pg.family is Family.JSONB
 
     def conv(v: Any) -> Any:
         if v is None:
             return None
+        if _not_utf8(v):
+            raise _reject(v, pg.sql, "not valid UTF-8")
         if isinstance(v, str):
             try:
                 native.parse_json(v, binary=binary)
@@ -798,6 +805,8 @@ def _to_json(pg: PgType) -> Converter:
 def _to_uuid(v: Any) -> Any:
     if v is None:
         return None
+    if _not_utf8(v):
+        raise _reject(v, "uuid", "not valid UTF-8")  # text, even when it has 16 bytes
     try:
         return str(native.parse_uuid(v))
     except native.NotExact as e:

@@ -30,6 +30,19 @@ class NotExact(ValueError):
 # Its one-argument form takes RFC 8259 JSON only (no JSON5), as PostgreSQL does.
 SQLITE_HAS_JSON = sqlite3.sqlite_version_info >= (3, 38, 0)
 
+
+def _json_valid_of_null() -> int | None:
+    """What this SQLite's json_valid(NULL) gives: 0 in older versions, NULL in newer ones."""
+    if not SQLITE_HAS_JSON:
+        return 0
+    with sqlite3.connect(":memory:") as conn:
+        value = conn.execute("SELECT json_valid(NULL)").fetchone()[0]
+    conn.close()
+    return None if value is None else int(value)
+
+
+JSON_VALID_OF_NULL = _json_valid_of_null()
+
 # PostgreSQL numeric (which jsonb numbers are): at most 131072 digits before the point and
 # 16383 after it; beyond that, jsonb refuses the document ("value overflows numeric format").
 _NUMERIC_MAX_ADJUSTED = 131071
@@ -199,7 +212,6 @@ def parse_uuid(value: Any) -> uuid.UUID:
 _INT32 = 2**31 - 1
 _INT64 = 2**63 - 1
 _US_PER = {"seconds": 1_000_000, "milliseconds": 1000, "microseconds": 1}
-_US_PER_DAY = 86_400_000_000
 
 # The unit a number needs, named in every reason that refuses a bare number.
 UNIT_HINT = (

@@ -12,6 +12,7 @@ from typing import Any
 
 from psycopg import sql
 
+from lite2pg import native
 from lite2pg.coerce import (
     BIGINT,
     BOOLEAN,
@@ -814,14 +815,16 @@ _CHECK_TOKEN = re.compile(
     re.S,
 )
 _JSON_VALID = re.compile(
-    r"json_valid\s*\(\s*(\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`|\[[^\]]*\]|[A-Za-z_]\w*)\s*\)",
+    r"\bjson_valid\s*\(\s*(\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`|\[[^\]]*\]|[A-Za-z_]\w*)\s*\)"
+    r"(?:\s*==?\s*1\b)?",
     re.I,
 )
 _STRING_LITERAL = re.compile(r"('(?:[^']|'')*')", re.S)
-# `json_valid(c)`, alone or `OR c IS NULL` (Django's JSONField): nothing left to check.
+# `json_valid(c) OR c IS NULL` (Django's JSONField): nothing left to check. (Alone,
+# json_valid(c) also refuses NULL, which is kept.)
 _ONLY_JSON_VALID = re.compile(
     r"\(*\s*json_valid\s*\(\s*(?P<c>[^()]+?)\s*\)\s*\)*"
-    r"(?:\s+OR\s+\(*\s*(?P<n>[^()]+?)\s+IS\s+NULL\s*\)*)?\s*",
+    r"\s+OR\s+\(*\s*(?P<n>[^()]+?)\s+IS\s+NULL\s*\)*\s*",
     re.I | re.S,
 )
 
@@ -833,16 +836,19 @@ def translate_check(expr: str, jsonb: Collection[str]) -> tuple[str | None, str]
     whole = _ONLY_JSON_VALID.fullmatch(expr)
     if whole is not None:
         column = unquote_ident(whole.group("c")).lower()
-        nulls = whole.group("n")
-        if column in jsonb and (nulls is None or unquote_ident(nulls).lower() == column):
+        if column in jsonb and unquote_ident(whole.group("n")).lower() == column:
             return None, f"redundant: column {unquote_ident(whole.group('c'))!r} holds JSON only"
     replaced: list[str] = []
 
     def true_if_jsonb(m: re.Match[str]) -> str:
-        if unquote_ident(m.group(1)).lower() in jsonb:
-            replaced.append(unquote_ident(m.group(1)))
-            return "TRUE"
-        return m.group(0)
+        # What json_valid(c) gives on a column that holds only JSON: true, and for NULL
+        # what this SQLite gives (0 in older versions, NULL in newer), so NULLs pass as they did.
+        column = unquote_ident(m.group(1))
+        if column.lower() not in jsonb:
+            return m.group(0)
+        replaced.append(column)
+        null = "" if native.JSON_VALID_OF_NULL == 0 else " OR NULL"
+        return f"({m.group(1)} IS NOT NULL{null})"
 
     # Outside string literals only: '...json_valid(x)...' is text.
     text = "".join(

@@ -14,7 +14,8 @@ Why equal texts prove target value == transform(source value) for every row and 
 2. PostgreSQL's text of a column that holds free text must have exactly n-1 US, as many GS
    as the column has NULLs and no ESC: then none of its values contains one of these
    characters, and the text splits back into exactly its n values. (Other columns print
-   only digits, signs, date and time separators or hex.)
+   only digits, signs, date and time separators or hex; jsonb, json, uuid, inet and cidr
+   print no control character: JSON escapes them.)
 3. SQLite's text is the same bytes, so it holds as many US; with n rows, none of its
    values contains one either, and both split into the same n fields.
 4. NULL is a field of its own: GS in the columns where '' is a value, else '', which no
@@ -26,10 +27,12 @@ Why equal texts prove target value == transform(source value) for every row and 
    must be one for which that implies transform(value) == the target value (`_guards`):
    the blob b'5' or the text '5' in an integer column, a real in a text column of another
    affinity (SQLite prints 15 digits, transform keeps 17), a number in an enum column each
-   send their chunk to the slow path. PostgreSQL's dates and times must lie in the years
-   1 to 9999 (`_PG_RANGE`) and numeric text be plain digits: 'infinity', BC dates or 'NaN'
-   print text that transform rejects. Text that is not valid UTF-8 or holds NUL cannot
-   equal PostgreSQL's text, which is UTF-8 without NUL.
+   send their chunk to the slow path. Text equal to what PostgreSQL prints for jsonb, json,
+   uuid (32 hex digits), inet or cidr converts to that very value (`native`).
+   PostgreSQL's dates and times must lie in the years 1 to 9999 (`_PG_RANGE`) and numeric
+   text be plain digits: 'infinity', BC dates or 'NaN' print text that transform rejects.
+   Text that is not valid UTF-8 or holds NUL cannot equal PostgreSQL's text, which is UTF-8
+   without NUL.
 Tables the fast path does not take (plan transforms, passwords, added or orphan-checked
 columns, float columns: SQLite cannot print a double exactly) use the row-by-row merge.
 
