@@ -245,7 +245,11 @@ def test_check_of_a_prisma_database_prints_one_line_per_column_and_the_plan_that
         db,
         pg.target,
         MigrateOptions(
-            schema=pg.schema, data_only=True, plan=load_plan(str(plan)), run_dir=tmp_path / "run"
+            schema=pg.schema,
+            data_only=True,
+            plan=load_plan(str(plan)),
+            run_dir=tmp_path / "run",
+            keep_artifacts=True,  # export, transform, load: as the command line runs it
         ),
     )
     assert report.rows_rejected == 0 and report.rows_loaded == 5_000
