@@ -230,6 +230,7 @@ def test_check_of_a_prisma_database_prints_one_line_per_column_and_the_plan_that
     groups = {(g["table"], g["column"]): g for g in data["rejects"]}
     assert set(groups) == {("User", "createdAt"), ("Post", "createdAt"), ("Post", "updatedAt")}
     assert all(g["category"] == "EPOCH_AMBIGUOUS" for g in groups.values())
+    assert sum(n for _, n in groups["User", "createdAt"]["value_counts"]) == 1_000
     assert groups["Post", "updatedAt"]["fix"]["lines"] == [
         "[tables.Post.columns.updatedAt]",
         'transforms = [{ timestamp = { epoch = "milliseconds" } }]',
@@ -284,6 +285,7 @@ def test_check_output_stays_bounded_for_ten_thousand_unknown_mapped_values(
     (at,) = [g for g in report.rejects if g.column == "at"]
     assert status.count == 10_000 and status.reason == "not one of the mapped values"
     assert status.distinct_values == 1_000 and status.more_values == 9_000  # counted, not kept
+    assert len(status.as_dict()["value_counts"]) == 1_000
     assert status.fix is not None and len(status.fix.lines) == 11  # a header and ten values
     assert status.fix.lines[1] == '"junk 0" = "?"  # 1 rows'
     assert "9,990 more rows hold other values" in status.fix.why

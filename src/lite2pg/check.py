@@ -15,7 +15,7 @@ from typing import Any
 from lite2pg import source
 from lite2pg.coerce import Family
 from lite2pg.errors import TransformError, file_errors
-from lite2pg.fixes import Fix, ValueTally, propose
+from lite2pg.fixes import MAX_DISTINCT, Fix, ValueTally, propose
 from lite2pg.layout import create_maps, parents_first, select_tables, table_plan
 from lite2pg.plan import Plan, TablePlan
 from lite2pg.reasons import Category
@@ -89,6 +89,8 @@ class RejectGroup:
             "values": [_show(v) for v in self.values],
             "distinct_values": self.distinct_values,
             "more_values": self.more_values,
+            # Every distinct value the group kept (at most MAX_DISTINCT), most frequent first.
+            "value_counts": [[_show(v), n] for v, n in self.tally.common(MAX_DISTINCT)],
             "examples": self.examples,
             "fix": None if self.fix is None else self.fix.__dict__,
         }
