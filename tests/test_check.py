@@ -316,7 +316,7 @@ def test_check_shows_many_groups_readably_with_the_largest_first(make_db: MakeDb
     assert sum(1 for line in lines if line.startswith("  wide.")) == 40
     # Row r holds text in columns c0..c(r % 60): the 20 smallest groups are c40..c59.
     rest = sum(1 for r in range(200) for i in range(40, 60) if i <= r % 60)
-    assert lines[-1] == f"  ... and 20 more group(s), {rest:,} row(s); --json has all"
+    assert lines[-1] == f"  ... and 20 more group(s) of {rest:,} value(s); --json has all"
     assert all(g.reason == "not a number" for g in report.rejects)
 
 

@@ -164,7 +164,7 @@ class CheckReport:
         rest = self.rejects[groups:]
         if rest:
             n = sum(g.count + g.also for g in rest)
-            lines.append(f"  ... and {len(rest):,} more group(s), {n:,} row(s); --json has all")
+            lines.append(f"  ... and {len(rest):,} more group(s) of {n:,} value(s); --json has all")
         return lines
 
     def as_dict(self) -> dict[str, Any]:
