@@ -230,6 +230,7 @@ def test_check_of_a_prisma_database_prints_one_line_per_column_and_the_plan_that
     groups = {(g["table"], g["column"]): g for g in data["rejects"]}
     assert set(groups) == {("User", "createdAt"), ("Post", "createdAt"), ("Post", "updatedAt")}
     assert all(g["category"] == "EPOCH_AMBIGUOUS" for g in groups.values())
+    assert sum(n for _, n in groups["User", "createdAt"]["value_counts"]) == 1_000
     assert groups["Post", "updatedAt"]["fix"]["lines"] == [
         "[tables.Post.columns.updatedAt]",
         'transforms = [{ timestamp = { epoch = "milliseconds" } }]',
@@ -245,7 +246,11 @@ def test_check_of_a_prisma_database_prints_one_line_per_column_and_the_plan_that
         db,
         pg.target,
         MigrateOptions(
-            schema=pg.schema, data_only=True, plan=load_plan(str(plan)), run_dir=tmp_path / "run"
+            schema=pg.schema,
+            data_only=True,
+            plan=load_plan(str(plan)),
+            run_dir=tmp_path / "run",
+            keep_artifacts=True,  # export, transform, load: as the command line runs it
         ),
     )
     assert report.rows_rejected == 0 and report.rows_loaded == 5_000
@@ -280,6 +285,7 @@ def test_check_output_stays_bounded_for_ten_thousand_unknown_mapped_values(
     (at,) = [g for g in report.rejects if g.column == "at"]
     assert status.count == 10_000 and status.reason == "not one of the mapped values"
     assert status.distinct_values == 1_000 and status.more_values == 9_000  # counted, not kept
+    assert len(status.as_dict()["value_counts"]) == 1_000
     assert status.fix is not None and len(status.fix.lines) == 11  # a header and ten values
     assert status.fix.lines[1] == '"junk 0" = "?"  # 1 rows'
     assert "9,990 more rows hold other values" in status.fix.why
@@ -310,7 +316,7 @@ def test_check_shows_many_groups_readably_with_the_largest_first(make_db: MakeDb
     assert sum(1 for line in lines if line.startswith("  wide.")) == 40
     # Row r holds text in columns c0..c(r % 60): the 20 smallest groups are c40..c59.
     rest = sum(1 for r in range(200) for i in range(40, 60) if i <= r % 60)
-    assert lines[-1] == f"  ... and 20 more group(s), {rest:,} row(s); --json has all"
+    assert lines[-1] == f"  ... and 20 more group(s) of {rest:,} value(s); --json has all"
     assert all(g.reason == "not a number" for g in report.rejects)
 
 

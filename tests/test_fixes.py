@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from lite2pg.coerce import converter, parse_pg_type
-from lite2pg.errors import TransformError
+from lite2pg.errors import PlanError, TransformError
 from lite2pg.fixes import MAX_DISTINCT, ValueTally, propose, sci
 from lite2pg.plan import parse_plan
 from lite2pg.reasons import Category
@@ -141,3 +141,13 @@ def test_sci_is_short() -> None:
         "-3.2e9",
         "5e-1",
     ]
+
+
+def test_round_is_a_per_column_plan_option_that_needs_no_transforms() -> None:
+    plan = parse_plan("[tables.t.columns.c]\nround = true\n")
+    assert plan.tables["t"].columns["c"].round
+    assert plan.tables["t"].columns["c"].specs == ()
+    with pytest.raises(PlanError, match=r"tables\.t\.columns\.c\.round: expected true or false"):
+        parse_plan('[tables.t.columns.c]\nround = "yes"\n')
+    with pytest.raises(PlanError, match="transforms: missing"):
+        parse_plan("[tables.t.columns.c]\n")

@@ -16,7 +16,7 @@ from lite2pg import native, source
 from lite2pg.caseless import CaseCollision, preflight, python_lower
 from lite2pg.coerce import Family
 from lite2pg.errors import TransformError, file_errors
-from lite2pg.fixes import Fix, ValueTally, propose
+from lite2pg.fixes import MAX_DISTINCT, Fix, ValueTally, propose
 from lite2pg.layout import create_maps, parents_first, select_tables, table_plan
 from lite2pg.plan import Plan, TablePlan
 from lite2pg.profiles import resolve
@@ -96,6 +96,8 @@ class RejectGroup:
             "values": [_show(v) for v in self.values],
             "distinct_values": self.distinct_values,
             "more_values": self.more_values,
+            # Every distinct value the group kept (at most MAX_DISTINCT), most frequent first.
+            "value_counts": [[_show(v), n] for v, n in self.tally.common(MAX_DISTINCT)],
             "examples": self.examples,
             "fix": None if self.fix is None else self.fix.__dict__,
         }
@@ -182,7 +184,7 @@ class CheckReport:
         rest = self.rejects[groups:]
         if rest:
             n = sum(g.count + g.also for g in rest)
-            lines.append(f"  ... and {len(rest):,} more group(s), {n:,} row(s); --json has all")
+            lines.append(f"  ... and {len(rest):,} more group(s) of {n:,} value(s); --json has all")
         return lines
 
     def as_dict(self) -> dict[str, Any]:

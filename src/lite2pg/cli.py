@@ -573,10 +573,11 @@ def check_cmd(
     """Preflight: what would a migration of SOURCE reject, and why? Writes nothing.
 
     Runs source reading and every transform of the plan (password hashing only with
-    --hash), then lists the rows a real run would reject grouped by table, column and
-    reason, the value distribution of every mapped column (unknown values first), orphans
-    per foreign key and stored values that disagree with their declared type. Exit 0 only
-    when a real run would reject nothing.
+    --hash), then lists the rows a real run would reject: one line per table, column and
+    reason, with example values and the plan lines that would fix them. Then the value
+    distribution of every mapped column (unknown values first), orphans per foreign key
+    and stored values that disagree with their declared type. Exit 0 only when a real run
+    would reject nothing.
 
     Example: lite2pg check legacy.db --plan helpdesk
 

@@ -270,7 +270,8 @@ def existing_maps(
                     f"target columns: {', '.join(c.name for c in described[target])}; "
                     "drop or rename it in a plan",
                 )
-            transformed = tp is not None and col.name in tp.columns
+            cp = tp.columns.get(col.name) if tp is not None else None
+            transformed = cp is not None and bool(cp.specs)  # not only `round = true`
             source_pg = casts.get(t.name, {}).get(col.name) or map_declared_type(
                 col.declared_type, col.stored
             )
