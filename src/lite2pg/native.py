@@ -26,6 +26,7 @@ class NotExact(ValueError):
 
 # -- json and jsonb ----------------------------------------------------------------------
 
+
 def _probe_json() -> tuple[bool, int | None]:
     """Whether this SQLite has json_valid() (built in from 3.38, unless left out), and what
     its json_valid(NULL) gives: 0 in older versions, NULL in newer ones."""
