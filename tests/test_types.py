@@ -498,7 +498,7 @@ def test_a_json_column_with_text_that_is_not_json_stays_text_with_a_note(
 ) -> None:
     db = make_db(
         "CREATE TABLE t (id INTEGER PRIMARY KEY, doc JSON, plain TEXT, "
-        "  esc TEXT CHECK (json_valid(esc)));"
+        "  esc TEXT CHECK (json_valid(esc)), CHECK (plain <> 'json_valid(plain)'));"
         "PRAGMA ignore_check_constraints = 1;"
         "INSERT INTO t VALUES (1, '{\"a\": 1}', '{\"a\": 1}', '\"\\u0000\"'),"
         " (2, 'not json', '[1]', '1'), (3, '[1e131072]', '[]', '1e5');"
@@ -857,3 +857,87 @@ def test_a_check_with_json_valid_inside_is_built_with_it_translated(
     with pytest.raises(psycopg.errors.CheckViolation):
         pg.execute("INSERT INTO t VALUES (3, '{}')")
     pg.execute("INSERT INTO t VALUES (4, NULL)")  # NULL passes, as in SQLite
+
+
+def _iso(interval: native.Interval) -> str:
+    sign = "-" if interval.micros < 0 else ""
+    seconds, micros = divmod(abs(interval.micros), 1_000_000)
+    return f"P{interval.months}M{interval.days}DT{sign}{seconds}.{micros:06d}S"
+
+
+_json_values = (
+    _json_docs.map(_json_text)
+    | st.sampled_from(["{", "NaN", '"\\u0000"', '["\\udc00"]', "[1e131072]", "", " [] ", "5"])
+    | st.integers(-(2**63), 2**63 - 1)
+)
+_uuid_values = st.uuids().flatmap(
+    lambda u: st.sampled_from(
+        [str(u), u.hex, u.hex.upper(), "{" + str(u) + "}", u.bytes, str(u)[:-1], u.bytes[:15]]
+    )
+)
+_interval_values = st.builds(
+    native.Interval,
+    st.integers(-10_000, 10_000),
+    st.integers(-100_000, 100_000),
+    st.integers(-(2**50), 2**50),
+).flatmap(
+    lambda i: st.sampled_from([i.pg_text(), i.canonical(), _iso(i), str(i.micros), "1.5 days"])
+)
+_inet_values = (_ipv4 | _ipv6).flatmap(
+    lambda a: st.sampled_from([str(a), f"{a}/{a.max_prefixlen // 2}", f"{a}x", str(int(a))])
+)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            _json_values | st.none(), _uuid_values | st.none(), _interval_values | st.none(),
+            _inet_values | st.none(),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)  # fmt: skip
+def test_random_values_load_exactly_or_are_rejected_and_verify_agrees(
+    tmp_path_factory: pytest.TempPathFactory, pg_dsn: str, rows: list[tuple[Any, ...]]
+) -> None:
+    tmp = tmp_path_factory.mktemp("random")
+    db = tmp / "r.db"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, j TEXT, u TEXT, iv TEXT, ip TEXT)")
+        conn.executemany(
+            "INSERT INTO t VALUES (?, ?, ?, ?, ?)", [(i, *r) for i, r in enumerate(rows)]
+        )
+    casts = {"t.j": "jsonb", "t.u": "uuid", "t.iv": "interval", "t.ip": "inet"}
+    expected: dict[int, tuple[Any, ...] | None] = {}
+    with closing(sqlite3.connect(db)) as conn:
+        for i, *stored in conn.execute("SELECT * FROM t"):
+            try:
+                expected[i] = tuple(
+                    None if v is None else convert(casts[f"t.{c}"], v)
+                    for c, v in zip(("j", "u", "iv", "ip"), stored, strict=True)
+                )
+            except TransformError:
+                expected[i] = None
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as pgc:
+        pgc.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        report = migrate(
+            db,
+            PgSchema(pg_dsn, schema).target,
+            MigrateOptions(schema=schema, run_dir=tmp / "run", casts=casts),
+        )
+        assert report.verify is not None and report.verify["ok"], report.verify
+        loaded = {
+            r[0]: r[1:]
+            for r in PgSchema(pg_dsn, schema).query(
+                "SELECT id, j::text, u::text, iv::text, ip::text FROM t"
+            )
+        }
+        assert set(loaded) == {i for i, e in expected.items() if e is not None}
+        assert report.rows_rejected == sum(e is None for e in expected.values())
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as pgc:
+            pgc.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -26,22 +26,22 @@ class NotExact(ValueError):
 
 # -- json and jsonb ----------------------------------------------------------------------
 
-# SQLite has json_valid() built in from 3.38; before that only as an optional extension.
-# Its one-argument form takes RFC 8259 JSON only (no JSON5), as PostgreSQL does.
-SQLITE_HAS_JSON = sqlite3.sqlite_version_info >= (3, 38, 0)
 
-
-def _json_valid_of_null() -> int | None:
-    """What this SQLite's json_valid(NULL) gives: 0 in older versions, NULL in newer ones."""
-    if not SQLITE_HAS_JSON:
-        return 0
-    with sqlite3.connect(":memory:") as conn:
+def _probe_json() -> tuple[bool, int | None]:
+    """Whether this SQLite has json_valid() (built in from 3.38, unless left out), and what
+    its json_valid(NULL) gives: 0 in older versions, NULL in newer ones."""
+    conn = sqlite3.connect(":memory:")
+    try:
         value = conn.execute("SELECT json_valid(NULL)").fetchone()[0]
-    conn.close()
-    return None if value is None else int(value)
+    except sqlite3.OperationalError:
+        return False, 0
+    finally:
+        conn.close()
+    return True, None if value is None else int(value)
 
 
-JSON_VALID_OF_NULL = _json_valid_of_null()
+# json_valid(X) takes RFC 8259 JSON only (no JSON5), as PostgreSQL does.
+SQLITE_HAS_JSON, JSON_VALID_OF_NULL = _probe_json()
 
 # PostgreSQL numeric (which jsonb numbers are): at most 131072 digits before the point and
 # 16383 after it; beyond that, jsonb refuses the document ("value overflows numeric format").

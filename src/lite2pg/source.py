@@ -897,6 +897,7 @@ _JSON_VALID_CALL = re.compile(
 # SQLite calls this (a Python function) only for JSON text with \u0000 or surrogate escapes:
 # the values whose jsonb reading json_valid() cannot vouch for.
 _JSONB_OK = "_lite2pg_jsonb_ok"
+_STRING = re.compile(r"'(?:[^']|'')*'", re.S)
 
 
 def base_type(declared: str) -> str:
@@ -910,7 +911,7 @@ def json_checked(table: Table) -> frozenset[str]:
     return frozenset(
         unquote_ident(m.group(1)).lower()
         for check in table.checks
-        for m in _JSON_VALID_CALL.finditer(check)
+        for m in _JSON_VALID_CALL.finditer(_STRING.sub("''", check))
     )
 
 
