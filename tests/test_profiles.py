@@ -238,9 +238,11 @@ def test_django_profile_types_columns_by_what_they_hold(make_db: MakeDb) -> None
         "total": "numeric",
     }  # code holds a 'g', host a name: they stay text; took may be a duration (below)
     assert plan.tables["django_migrations"].cast == {"applied": "timestamptz"}
-    (note,) = profile.notes
-    assert "shop_order.took" in note and "--cast shop_order.took=interval" in note
-    assert "parent_id" not in note  # a foreign key is no duration
+    durations, digits = profile.notes
+    assert "shop_order.took" in durations and "--cast shop_order.took=interval" in durations
+    assert "parent_id" not in durations  # a foreign key is no duration
+    # Django declares a bare decimal: the model's digits must come from the team.
+    assert "--cast shop_order.total=numeric(MAX_DIGITS,DECIMAL_PLACES)" in digits
     assert profile.revision == "1 migrations, last shop.0001_initial"
 
 

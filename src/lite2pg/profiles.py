@@ -311,7 +311,9 @@ def _django_duration(ctx: _Context, table: Table, col: Column) -> Rule | None:
 
 
 def _django_notes(ctx: _Context, tables: Iterable[Table], rules: Iterable[Rule]) -> list[str]:
+    rules = list(rules)
     ruled = {(r.table, r.column) for r in rules}
+    ruled_types = {(r.table, r.column) for r in rules if r.cast and r.cast != "numeric"}
     maybe = [
         f"{t.name}.{c.name}"
         for t in tables
@@ -321,14 +323,29 @@ def _django_notes(ctx: _Context, tables: Iterable[Table], rules: Iterable[Rule])
         and not _in_foreign_key(t, c.name)
         and (t.name, c.name) not in ruled
     ]
-    if not maybe:
-        return []
-    first = maybe[0]
-    return [
-        f"bigint column(s) {', '.join(maybe)} may be DurationFields (microseconds), which "
-        "SQLite cannot tell from BigIntegerFields: for each that is, add "
-        f"--cast {first}=interval (the Django profile reads the microseconds)"
+    notes: list[str] = []
+    if maybe:
+        notes.append(
+            f"bigint column(s) {', '.join(maybe)} may be DurationFields (microseconds), which "
+            "SQLite cannot tell from BigIntegerFields: for each that is, add "
+            f"--cast {maybe[0]}=interval (the Django profile reads the microseconds)"
+        )
+    bare = [
+        f"{t.name}.{c.name}"
+        for t in tables
+        for c in t.columns
+        if _declared(c) == "DECIMAL"
+        and (t.name, c.name) not in ruled_types
+        and ctx.wanted_type(t.name, c.name) is None
     ]
+    if bare:
+        notes.append(
+            f"decimal column(s) {', '.join(bare)} have no digits in SQLite (Django declares a "
+            "bare decimal): add --cast "
+            f"{bare[0]}=numeric(MAX_DIGITS,DECIMAL_PLACES) from each DecimalField, or the app "
+            "reads values back at another scale (12.5 for 12.50)"
+        )
+    return notes
 
 
 def _prisma(ctx: _Context, table: Table) -> list[Rule]:
