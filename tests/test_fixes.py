@@ -42,6 +42,14 @@ from lite2pg.transforms.timestamps import guess_epoch
         ("char(3)", "ab ", Category.TRAILING_BLANKS),
         ("text", "a\x00b", Category.BAD_TEXT),
         ("date", "2024-01-01 10:00", Category.TIME_OF_DAY),
+        ("jsonb", "{'a': 1}", Category.NOT_JSON),
+        ("jsonb", '{"a": 1, "a": 2}', Category.NOT_JSON),
+        ("uuid", "not-a-uuid", Category.NOT_A_UUID),
+        ("interval", 5_000_000, Category.NO_UNIT),
+        ("interval", "42", Category.NO_UNIT),
+        ("interval", "a while", Category.NOT_AN_INTERVAL),
+        ("inet", "10.0.0.256", Category.NOT_AN_ADDRESS),
+        ("cidr", "10.0.0.1/8", Category.NOT_AN_ADDRESS),
     ],
 )
 def test_each_refusal_of_a_type_carries_its_category(pg: str, value: Any, category: str) -> None:
@@ -151,3 +159,20 @@ def test_round_is_a_per_column_plan_option_that_needs_no_transforms() -> None:
         parse_plan('[tables.t.columns.c]\nround = "yes"\n')
     with pytest.raises(PlanError, match="transforms: missing"):
         parse_plan("[tables.t.columns.c]\n")
+
+
+def test_a_proposed_interval_unit_is_a_plan_that_loads_the_numbers() -> None:
+    fix = propose("job", "took", Category.NO_UNIT.name, _tally([5_000_000]), (), "interval")
+    assert fix is not None
+    plan = parse_plan("\n".join(fix.lines))
+    chain = plan.tables["job"].columns["took"].chain
+    assert converter(parse_pg_type("interval"))(chain(5_000_000)) == "0 mons 0 days 0:00:05.000000"
+
+
+def test_a_jsonb_value_with_a_key_twice_is_proposed_json_which_keeps_it() -> None:
+    fix = propose("t", "doc", Category.NOT_JSON.name, _tally(['{"a": 1, "a": 2}']), (), "jsonb")
+    assert fix is not None
+    plan = parse_plan("\n".join(fix.lines))
+    (kept,) = [plan.tables["t"].cast["doc"]]
+    doc = '{"a": 1, "a": 2}'
+    assert converter(parse_pg_type(kept))(doc) == doc

@@ -69,7 +69,11 @@ def test_jsonb_takes_json_text_and_numbers_and_refuses_what_postgresql_would() -
     assert "beyond what jsonb" in refusal("jsonb", "1e131072")
     assert "blob is not JSON" in refusal("jsonb", b"{}")
     assert "not JSON" in refusal("jsonb", float("inf"))
-    # json keeps its text: \u0000 and lone surrogates are text to it, numbers any size.
+    # jsonb keeps one value per key: a second one would be lost without a word.
+    assert "key 'a' twice" in refusal("jsonb", '[{"b": 0}, {"a": 1, "a": 2}]')
+    assert "cast the column to json" in refusal("jsonb", '{"a": 1, "a": 1}')
+    # json keeps its text: \u0000, lone surrogates and keys given twice, numbers any size.
+    assert convert("json", '{"a": 1, "a": 2}') == '{"a": 1, "a": 2}'
     assert convert("json", '{"a": "\\u0000"}') == '{"a": "\\u0000"}'
     assert convert("json", "1e131072") == "1e131072"
     assert "NaN is not JSON" in refusal("json", "NaN")
@@ -286,12 +290,8 @@ def test_jsonb_canonical_text_is_what_postgresql_prints(
     assert native.jsonb_text(native.parse_json(text, binary=True)) == row[0]
 
 
-def test_jsonb_canonical_text_orders_keys_as_postgresql_and_keeps_the_last_duplicate(
-    pg_dsn: str,
-) -> None:
-    text = (
-        '{"bb":1, "a":2, "a":3, "\\u00e9":4, "c":"\\u001f\\u007f\\b\\"", "n":[-0, 1E+2, 1.50e-3]}'
-    )
+def test_jsonb_canonical_text_orders_keys_as_postgresql(pg_dsn: str) -> None:
+    text = '{"bb":1, "a":3, "\\u00e9":4, "c":"\\u001f\\u007f\\b\\"", "n":[-0, 1E+2, 1.50e-3]}'
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         row = conn.execute("SELECT %s::text::jsonb::text", (text,)).fetchone()
     assert row is not None
@@ -466,7 +466,7 @@ def test_a_django_jsonfield_check_gives_jsonb_and_the_run_exits_0_verified(
             "INSERT INTO shop_item (data, extra, token, n) VALUES (?, ?, ?, ?)",
             [
                 ('{"b": 1, "a": [1.50, "\\ud83d\\ude00"]}', None, uuid.uuid4().hex, 1),
-                ('{"a": 1, "a": 2}', '"x"', uuid.uuid4().hex, 2),
+                ('{"a": 2}', '"x"', uuid.uuid4().hex, 2),
                 ("[]", "null", uuid.uuid4().hex, 0),
             ],
         ),
@@ -478,8 +478,7 @@ def test_a_django_jsonfield_check_gives_jsonb_and_the_run_exits_0_verified(
     assert _types(pg, "shop_item") == {
         "id": "bigint", "data": "jsonb", "extra": "jsonb", "token": "text", "n": "bigint",
     }  # fmt: skip
-    # The app's JSON lookups work; jsonb keeps the last of duplicate keys, as the app's
-    # json.loads does.
+    # The app's JSON lookups work.
     assert pg.query("SELECT id FROM shop_item WHERE data -> 'a' @> '[1.5]'") == [(1,)]
     assert pg.query("SELECT data ->> 'a' FROM shop_item WHERE id = 2") == [("2",)]
     # The json_valid CHECKs are redundant and said so; the other CHECK is built.
@@ -802,8 +801,12 @@ def test_data_only_into_an_apps_schema_with_native_types_loads_and_verifies(
         (
             "INSERT INTO app_device VALUES (?, ?, ?)",
             [
-                (uuid.uuid5(uuid.NAMESPACE_DNS, "a").hex, '{"z": 1, "a": {"k": [1, 2.0]}}', None),
-                (uuid.uuid5(uuid.NAMESPACE_DNS, "b").hex, '{"a": 1, "a": "last"}', "2001:DB8::7"),
+                (
+                    uuid.uuid5(uuid.NAMESPACE_DNS, "a").hex,
+                    '{"z": 1, "a": {"k": [1, 2.0]}}',
+                    "2001:DB8::7",
+                ),
+                (uuid.uuid5(uuid.NAMESPACE_DNS, "b").hex, '{"a": 1, "a": "last"}', None),
                 (uuid.uuid5(uuid.NAMESPACE_DNS, "c").hex, "[1e200000]", "192.0.2.1"),
             ],
         ),
@@ -812,14 +815,15 @@ def test_data_only_into_an_apps_schema_with_native_types_loads_and_verifies(
 
     report = migrate(db, pg.target, _opts(pg, tmp_path, data_only=True))
 
-    assert report.rows_loaded == 2 and report.rows_rejected == 1
+    assert report.rows_loaded == 1 and report.rows_rejected == 2
     assert report.verify is not None and report.verify["ok"], report.verify
     reasons = (tmp_path / "run" / "rejects" / "app_device.jsonl").read_text()
     assert "beyond what jsonb (numeric) holds" in reasons
-    key = uuid.uuid5(uuid.NAMESPACE_DNS, "b")
-    assert pg.query("SELECT conf ->> 'a', host(ip) FROM app_device WHERE id = %s", (key,)) == [
-        ("last", "2001:db8::7")
-    ]
+    assert "has the key 'a' twice, and jsonb keeps only the last value" in reasons
+    key = uuid.uuid5(uuid.NAMESPACE_DNS, "a")
+    assert pg.query(
+        "SELECT conf -> 'a' ->> 'k', host(ip) FROM app_device WHERE id = %s", (key,)
+    ) == [("[1, 2.0]", "2001:db8::7")]
 
 
 def test_a_plan_cast_makes_a_django_uuidfield_uuid(

@@ -787,7 +787,7 @@ def _to_json(pg: PgType) -> Converter:
             try:
                 native.parse_json(v, binary=binary)
             except native.NotExact as e:
-                raise _reject(v, pg.sql, str(e)) from None
+                raise _reject(v, pg.sql, str(e), Category.NOT_JSON) from None
             return v
         if isinstance(v, bool):
             return "true" if v else "false"
@@ -810,7 +810,7 @@ def _to_uuid(v: Any) -> Any:
     try:
         return str(native.parse_uuid(v))
     except native.NotExact as e:
-        raise _reject(v, "uuid", str(e)) from None
+        raise _reject(v, "uuid", str(e), Category.NOT_A_UUID) from None
 
 
 def _to_interval(pg: PgType) -> Converter:
@@ -823,7 +823,9 @@ def _to_interval(pg: PgType) -> Converter:
         try:
             interval = native.parse_interval(v)
         except native.NotExact as e:
-            raise _reject(v, pg.sql, str(e)) from None
+            unitless = isinstance(v, int | float) or native.UNIT_HINT in str(e)
+            category = Category.NO_UNIT if unitless else Category.NOT_AN_INTERVAL
+            raise _reject(v, pg.sql, str(e), category) from None
         if interval.micros % step:
             raise _reject(v, pg.sql, f"would be rounded to {pg.precision} fractional digits")
         return interval.pg_text()
@@ -840,7 +842,7 @@ def _to_inet(pg: PgType) -> Converter:
         try:
             return str(native.parse_inet(v, cidr=cidr))
         except native.NotExact as e:
-            raise _reject(v, pg.sql, str(e)) from None
+            raise _reject(v, pg.sql, str(e), Category.NOT_AN_ADDRESS) from None
 
     return conv
 

@@ -151,6 +151,18 @@ def propose(
             "keeps them (when lite2pg creates the table; with --data-only, widen the target "
             "column)",
         )
+    if category == Category.NO_UNIT.name:
+        return Fix(
+            [f"[{section}]", _transforms([*specs, '{ interval = { unit = "microseconds" } }'])],
+            f"numbers in {_rows(tally)} of an interval column: say their unit (microseconds "
+            'for Django\'s DurationField; "milliseconds", "seconds" or "days" otherwise)',
+        )
+    if category == Category.NOT_JSON.name and target_type == "jsonb":
+        return Fix(
+            [f"[{join_key('tables', table)}]", f"cast = {{ {_key(column)} = {_toml('json')} }}"],
+            f"values in {_rows(tally)} that jsonb would refuse or change: json keeps the text "
+            "as written (when lite2pg creates the table)",
+        )
     if category == Category.ORPHAN.name:
         fk = join_key(join_key(join_key("tables", table), "foreign_keys"), column)
         return Fix(

@@ -69,19 +69,32 @@ def _constant(name: str) -> Any:
 
 
 def _last_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    return dict(pairs)  # jsonb keeps the last of duplicate keys, as dict() does
+    return dict(pairs)  # json keeps its text; parsed, the last of duplicate keys counts
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise NotExact(
+                f"has the key {key[:40]!r} twice, and jsonb keeps only the last value "
+                "(cast the column to json to keep the text as written)"
+            )
+        obj[key] = value
+    return obj
 
 
 def parse_json(text: str, *, binary: bool) -> Any:
     """The JSON value of `text` as PostgreSQL reads it (numbers as Decimal; for jsonb,
-    `binary`, the last of duplicate keys): `NotExact` when PostgreSQL would refuse it."""
+    `binary`, no key twice, since jsonb would drop all but the last): `NotExact` when
+    PostgreSQL would refuse it or lose part of it."""
     try:
         value = json.loads(
             text,
             parse_int=_number if binary else Decimal,
             parse_float=_number if binary else Decimal,
             parse_constant=_constant,
-            object_pairs_hook=_last_wins,
+            object_pairs_hook=_unique_keys if binary else _last_wins,
         )
     except NotExact:
         raise
