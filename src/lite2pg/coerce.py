@@ -658,6 +658,8 @@ _EPOCH_HINT = (
 def _to_timestamp(pg: PgType, rounding: bool) -> Converter:
     aware = pg.family is Family.TIMESTAMPTZ
     name = pg.sql
+    # Only timestamp(p) with p < 6 can need a value's fraction cut: skip that work otherwise.
+    whole = pg.precision is None or pg.precision >= 6
 
     def conv(v: Any) -> Any:
         if v is None:
@@ -677,9 +679,10 @@ def _to_timestamp(pg: PgType, rounding: bool) -> Converter:
             raise _reject(v, name)
         try:
             # Both types hold UTC wall time here (naive text is UTC, as everywhere).
-            early = _before_2000(parsed)
-            shift = _fraction(v, parsed.microsecond, pg, rounding, before_2000=early)
-            parsed += dt.timedelta(microseconds=shift)
+            if not whole:
+                early = _before_2000(parsed)
+                shift = _fraction(v, parsed.microsecond, pg, rounding, before_2000=early)
+                parsed += dt.timedelta(microseconds=shift)
             if aware:
                 if parsed.tzinfo is None:
                     parsed = parsed.replace(tzinfo=dt.UTC)
