@@ -318,6 +318,8 @@ def check(
             report.rejects = sorted(groups.values(), key=lambda g: (-g.count - g.also, g.name))
             for g in report.rejects:
                 _settle(g, fixers)
+                if applied is None:
+                    _name_the_profile(g)
         finally:
             src.close()
     return report
@@ -366,6 +368,19 @@ def _settle(g: RejectGroup, fixers: Sequence[Fixer]) -> None:
     if REDACTED in g.values:
         return  # a secret column: no proposal may show its values
     g.fix = propose(g.table, g.column, g.category, g.tally, g.transforms, g.target_type, g.labels)
+
+
+def _name_the_profile(g: RejectGroup) -> None:
+    """Epoch milliseconds in a date column are how Prisma stores every DateTime: where no
+    profile was detected (a database made by `prisma db push` has no migrations table),
+    say that `--profile prisma` would read them all, beside the fix for this column."""
+    if g.fix is None or g.category != Category.EPOCH_AMBIGUOUS.name:
+        return
+    if '"milliseconds"' in "".join(g.fix.lines):
+        g.fix.why += (
+            "; if Prisma wrote this database (it stores every DateTime so), "
+            "--profile prisma reads all of them"
+        )
 
 
 def _maps(src: Any, table: str, tp: Any, report: CheckReport) -> None:

@@ -146,6 +146,10 @@ def test_check_groups_prisma_millisecond_datetimes_by_column_and_names_the_fix(
     plan.write_text("\n\n".join(fixes) + "\n")
     fixed = cli("check", str(db), "--plan", str(plan), cwd=tmp_path)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    # The ORM is named too, and its profile alone reads every one of those columns.
+    assert all("--profile prisma" in g["fix"]["why"] for g in groups), groups
+    named = cli("check", str(db), "--profile", "prisma", cwd=tmp_path)
+    assert named.returncode == 0, named.stdout + named.stderr
 
 
 def test_check_of_a_prisma_database_applies_the_prisma_profile_and_finds_nothing(
