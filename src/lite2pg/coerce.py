@@ -843,7 +843,8 @@ def _to_inet(pg: PgType) -> Converter:
         if v is None:
             return None
         try:
-            return str(native.parse_inet(v, cidr=cidr))
+            # PostgreSQL's own text: Python's str() of an IPv6 address differs by version.
+            return native.inet_text(native.parse_inet(v, cidr=cidr))
         except native.NotExact as e:
             raise _reject(v, pg.sql, str(e), Category.NOT_AN_ADDRESS) from None
 
