@@ -27,7 +27,7 @@ from typing import Any
 from lite2pg.coerce import PgType
 from lite2pg.errors import UsageError
 from lite2pg.plan import Plan, dump_plan, merge_plans, parse_plan
-from lite2pg.source import Column, SourceSchema, Table, quote_ident
+from lite2pg.source import Column, SourceSchema, Table, json_checked, quote_ident
 
 __all__ = [
     "PROFILE_CHOICES",
@@ -232,13 +232,6 @@ def _is_ip(ctx: _Context, table: str, column: str) -> bool:
     return True
 
 
-def _json_checked(table: Table, column: str) -> bool:
-    """Whether a CHECK of the table calls JSON_VALID on the column (Django's JSONField)."""
-    name = re.escape(column)
-    pattern = re.compile(rf"JSON_VALID\s*\(\s*(?:\"{name}\"|`{name}`|\[{name}\]|{name})\s*\)", re.I)
-    return any(pattern.search(check) for check in table.checks)
-
-
 def _enum_checked(table: Table, column: str) -> bool:
     """Whether a CHECK of the table limits the column to a list (SQLAlchemy's Enum)."""
     name = re.escape(column)
@@ -270,6 +263,7 @@ _Builder = Callable[[_Context, Table], list[Rule]]
 
 def _django(ctx: _Context, table: Table) -> list[Rule]:
     rules: list[Rule] = []
+    json_columns = json_checked(table)
     for col in table.columns:
         d = _declared(col)
         rule = None
@@ -278,7 +272,7 @@ def _django(ctx: _Context, table: Table) -> list[Rule]:
         elif d == "CHAR(39)" and _is_ip(ctx, table.name, col.name):
             why = "GenericIPAddressField: every value an IP address"
             rule = Rule(table.name, col.name, "inet", kind="inet", why=why)
-        elif d == "TEXT" and _json_checked(table, col.name):
+        elif d == "TEXT" and col.name.lower() in json_columns:
             why = "JSONField: CHECK (JSON_VALID(...)) becomes the jsonb type"
             rule = Rule(table.name, col.name, "jsonb", kind="jsonb", why=why)
         elif d == "BOOL":
