@@ -25,6 +25,7 @@ from lite2pg.rows import REDACTED, GoneRows, RejectRecord, RowStream, build_pipe
 from lite2pg.schema import TableMap
 from lite2pg.source import quote_ident
 from lite2pg.transforms import Spec
+from lite2pg.transforms.timestamps import guess_epoch
 
 # The storage classes a column of each target family holds when nothing is wrong.
 _EXPECTED: dict[Family, set[str]] = {
@@ -376,7 +377,10 @@ def _name_the_profile(g: RejectGroup) -> None:
     say that `--profile prisma` would read them all, beside the fix for this column."""
     if g.fix is None or g.category != Category.EPOCH_AMBIGUOUS.name:
         return
-    if '"milliseconds"' in "".join(g.fix.lines):
+    if g.tally.low is None or g.tally.high is None:
+        return
+    guess = guess_epoch(g.tally.low, g.tally.high)
+    if guess is not None and guess[1].get("epoch") == "milliseconds":
         g.fix.why += (
             "; if Prisma wrote this database (it stores every DateTime so), "
             "--profile prisma reads all of them"
