@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +20,12 @@ from lite2pg import embedded
 from lite2pg.target import Target
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+
+# Hypothesis keeps its caches and example database under ./.hypothesis unless told
+# otherwise: outside the checkout, and kept between runs, unless the caller chose a place.
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "lite2pg-hypothesis")
+)
 
 # CI runs the property tests on a fixed sequence of examples (the same on every run, so a
 # red CI names a change, not a dice roll); at a desk they explore anew each time.

@@ -77,10 +77,15 @@ def _table_counts(pg: PgSchema) -> dict[str, int]:
     return out
 
 
-def _kill_after(cmd: list[str], seconds: float) -> int | None:
-    """Run `cmd`, SIGKILL it after `seconds` (with its children); its exit code if it ended."""
+def _kill_after(cmd: list[str], seconds: float, cwd: Path) -> int | None:
+    """Run `cmd` in `cwd`, SIGKILL it after `seconds` (with its children); its exit code if
+    it ended."""
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=cwd,
     )
     try:
         return proc.wait(timeout=seconds)
@@ -110,17 +115,18 @@ def test_migrate_killed_at_random_moments_then_run_again_finishes_with_exact_cou
         sys.executable, "-m", "lite2pg", "migrate", str(db), "--target", pg.dsn,
         "--schema", pg.schema, "--drop", "-q", *mode,
     ]  # fmt: skip
+    # In tmp_path: with no --run-dir, each run's directory goes under ./.lite2pg/runs.
     started = time.perf_counter()
-    assert subprocess.run(cmd, capture_output=True, check=False).returncode == 0
+    assert subprocess.run(cmd, capture_output=True, check=False, cwd=tmp_path).returncode == 0
     full = time.perf_counter() - started
     rng = random.Random(7)
     for point in sorted(rng.uniform(0.1, full) for _ in range(5)):
-        code = _kill_after(cmd, point)
+        code = _kill_after(cmd, point, tmp_path)
         counts = _table_counts(pg)
         # Killed or not, the target holds a whole run: the earlier one, or this one.
         assert counts == {"audit_logs": 160_000, "tickets": 40_000, "users": 2_000}, point
         assert code in (None, 0)
-        rerun = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        rerun = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=tmp_path)
         assert rerun.returncode == 0, rerun.stderr
         assert _table_counts(pg) == {
             "audit_logs": expected.audit_logs, "tickets": expected.tickets, "users": expected.users
@@ -146,7 +152,7 @@ def test_load_killed_at_random_moments_then_run_again_finishes_and_verifies(
     full = time.perf_counter() - started
     rng = random.Random(11)
     for point in sorted(rng.uniform(0.1, full) for _ in range(3)):
-        _kill_after(cmd, point)
+        _kill_after(cmd, point, tmp_path)
         assert _table_counts(pg) == {"audit_logs": 80_000, "tickets": 20_000, "users": 1_000}
         rerun = subprocess.run(cmd, capture_output=True, text=True, check=False)
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
