@@ -183,17 +183,12 @@ def decode_field(field_: str) -> object:
     return field_
 
 
-def _stream(conn: sqlite3.Connection, sql: str, batch_size: int) -> Iterator[list[tuple[Any, ...]]]:
-    """Batches of a query's rows; text that is not UTF-8 comes as InvalidText."""
-    for rows, _slow in stream_query(conn, sql, batch_size):
-        yield rows
-
-
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` durable (where the platform allows it)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:  # some platforms cannot open a directory; the rename is still atomic
@@ -242,7 +237,9 @@ def write_table_csv(
     size = rows = 0
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    sql = f"SELECT {', '.join(quote_ident(c) for c in columns)} FROM {quote_ident(table)}"
+    # SQLite encodes each field (`_field_sql`) and the csv module writes the rows: no
+    # Python code runs per value, except for text that is not UTF-8.
+    sql = f"SELECT {', '.join(_field_sql(c) for c in columns)} FROM {quote_ident(table)}"
     try:
         with open(fd, "wb") as f:
 
@@ -256,15 +253,8 @@ def write_table_csv(
                 f.write(data)
 
             writer.writerow(columns)
-            for batch in _stream(conn, sql, batch_size):
-                try:
-                    writer.writerows([encode_value(v) for v in row] for row in batch)
-                except TypeError as e:
-                    raise ArtifactError(
-                        f"table {table}",
-                        f"cannot export a value: {e}",
-                        "open the connection without detect_types or converters",
-                    ) from None
+            for batch, slow in stream_query(conn, sql, batch_size):
+                writer.writerows(_invalid_text_fixed(batch) if slow else batch)
                 rows += len(batch)
                 flush()
             flush()
@@ -274,8 +264,45 @@ def write_table_csv(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return FileInfo(path, digest.hexdigest(), size, rows, secret)
+
+
+def _field_sql(column: str) -> str:
+    """SQL giving a column's value as its CSV field (`encode_value`'s scheme), or as an
+    integer, real or NULL, which the csv module writes as `encode_value` would.
+
+    Text is escaped when `encode_value` escapes it, and also when it is made of digits and
+    `.e+-` with a `.` or an `e` (a superset of the REAL pattern: escaping more text than
+    needed still reads back exactly)."""
+    q = quote_ident(column)
+    number_like = (
+        f"{q} IN ('0', 'inf', 'nan') OR ({q} GLOB '[1-9]*' AND {q} NOT GLOB '*[^0-9]*') "
+        f"OR ({q} GLOB '[0-9]*' AND {q} NOT GLOB '*[^0-9.e+-]*' "
+        f"AND ({q} GLOB '*.*' OR {q} GLOB '*e*'))"
+    )
+    escaped = (
+        f"{q} = '' OR substr({q}, 1, 1) IN ('\\', '=', '+', '-', '@', char(9), char(13)) "
+        f"OR {number_like}"
+    )
+    return (
+        f"CASE typeof({q}) WHEN 'text' THEN CASE WHEN {escaped} THEN '\\s' || {q} ELSE {q} END "
+        f"WHEN 'blob' THEN '\\x' || lower(hex({q})) ELSE {q} END"
+    )
+
+
+def _invalid_text_fixed(batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """A batch read by the slow decoder: text that is not UTF-8 (InvalidText, maybe with
+    the `\\s` that `_field_sql` put before it) becomes its `\\i` field."""
+    out = []
+    for row in batch:
+        if any(isinstance(v, InvalidText) for v in row):
+            row = tuple(
+                "\\i" + bytes(v).removeprefix(b"\\s").hex() if isinstance(v, InvalidText) else v
+                for v in row
+            )
+        out.append(row)
+    return out
 
 
 def read_table_csv(path: Path) -> Iterator[list[tuple[object, ...]]]:
@@ -341,7 +368,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, exact_mode: bool
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _hash_file(path: Path) -> tuple[str, int]:

@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from lite2pg import keys, source
+from lite2pg.artifacts import FileInfo
 from lite2pg.coerce import (
     INT_RANGES,
     MONEY_SCALE,
@@ -32,6 +33,7 @@ from lite2pg.load import PhaseResult, TableResult, load_table
 from lite2pg.plan import Plan, TablePlan
 from lite2pg.rows import GoneRows, RejectSink, RowStream, build_pipeline
 from lite2pg.schema import ColumnMap, TableMap, map_declared_type
+from lite2pg.sinks import CopyFileSink, copy_path
 from lite2pg.target import Target, connect, lock_wait
 
 
@@ -48,8 +50,12 @@ def run_in_place(
     on_start: Callable[[str], None],
     on_progress: Callable[[str, int], None],
     on_done: Callable[[TableResult], None],
+    kept: dict[str, FileInfo] | None = None,
+    before_commit: Callable[[], None] | None = None,
 ) -> tuple[list[TableResult], list[PhaseResult], list[TableMap]]:
-    """Load every table into existing target tables in one transaction."""
+    """Load every table into existing target tables in one transaction. With `kept`, each
+    table's COPY data is kept as transformed/<table>.copy and `kept` gets its file.
+    `before_commit` runs last inside the transaction (it may still refuse the run)."""
     rejects = RejectSink(run_dir / "rejects")
     results: list[TableResult] = []
     try:
@@ -77,12 +83,25 @@ def run_in_place(
                         careful=careful,
                     )
 
-                result = load_table(conn, tm, schema, rejects, stream, prepare=no_create)
+                name = tm.source.name
+                tee = CopyFileSink(copy_path(run_dir, name)) if kept is not None else None
+                try:
+                    result = load_table(
+                        conn, tm, schema, rejects, stream, prepare=no_create, tee=tee
+                    )
+                except BaseException:
+                    if tee is not None:
+                        tee.abort()
+                    raise
+                if tee is not None and kept is not None:
+                    kept[name] = tee.close()
                 if tp is not None and tp.where:
                     gone.record_where_not(tm.source, tp.where)
                 results.append(result)
                 on_done(result)
             phases = finish_in_place(conn, schema, maps)
+            if before_commit is not None:
+                before_commit()
     finally:
         rejects.close()
     return results, phases, maps

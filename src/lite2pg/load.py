@@ -24,6 +24,7 @@ from lite2pg.errors import TargetError
 from lite2pg.reasons import Category
 from lite2pg.rows import RejectSink, TableCounts
 from lite2pg.schema import TableMap
+from lite2pg.sinks import CopyFileSink, TeeWriter
 from lite2pg.target import server_failure
 
 # Rows per SQLite fetch and per careful-mode COPY: large enough to amortise Python call
@@ -149,18 +150,21 @@ def load_table(
     stream: Callable[[bool], RowSource],
     *,
     prepare: Callable[[psycopg.Cursor[Any]], bool],
+    tee: CopyFileSink | None = None,
 ) -> TableResult:
     """Load one table inside the caller's transaction, atomically (under a savepoint).
 
     `prepare` runs first under the savepoint (CREATE TABLE, or nothing for an existing
     table) and says whether COPY FREEZE is allowed. `stream` makes a fresh row stream; a
-    careful replay makes a second one.
+    careful replay makes a second one. `tee` gets the COPY data PostgreSQL took.
     """
     started = time.perf_counter()
     result = TableResult(tm.source.name, tm.target)
     for careful in (False, True):
         result = TableResult(tm.source.name, tm.target, careful=careful)
         rejects.reset(tm.source.name)
+        if tee is not None:
+            tee.restart()
         rows = stream(careful)
         try:
             with conn.transaction(), conn.cursor() as cur:
@@ -168,16 +172,23 @@ def load_table(
                 stmt = copy_statement(schema, tm.target, tm.target_columns, freeze)
                 if careful:
                     for batch in rows.batches():
-                        _copy_or_split(conn, cur, stmt, rows, tm, batch, result)
+                        _copy_or_split(conn, cur, stmt, rows, tm, batch, result, tee)
                 else:
-                    with cur.copy(stmt) as cp:
+                    writer = TeeWriter(cur, tee) if tee is not None else None
+                    with cur.copy(stmt, writer=writer) as cp:
                         if rows.pipe.dump_types:
                             cp.set_types(rows.pipe.dump_types)
-                        write = cp.write_row
-                        for batch in prefetch(rows.batches()):
-                            for r in batch:
-                                write(r)
-                            result.loaded += len(batch)
+                        raw = getattr(rows, "raw_chunks", lambda: None)()
+                        if raw is not None:  # COPY data kept by an earlier run, as it is
+                            for chunk in raw:
+                                cp.write(chunk)
+                            result.loaded = rows.counts.read
+                        else:
+                            write = cp.write_row
+                            for batch in prefetch(rows.batches()):
+                                for r in batch:
+                                    write(r)
+                                result.loaded += len(batch)
                 result.bytes = _relation_size(cur, schema, tm.target)
         except psycopg.errors.ProgramLimitExceeded as e:
             # An OperationalError by class, but the connection is fine: the table's shape
@@ -222,11 +233,13 @@ def _copy_or_split(
     tm: TableMap,
     batch: list[tuple[Any, ...]],
     result: TableResult,
+    tee: CopyFileSink | None = None,
 ) -> None:
     if not batch:
         return
+    writer = TeeWriter(cur, tee, buffered=True) if tee is not None else None
     try:
-        with conn.transaction(), cur.copy(stmt) as cp:
+        with conn.transaction(), cur.copy(stmt, writer=writer) as cp:
             if rows.pipe.dump_types:
                 cp.set_types(rows.pipe.dump_types)
             for r in batch:
@@ -245,8 +258,8 @@ def _copy_or_split(
             rows.reject(batch[0], None, src_col, reason, Category.REFUSED)
             return
         mid = len(batch) // 2
-        _copy_or_split(conn, cur, stmt, rows, tm, batch[:mid], result)
-        _copy_or_split(conn, cur, stmt, rows, tm, batch[mid:], result)
+        _copy_or_split(conn, cur, stmt, rows, tm, batch[:mid], result, tee)
+        _copy_or_split(conn, cur, stmt, rows, tm, batch[mid:], result, tee)
 
 
 def _column_from_context(e: psycopg.Error) -> str | None:

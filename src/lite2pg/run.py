@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,9 +23,11 @@ import psycopg
 from psycopg import sql
 
 from lite2pg import capture, caseless, source
+from lite2pg.artifacts import FileInfo, Journal, Manifest, write_manifest
 from lite2pg.coerce import CITEXT
-from lite2pg.errors import TargetError, UsageError, file_errors
+from lite2pg.errors import Lite2pgError, TargetError, UsageError, file_errors
 from lite2pg.existing import prepare_schema, run_in_place, target_types
+from lite2pg.export import ExportJob, record_tables, start_export, tables_to_export
 from lite2pg.layout import Layout, create_maps, select_tables
 from lite2pg.load import BATCH_SIZE, PhaseResult, TableResult
 from lite2pg.plan import Plan, names_mode, parse_plan
@@ -108,20 +110,6 @@ def migrate(
     """Copy every table of a SQLite database into PostgreSQL and return the report."""
     opts = options or MigrateOptions()
     source.check_sqlite_file(source_path)
-    if opts.keep_artifacts:
-        # Imported here: the staged commands build on this module.
-        from lite2pg.lifecycle import export
-        from lite2pg.stages import load, transform
-
-        if progress:
-            progress.phase("export (snapshot and CSV)")
-        staged_dir = export(source_path, opts.run_dir or new_run_dir(), opts, target=target)
-        if progress:
-            progress.phase("transform")
-        transform(staged_dir)
-        if progress:
-            progress.phase("load")
-        return load(staged_dir, target, drop=opts.drop, verify=opts.verify, progress=progress)
     run_dir = opts.run_dir or new_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     started = time.perf_counter()
@@ -134,6 +122,10 @@ def migrate(
         started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
     write_run_file(run_dir, source_path, opts)
+    journal = Journal(run_dir) if opts.keep_artifacts else None
+    if journal is not None:
+        for stage in ("export", "transform", "load"):
+            journal.set_stage(stage, "running")
     snap = run_dir / SNAPSHOT_NAME
     snap.unlink(missing_ok=True)
     if progress:
@@ -144,6 +136,7 @@ def migrate(
     capture.write_capture_file(run_dir, snap)
     report.phases.append(PhaseResult("snapshot", 1, 0, time.perf_counter() - snap_started))
     src = source.open_readonly(snap)
+    exporting: ExportJob | None = None
     try:
         schema = source.discover(src)
         opts = apply_profile(opts, src, schema, target)
@@ -160,14 +153,28 @@ def migrate(
                 layout = opts.layout(schema)
             create_schema(conn, opts.schema)
             counts = {t.name: source.count_rows(src, t.name) for t in layout.tables}
-            events = _Events(progress, counts)
+            # The artifacts are sinks of the one pipeline: the export CSVs are written by a
+            # background process while the tables load, the transformed files are the COPY
+            # data itself (sinks.py). The run waits for the export before publishing.
+            kept: dict[str, FileInfo] | None = None
+            to_export = tables_to_export(layout.tables, opts.plan)
+            if opts.keep_artifacts:
+                kept = {}
+                exporting = start_export(snap, source_path, to_export, run_dir)
+
+            def before_publish() -> None:
+                # A snapshot that fails its page-by-page check is never published from.
+                if exporting is not None:
+                    exporting.checked()
+
+            events = _Events(progress, counts, before_publish)
             try:
                 if opts.data_only:
                     results, phases, maps = run_in_place(
                         conn, src, layout, opts.plan, opts.schema,
                         truncate_first=opts.truncate, batch_size=opts.batch_size,
                         run_dir=run_dir, on_start=events.start, on_progress=events.advance,
-                        on_done=events.done,
+                        on_done=events.done, kept=kept, before_commit=before_publish,
                     )  # fmt: skip
                 else:
                     results, phases, maps = run_staged(
@@ -176,7 +183,7 @@ def migrate(
                         sizes=counts, drop=opts.drop, batch_size=opts.batch_size,
                         run_dir=run_dir,
                         on_start=events.start, on_progress=events.advance,
-                        on_done=events.done, on_phase=events.phase,
+                        on_done=events.done, on_phase=events.phase, kept=kept,
                     )  # fmt: skip
             except psycopg.OperationalError as e:
                 raise server_failure(e, "loading") from None
@@ -186,17 +193,80 @@ def migrate(
             conn.close()
     except sqlite3.DatabaseError as e:
         # A damaged page met while counting or reading rows: nothing was published.
+        if journal is not None:
+            _journal_failed(journal, "the source could not be read")
+        if exporting is not None:
+            exporting.cancel()
         raise source.source_error(source_path, e, "reading rows") from None
+    except BaseException as e:
+        if journal is not None:
+            _journal_failed(journal, str(e).splitlines()[0] if str(e) else repr(e))
+        if exporting is not None:
+            exporting.cancel()
+        raise
     finally:
         src.close()
     report.tables = results
     report.phases.extend(phases)
     close_report(report, run_dir, started, schema, layout, maps, phases)
-    if opts.verify:
-        if progress:
-            progress.phase("verify")
-        verify_into(report, run_dir, target)
+    manifest = Manifest(files={}, tables={})
+    try:
+        if exporting is not None and kept is not None and journal is not None:
+            record_tables(manifest, run_dir, [exporting.checked()], layout.tables, to_export)
+            for info in kept.values():
+                manifest.add(run_dir, info)
+            manifest.tables["_transform"] = {
+                "counts": {
+                    r.source: {"read": r.read, "rejected": r.rejected, "filtered": r.filtered}
+                    for r in results
+                },
+                "format": "copy",
+            }
+            write_manifest(run_dir, manifest)
+            for stage in ("transform", "load"):
+                journal.set_stage(stage, "done")
+        if opts.verify:
+            if progress:
+                progress.phase("verify")
+            verify_into(report, run_dir, target)
+        if exporting is not None and journal is not None:
+            for info in _finish_export(exporting, report, run_dir, progress)[1:]:
+                manifest.add(run_dir, info)
+            write_manifest(run_dir, manifest)
+            journal.set_stage("export", "done")
+    finally:
+        if exporting is not None:
+            exporting.cancel()
     return report
+
+
+def _finish_export(
+    exporting: ExportJob, report: RunReport, run_dir: Path, progress: ProgressSink | None
+) -> list[FileInfo]:
+    """Wait for the export CSVs, written in the background since the load began. The load
+    is committed by now: a failure here is one line with exit code 1."""
+    if progress:
+        progress.phase("export (the CSVs written beside the load)")
+    waited = time.perf_counter()
+    try:
+        files = exporting.result()
+    except Lite2pgError:
+        raise
+    except Exception as e:
+        failure = Lite2pgError(
+            f"the load is committed, but the export CSVs could not be written: {e} "
+            f"(hint: free some space, then run lite2pg export SOURCE --run-dir {run_dir}.export)"
+        )
+        failure.exit_code = 1
+        raise failure from None
+    report.phases.append(PhaseResult("export wait", 1, 0, time.perf_counter() - waited))
+    report.write_json(run_dir / "report.json")
+    return files
+
+
+def _journal_failed(journal: Journal, reason: str) -> None:
+    for stage in ("export", "transform", "load"):
+        journal.set_stage(stage, "failed", reason=reason)
 
 
 def apply_profile(
@@ -296,9 +366,15 @@ def note_skipped(
 class _Events:
     """Hands progress from the stages to the front end (if any), from any thread."""
 
-    def __init__(self, progress: ProgressSink | None, counts: dict[str, int]) -> None:
+    def __init__(
+        self,
+        progress: ProgressSink | None,
+        counts: dict[str, int],
+        before_publish: Callable[[], None] | None = None,
+    ) -> None:
         self.progress = progress
         self.counts = counts
+        self.before_publish = before_publish
 
     def start(self, table: str) -> None:
         if self.progress:
@@ -313,6 +389,8 @@ class _Events:
             self.progress.end_table(result)
 
     def phase(self, name: str) -> None:
+        if name == "publish" and self.before_publish is not None:
+            self.before_publish()
         if self.progress:
             self.progress.phase(name)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import decimal
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import psycopg
 
 from lite2pg import keys, source
 from lite2pg.artifacts import (
+    READ_BATCH_SIZE,
     Journal,
     Manifest,
     describe_file,
@@ -65,6 +67,7 @@ from lite2pg.run import (
     write_run_file,
 )
 from lite2pg.schema import TableMap, create_table_sql
+from lite2pg.sinks import COPY_SUFFIX, copy_path
 from lite2pg.staging import check_absent, drop_stage, open_stage, publish, staged_maps
 from lite2pg.target import Target, connect, server_failure
 
@@ -212,6 +215,59 @@ class _CsvRows:
         self.rejects.write(self.table, key, column, reason, row, self.pipe.secret_columns)
 
 
+_COPY_ESCAPE = re.compile(r"\\(?:([0-7]{1,3})|x([0-9a-fA-F]{1,2})|(.))", re.DOTALL)
+_COPY_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+def _copy_unescape(m: re.Match[str]) -> str:
+    octal, hexa, char = m.groups()
+    if octal is not None:
+        return chr(int(octal, 8))
+    if hexa is not None:
+        return chr(int(hexa, 16))
+    return _COPY_ESCAPES.get(char, char)
+
+
+def copy_text_fields(line: str) -> tuple[str | None, ...]:
+    """One line of PostgreSQL's COPY text format (without its newline) as its values."""
+    return tuple(
+        None if f == "\\N" else _COPY_ESCAPE.sub(_copy_unescape, f) if "\\" in f else f
+        for f in line.split("\t")
+    )
+
+
+@dataclass
+class _CopyRows(_CsvRows):
+    """A migrate run's transformed file (the COPY data PostgreSQL took, `sinks.py`): sent
+    back to COPY as it is, or, for a careful replay or exact checks, as rows of text."""
+
+    def raw_chunks(self) -> Iterator[bytes] | None:
+        if self.checks:
+            return None
+        return self._chunks()
+
+    def _chunks(self) -> Iterator[bytes]:
+        with self.path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                self.counts.read += chunk.count(b"\n")
+                yield chunk
+
+    def batches(self) -> Iterator[list[tuple[Any, ...]]]:
+        read = 0
+        batch: list[tuple[Any, ...]] = []
+        with self.path.open("r", encoding="utf-8", newline="\n") as f:
+            for line in f:
+                batch.append(copy_text_fields(line.removesuffix("\n")))
+                if len(batch) >= READ_BATCH_SIZE:
+                    self.counts.read += len(batch)
+                    yield self._checked(batch, read) if self.checks else batch
+                    read += len(batch)
+                    batch = []
+        if batch:
+            self.counts.read += len(batch)
+            yield self._checked(batch, read) if self.checks else batch
+
+
 @file_errors
 def load(
     run_dir: Path,
@@ -229,8 +285,10 @@ def load(
     if "counts" not in transformed:  # (a source without tables transforms to no counts)
         raise RunStateError(run_dir, "nothing transformed yet", "run lite2pg transform first")
     counts: dict[str, dict[str, int]] = transformed["counts"]
+    # A migrate run keeps the COPY data itself (sinks.py); `transform` writes CSV.
+    suffix = COPY_SUFFIX if transformed.get("format") == "copy" else ".csv"
     for name in counts:
-        verify_file(run_dir, f"transformed/{_file(name)}.csv", manifest=manifest)
+        verify_file(run_dir, f"transformed/{_file(name)}{suffix}", manifest=manifest)
     journal = Journal(run_dir)
     journal.set_stage("load", "running")
     started = time.perf_counter()
@@ -311,12 +369,15 @@ def _stream_for(
     rejects: RejectSink,
     checks: list[tuple[int, str, Converter]] | None = None,
 ) -> Any:
-    path = run_dir / "transformed" / f"{_file(tm.source.name)}.csv"
+    path = copy_path(run_dir, tm.source.name)
+    kind: type[_CsvRows] = _CopyRows
+    if not path.exists():
+        path, kind = run_dir / "transformed" / f"{_file(tm.source.name)}.csv", _CsvRows
 
     secret = frozenset(c.source for c in tm.columns if c.secret and c.source is not None)
 
     def stream(careful: bool) -> _CsvRows:
-        return _CsvRows(
+        return kind(
             tm.source.name,
             path,
             rejects,

@@ -26,6 +26,7 @@ import psycopg
 from psycopg import sql
 
 from lite2pg import keys, source
+from lite2pg.artifacts import FileInfo
 from lite2pg.coerce import CITEXT
 from lite2pg.errors import TargetError
 from lite2pg.layout import Layout, create_maps, select_tables, table_plan
@@ -40,6 +41,7 @@ from lite2pg.rows import (
     safe_filename,
 )
 from lite2pg.schema import TableMap, create_table_sql
+from lite2pg.sinks import CopyFileSink, concatenate, copy_path
 from lite2pg.target import KEEPALIVES, Target, connect, lock_wait
 
 # Below this many rows in all, starting worker processes costs more than it saves.
@@ -71,6 +73,7 @@ class JobSpec:
     taken: tuple[str, ...] = ()  # relation names the target schema holds (see taken_names)
     names: str = "fold"  # Layout.names
     citext: str | None = CITEXT.sql  # Layout.citext
+    artifacts: bool = False  # keep what COPY sent as transformed/<table>.copy (sinks.py)
 
 
 @dataclass
@@ -80,6 +83,7 @@ class JobOutcome:
     result: TableResult | None
     phases: list[PhaseResult]
     gone: dict[str, list[tuple[Any, ...]]]
+    copy_file: FileInfo | None = None  # the COPY data kept (JobSpec.artifacts)
 
 
 def stage_name(schema: str) -> str:
@@ -145,13 +149,24 @@ def table_job(spec: JobSpec, progress: Any = None) -> JobOutcome:
             cur.execute(create_table_sql(tm, spec.stage))
             return True  # created in this subtransaction: COPY FREEZE is allowed
 
-        with conn.transaction():
-            result = load_table(conn, tm, spec.stage, rejects, stream, prepare=create)
+        tee = (
+            CopyFileSink(copy_path(Path(spec.run_dir), spec.table, spec.part))
+            if spec.artifacts
+            else None
+        )
+        try:
+            with conn.transaction():
+                result = load_table(conn, tm, spec.stage, rejects, stream, prepare=create, tee=tee)
+        except BaseException:
+            if tee is not None:
+                tee.abort()
+            raise
+        kept = tee.close() if tee is not None else None
         if spec.part >= 0:
-            return JobOutcome(result, [], dict(gone.recorded))
+            return JobOutcome(result, [], dict(gone.recorded), kept)
         conn.autocommit = True
         phases = keys.finish_table(conn, spec.stage, tm, names)
-        return JobOutcome(result, phases, dict(gone.recorded))
+        return JobOutcome(result, phases, dict(gone.recorded), kept)
     finally:
         rejects.close()
         conn.close()
@@ -178,10 +193,13 @@ def run_staged(
     on_progress: Callable[[str, int], None],
     on_done: Callable[[TableResult], None],
     on_phase: Callable[[str], None],
+    kept: dict[str, FileInfo] | None = None,
 ) -> tuple[list[TableResult], list[PhaseResult], list[TableMap]]:
     """Load every table into staging in parallel, add foreign keys, publish atomically.
 
-    `sizes` gives the rows of each source table (the caller counted them already)."""
+    `sizes` gives the rows of each source table (the caller counted them already). With
+    `kept`, each table's COPY data is kept as transformed/<table>.copy and `kept` gets
+    its file, by source table."""
     layout = select_tables(schema, wanted, plan, casts, names=names, citext=citext)
     maps, key_names, taken = staged_maps(conn, dest, layout, plan)
     check_absent(conn, dest, maps, drop=drop, now=False)
@@ -189,7 +207,7 @@ def run_staged(
     try:
         results, phases = _load_all(
             target, snapshot, plan, wanted, casts, stage, maps, sizes, batch_size, run_dir,
-            on_start, on_progress, on_done, taken, naming=(names, citext),
+            on_start, on_progress, on_done, taken, naming=(names, citext), kept=kept,
         )  # fmt: skip
         on_phase("foreign keys")
         phases.append(
@@ -299,6 +317,7 @@ def _load_all(
     taken: tuple[str, ...] = (),
     *,
     naming: tuple[str, str | None] = ("fold", CITEXT.sql),  # Layout.names, Layout.citext
+    kept: dict[str, FileInfo] | None = None,
 ) -> tuple[list[TableResult], list[PhaseResult]]:
     """Run a job per table, largest first, each as soon as the tables it references are in
     (their rejected rows decide which of its references are orphans). A table much larger
@@ -343,6 +362,7 @@ def _load_all(
     done: set[str] = set()
     running: dict[concurrent.futures.Future[JobOutcome], tuple[str, int]] = {}
     partial: dict[str, list[TableResult]] = {}
+    partial_files: dict[str, dict[int, FileInfo]] = {}
     results: list[TableResult] = []
     phase_parts: list[list[PhaseResult]] = []
     todo = sorted(by_name, key=lambda n: -sizes[n])
@@ -377,6 +397,7 @@ def _load_all(
             taken=taken,
             names=naming[0],
             citext=naming[1],
+            artifacts=kept is not None,
             **kw,
         )
 
@@ -412,6 +433,11 @@ def _load_all(
                 for key, values in outcome.gone.items():
                     gone.setdefault(key, []).extend(values)
                 phase_parts.append(outcome.phases)
+                if kept is not None and outcome.copy_file is not None:
+                    if part >= 0:
+                        partial_files.setdefault(name, {})[part] = outcome.copy_file
+                    else:
+                        kept[name] = outcome.copy_file
                 if part >= 0 and outcome.result is not None:
                     partial[name].append(outcome.result)
                     if len(partial[name]) == len(parts[name]):
@@ -421,6 +447,11 @@ def _load_all(
                     continue
                 if part == -2:
                     result = _merge(partial[name], run_dir)
+                    if kept is not None:
+                        pieces = partial_files.pop(name)
+                        kept[name] = concatenate(
+                            [pieces[k] for k in sorted(pieces)], copy_path(run_dir, name)
+                        )
                 else:
                     assert outcome.result is not None
                     result = outcome.result
