@@ -27,11 +27,10 @@ from lite2pg.errors import Lite2pgError, TargetError, file_errors
 from lite2pg.existing import existing_maps
 from lite2pg.layout import create_maps
 from lite2pg.rows import safe_filename
-from lite2pg.run import (
+from lite2pg.run import apply_profile, migrate
+from lite2pg.rundir import (
     SNAPSHOT_NAME,
     MigrateOptions,
-    apply_profile,
-    migrate,
     new_run_dir,
     read_run_file,
     write_run_file,

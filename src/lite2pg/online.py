@@ -32,7 +32,7 @@ import psycopg
 from lite2pg import capture, source
 from lite2pg.cutover import ConfigChange, SmokeResult, restore, run_smoke_command, switch_config
 from lite2pg.rows import safe_filename
-from lite2pg.run import RUN_FILE, SNAPSHOT_NAME
+from lite2pg.rundir import RUN_FILE, SNAPSHOT_NAME
 from lite2pg.sync import Round, Syncer, SyncError
 from lite2pg.target import Target, connect
 from lite2pg.transforms.passwords import CACHE_FILE, KEY_FILE

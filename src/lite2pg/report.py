@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,40 @@ from rich.table import Table as RichTable
 from lite2pg.load import PhaseResult, TableResult
 
 REPORT_VERSION = 1
+
+
+class StageClock:
+    """Wall time per stage of a run, one stage after the other, so that they add up to
+    the run's wall time (the tables load side by side inside the `load` stage)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.stages: list[tuple[str, float]] = []
+        self._current: tuple[str, float] | None = None
+        self._lock = threading.Lock()
+
+    def mark(self, name: str) -> None:
+        """The stage `name` begins now; the one before it ends."""
+        with self._lock:
+            now = time.perf_counter()
+            if self._current is not None:
+                self.stages.append((self._current[0], now - self._current[1]))
+            self._current = (name, now)
+
+    def stop(self) -> float:
+        """End the last stage; the wall time since the clock started."""
+        with self._lock:
+            now = time.perf_counter()
+            if self._current is not None:
+                self.stages.append((self._current[0], now - self._current[1]))
+                self._current = None
+            return now - self.started
+
+    def as_list(self) -> list[dict[str, Any]]:
+        merged: dict[str, float] = {}
+        for name, seconds in self.stages:
+            merged[name] = merged.get(name, 0.0) + seconds
+        return [{"name": n, "seconds": round(s, 3)} for n, s in merged.items()]
 
 
 @dataclass
@@ -38,6 +74,8 @@ class RunReport:
     snapshot_sha256: str | None = None  # of the SQLite snapshot loaded; verify re-checks it
     verify: dict[str, Any] | None = None  # lite2pg.verify.VerifyReport.as_dict(), once run
     profile: dict[str, Any] | None = None  # lite2pg.profiles.Profile.as_dict(), if one applied
+    # Wall time of each stage, in order (StageClock): they add up to `seconds`.
+    stages: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def rows_read(self) -> int:
@@ -123,6 +161,8 @@ class RunReport:
             out["snapshot_sha256"] = self.snapshot_sha256
         if self.verify is not None:
             out["verify"] = self.verify
+        if self.stages:
+            out["stages"] = self.stages
         return out
 
     def write_json(self, path: Path) -> None:
@@ -165,6 +205,9 @@ def print_summary(report: RunReport, console: Console) -> None:
         f"{report.seconds:.3f}s",
     )  # fmt: skip
     console.print(t)
+    if report.stages:
+        parts = " + ".join(f"{s['name']} {s['seconds']:.2f}s" for s in report.stages)
+        console.print(f"wall time {report.seconds:.2f}s = {parts}")
     if report.profile is not None:
         console.print(f"profile: {report.profile['summary']}")
         for note in report.profile.get("notes") or []:

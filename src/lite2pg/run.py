@@ -10,12 +10,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import json
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,24 +22,40 @@ from psycopg import sql
 
 from lite2pg import capture, caseless, source
 from lite2pg.artifacts import FileInfo, Journal, Manifest, write_manifest
-from lite2pg.coerce import CITEXT
-from lite2pg.errors import Lite2pgError, TargetError, UsageError, file_errors
+from lite2pg.errors import Lite2pgError, TargetError, file_errors
 from lite2pg.existing import prepare_schema, run_in_place, target_types
 from lite2pg.export import ExportJob, record_tables, start_export, tables_to_export
-from lite2pg.layout import Layout, create_maps, select_tables
-from lite2pg.load import BATCH_SIZE, PhaseResult, TableResult
-from lite2pg.plan import Plan, names_mode, parse_plan
+from lite2pg.layout import Layout, create_maps
+from lite2pg.load import PhaseResult, TableResult
 from lite2pg.profiles import TargetTypes, resolve
-from lite2pg.report import RunReport
+from lite2pg.report import RunReport, StageClock
+from lite2pg.rundir import (
+    RUN_FILE,
+    RUNS_DIR,
+    SNAPSHOT_NAME,
+    MigrateOptions,
+    new_run_dir,
+    read_run_file,
+    write_run_file,
+)
 from lite2pg.schema import TableMap
 from lite2pg.staging import run_staged
 from lite2pg.target import Target, citext_type, connect, server_failure
+from lite2pg.verify import verify
 
-__all__ = ["MigrateOptions", "ProgressSink", "migrate", "new_run_dir", "prepare_schema"]
-
-RUNS_DIR = Path(".lite2pg") / "runs"
-SNAPSHOT_NAME = "source.snapshot.db"
-RUN_FILE = "run.json"
+# The run-directory names are re-exported: `lite2pg.run` is the library's entry point.
+__all__ = [
+    "RUNS_DIR",
+    "RUN_FILE",
+    "SNAPSHOT_NAME",
+    "MigrateOptions",
+    "ProgressSink",
+    "migrate",
+    "new_run_dir",
+    "prepare_schema",
+    "read_run_file",
+    "write_run_file",
+]
 
 
 class ProgressSink(Protocol):
@@ -51,53 +65,6 @@ class ProgressSink(Protocol):
     def advance(self, name: str, done: int) -> None: ...
     def end_table(self, result: TableResult) -> None: ...
     def phase(self, name: str) -> None: ...
-
-
-@dataclass
-class MigrateOptions:
-    """Everything `migrate` can be told besides source and target."""
-
-    schema: str = "public"
-    data_only: bool = False
-    truncate: bool = False
-    drop: bool = False
-    casts: dict[str, str] = field(default_factory=dict)  # "table.column" -> PostgreSQL type
-    run_dir: Path | None = None
-    batch_size: int = BATCH_SIZE
-    tables: Sequence[str] | None = None  # only these source tables
-    plan: Plan | None = None
-    verify: bool = True  # prove the target equals transform(source) before returning
-    # Write export/ and transformed/ CSVs with a manifest (the staged commands' artifacts)
-    # instead of streaming straight through.
-    keep_artifacts: bool = False
-    # The ORM profile: "auto" (detect), "none", or a name (profiles.PROFILE_CHOICES). Once
-    # applied, `plan` holds it, `profile` is "none" and `applied_profile` says what it did.
-    profile: str = "auto"
-    applied_profile: dict[str, Any] | None = None
-    names: str | None = None  # "fold" | "keep" (schema.pg_name); None: the plan's, else fold
-    # The citext type on the target, for COLLATE NOCASE columns: None until a load looks
-    # (then recorded in run.json), "" when the target cannot have it.
-    citext: str | None = None
-
-    def layout(self, schema: source.SourceSchema) -> Layout:
-        """The tables this run migrates and their shapes, as every process of it sees them."""
-        return select_tables(
-            schema,
-            tuple(self.tables) if self.tables else None,
-            self.plan,
-            self.casts,
-            names=self.names,
-            citext=CITEXT.sql if self.citext is None else self.citext or None,
-        )
-
-
-def new_run_dir(base: Path = RUNS_DIR) -> Path:
-    """A fresh run directory named by the UTC time."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    path = base / stamp
-    # Run directories hold a copy of the source (and maybe plaintext): owner only.
-    path.mkdir(parents=True, exist_ok=False, mode=0o700)
-    return path
 
 
 @file_errors
@@ -112,7 +79,8 @@ def migrate(
     source.check_sqlite_file(source_path)
     run_dir = opts.run_dir or new_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    started = time.perf_counter()
+    clock = StageClock()
+    started = clock.started
     report = RunReport(
         source=str(source_path),
         target=target.display,
@@ -130,6 +98,7 @@ def migrate(
     snap.unlink(missing_ok=True)
     if progress:
         progress.phase("snapshot")
+    clock.mark("snapshot")
     snap_started = time.perf_counter()
     source.snapshot(source_path, snap)
     # A prepared source: where the snapshot stands in the change log (sync starts there).
@@ -137,6 +106,7 @@ def migrate(
     report.phases.append(PhaseResult("snapshot", 1, 0, time.perf_counter() - snap_started))
     src = source.open_readonly(snap)
     exporting: ExportJob | None = None
+    clock.mark("prepare")
     try:
         schema = source.discover(src)
         opts = apply_profile(opts, src, schema, target)
@@ -167,7 +137,8 @@ def migrate(
                 if exporting is not None:
                     exporting.checked()
 
-            events = _Events(progress, counts, before_publish)
+            events = _Events(progress, counts, before_publish, clock)
+            clock.mark("load")
             try:
                 if opts.data_only:
                     results, phases, maps = run_in_place(
@@ -208,6 +179,7 @@ def migrate(
         src.close()
     report.tables = results
     report.phases.extend(phases)
+    clock.mark("report")
     close_report(report, run_dir, started, schema, layout, maps, phases)
     manifest = Manifest(files={}, tables={})
     try:
@@ -228,8 +200,10 @@ def migrate(
         if opts.verify:
             if progress:
                 progress.phase("verify")
+            clock.mark("verify")
             verify_into(report, run_dir, target)
         if exporting is not None and journal is not None:
+            clock.mark("export")
             for info in _finish_export(exporting, report, run_dir, progress)[1:]:
                 manifest.add(run_dir, info)
             write_manifest(run_dir, manifest)
@@ -237,6 +211,9 @@ def migrate(
     finally:
         if exporting is not None:
             exporting.cancel()
+    report.seconds = clock.stop()
+    report.stages = clock.as_list()
+    report.write_json(run_dir / "report.json")
     return report
 
 
@@ -371,10 +348,12 @@ class _Events:
         progress: ProgressSink | None,
         counts: dict[str, int],
         before_publish: Callable[[], None] | None = None,
+        clock: StageClock | None = None,
     ) -> None:
         self.progress = progress
         self.counts = counts
         self.before_publish = before_publish
+        self.clock = clock
 
     def start(self, table: str) -> None:
         if self.progress:
@@ -389,6 +368,8 @@ class _Events:
             self.progress.end_table(result)
 
     def phase(self, name: str) -> None:
+        if self.clock is not None:
+            self.clock.mark(name)
         if name == "publish" and self.before_publish is not None:
             self.before_publish()
         if self.progress:
@@ -399,9 +380,6 @@ def verify_into(report: RunReport, run_dir: Path, target: Target) -> None:
     """Verify a committed load and put the verdict into report.json (verify writes its own
     section and report.html first). A lost connection is one line, with exit code 1 (the
     run is loaded) and the command that finishes the proof."""
-    # Imported here: verify reads run directories through this module.
-    from lite2pg.verify import verify
-
     try:
         checked = verify(run_dir, target)
     except psycopg.OperationalError as e:
@@ -448,61 +426,3 @@ def lock_schema(conn: psycopg.Connection[Any], schema: str) -> None:
             f"another lite2pg run is loading into schema {schema!r} of this database",
             "wait for it to finish, then run again",
         )
-
-
-def write_run_file(run_dir: Path, source_path: Path, opts: MigrateOptions) -> None:
-    """run.json: what this run was asked to do, so later commands (verify) can redo it."""
-    data = {
-        "version": 1,
-        "source": str(source_path.resolve()),
-        "snapshot": SNAPSHOT_NAME,
-        "schema": opts.schema,
-        "mode": "data-only" if opts.data_only else "create",
-        "truncate": opts.truncate,
-        "drop": opts.drop,
-        "tables": list(opts.tables) if opts.tables else None,
-        "casts": dict(opts.casts),
-        "plan": None if opts.plan is None else {"origin": opts.plan.origin, "text": opts.plan.text},
-        "batch_size": opts.batch_size,
-        "profile": opts.profile,
-        "applied_profile": opts.applied_profile,
-        "names": names_mode(opts.names, opts.plan),
-        "citext": opts.citext,
-    }
-    tmp = run_dir / (RUN_FILE + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, run_dir / RUN_FILE)
-
-
-def read_run_file(run_dir: Path) -> tuple[Path, MigrateOptions]:
-    """The source path and options a run was made with (see `write_run_file`)."""
-    path = run_dir / RUN_FILE
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(
-            f"{run_dir} is not a lite2pg run directory (no {RUN_FILE})",
-            "give the directory a migrate run wrote",
-        ) from None
-    except json.JSONDecodeError as e:
-        raise UsageError(f"{path} is damaged: {e}", "run migrate again") from None
-    plan_data = data.get("plan")
-    plan = parse_plan(plan_data["text"], origin=plan_data["origin"]) if plan_data else None
-    opts = MigrateOptions(
-        schema=data["schema"],
-        data_only=data["mode"] == "data-only",
-        truncate=bool(data.get("truncate")),
-        drop=bool(data.get("drop")),
-        casts=dict(data.get("casts") or {}),
-        run_dir=run_dir,
-        batch_size=int(data.get("batch_size") or BATCH_SIZE),
-        tables=data.get("tables"),
-        plan=plan,
-        # A run.json from before profiles: its plan is what the run used.
-        profile=data.get("profile") or "none",
-        applied_profile=data.get("applied_profile"),
-        # Runs from before names folded and NOCASE was kept: as they were made.
-        names=data.get("names", "keep"),
-        citext=data.get("citext", ""),
-    )
-    return Path(data["source"]), opts

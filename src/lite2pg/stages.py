@@ -56,16 +56,8 @@ from lite2pg.rows import (
     gather_rejects,
 )
 from lite2pg.rows import safe_filename as _file
-from lite2pg.run import (
-    SNAPSHOT_NAME,
-    close_report,
-    denied,
-    keep_nocase,
-    lock_schema,
-    read_run_file,
-    verify_into,
-    write_run_file,
-)
+from lite2pg.run import close_report, denied, keep_nocase, lock_schema, verify_into
+from lite2pg.rundir import SNAPSHOT_NAME, read_run_file, write_run_file
 from lite2pg.schema import TableMap, create_table_sql
 from lite2pg.sinks import COPY_SUFFIX, copy_path
 from lite2pg.staging import check_absent, drop_stage, open_stage, publish, staged_maps

@@ -24,9 +24,9 @@ rows reach PostgreSQL, _syncer the rounds themselves (triggers or snapshot diff)
 from __future__ import annotations
 
 from lite2pg.errors import SyncError
-from lite2pg.sync._common import ROUND_LIMIT, STATE_SCHEMA, Round, TableSync, reject_key
+from lite2pg.sync._common import ROUND_LIMIT, STATE_SCHEMA, Round, TableSync, reject_key, run_id
 from lite2pg.sync._state import forget_sync_state
-from lite2pg.sync._syncer import Syncer, run_id, sync
+from lite2pg.sync._syncer import Syncer, sync
 
 __all__ = [
     "ROUND_LIMIT",

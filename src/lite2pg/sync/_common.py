@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -118,3 +120,8 @@ def reject_key(key: Mapping[str, Any], columns: Sequence[str]) -> str:
     """A rejected row's key as lite2pg.sync_rejected holds it: the repr of its values in
     key order (from a rejects file's JSON or straight from the row)."""
     return repr(tuple(from_json_value(key.get(c)) for c in columns))
+
+
+def run_id(run_dir: Path) -> str:
+    """The key a run's sync state is kept under in PostgreSQL."""
+    return hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:16]

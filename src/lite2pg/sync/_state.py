@@ -14,8 +14,8 @@ from psycopg import sql
 
 from lite2pg.errors import SyncError
 from lite2pg.rows import safe_filename
-from lite2pg.run import MigrateOptions
-from lite2pg.sync._common import STATE_SCHEMA, TableSync, qualified, reject_key
+from lite2pg.rundir import MigrateOptions
+from lite2pg.sync._common import STATE_SCHEMA, TableSync, qualified, reject_key, run_id
 
 
 def lock_key(run: str) -> int:
@@ -182,8 +182,6 @@ class _State:
 
 def forget_sync_state(conn: psycopg.Connection[Any], run_dir: Path) -> None:
     """Drop a run's sync position and rejected keys (a rollback emptied its tables)."""
-    from lite2pg.sync._syncer import run_id
-
     exists = conn.execute("SELECT to_regclass(%s)", (f"{STATE_SCHEMA}.sync_state",)).fetchone()
     if not exists or exists[0] is None:
         return

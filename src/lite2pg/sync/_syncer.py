@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import sqlite3
 import threading
 import time
@@ -21,7 +20,7 @@ from lite2pg.existing import existing_maps
 from lite2pg.keys import reset_sequences
 from lite2pg.layout import create_maps, parents_first, table_plan
 from lite2pg.rows import RejectSink, build_pipeline
-from lite2pg.run import SNAPSHOT_NAME, MigrateOptions, read_run_file
+from lite2pg.rundir import SNAPSHOT_NAME, MigrateOptions, read_run_file
 from lite2pg.schema import TableMap
 from lite2pg.sync._common import (
     ROUND_LIMIT,
@@ -31,14 +30,11 @@ from lite2pg.sync._common import (
     first_line,
     qualified,
     refusal,
+    run_id,
 )
 from lite2pg.sync._state import _State, lock_key
 from lite2pg.sync._write import _Writer
 from lite2pg.target import Target, connect
-
-
-def run_id(run_dir: Path) -> str:
-    return hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:16]
 
 
 class Syncer(_State, _Writer):

@@ -16,7 +16,7 @@ from lite2pg import capture, source
 from lite2pg.errors import SyncError
 from lite2pg.load import ident_list
 from lite2pg.rows import RejectSink, RowStream
-from lite2pg.run import MigrateOptions
+from lite2pg.rundir import MigrateOptions
 from lite2pg.sync._common import Round, TableSync, qualified, reject_key
 
 

@@ -19,7 +19,7 @@ from lite2pg import source
 from lite2pg.coerce import Family, converter
 from lite2pg.errors import TransformError
 from lite2pg.layout import parents_first, table_plan
-from lite2pg.run import SNAPSHOT_NAME
+from lite2pg.rundir import SNAPSHOT_NAME
 from lite2pg.schema import TableMap
 from lite2pg.source import quote_ident
 from lite2pg.target import Target

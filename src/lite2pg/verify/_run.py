@@ -17,7 +17,7 @@ from lite2pg import source
 from lite2pg.errors import TargetError
 from lite2pg.existing import existing_maps
 from lite2pg.layout import Layout, create_maps
-from lite2pg.run import SNAPSHOT_NAME, MigrateOptions, read_run_file
+from lite2pg.rundir import SNAPSHOT_NAME, MigrateOptions, read_run_file
 from lite2pg.schema import TableMap
 from lite2pg.target import Target, connect
 from lite2pg.verify._report import VerifyError
