@@ -1,16 +1,14 @@
 """The export stage: every table of a snapshot as CSV, and what the manifest says of each.
 
 `lite2pg export` runs it in its own process; a migrate that keeps artifacts runs it in a
-background process beside the load (`start_export`), so the copies cost the load nothing
-but a core's spare time, and the run waits for it before anything is published.
+background process beside the load (`start_export`). The run waits for its check of the
+snapshot before publishing, and for the CSVs at the end.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import multiprocessing
-import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -108,11 +106,11 @@ def record_tables(
 def _run_job(
     conn: Any, snapshot: Path, source_path: Path, tables: list[TableExport], run_dir: Path
 ) -> None:
-    """The background process: at low priority (it yields to the load's processes), the
-    export, then its files or its error through the pipe."""
-    if hasattr(os, "nice"):
-        with contextlib.suppress(OSError):
-            os.nice(10)
+    """The background process: the export, then its files or its error through the pipe.
+
+    It runs at the load's priority: at a lower one it got almost no time while the load
+    kept both cores busy and then ran alone at the end (measured: 0.4 s more wall time on
+    a 500k-row database)."""
     try:
         files = export_tables(
             snapshot, source_path, tables, run_dir, lambda info: conn.send(("checked", info))
