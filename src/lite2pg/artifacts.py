@@ -51,7 +51,7 @@ import re
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,8 +209,10 @@ def write_table_csv(
     *,
     batch_size: int = 5000,
     secret: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> FileInfo:
-    """Export one SQLite table to `path` as CSV (see the module docstring), streamed.
+    """Export one SQLite table to `path` as CSV (see the module docstring), streamed;
+    `progress` gets the rows written so far after each batch.
 
     The file appears under its name only once complete (temp file + rename), so a killed
     export never leaves a truncated CSV behind. `secret` files are created mode 0600.
@@ -257,6 +259,8 @@ def write_table_csv(
                 writer.writerows(_invalid_text_fixed(batch) if slow else batch)
                 rows += len(batch)
                 flush()
+                if progress is not None:
+                    progress(rows)
             flush()
             f.flush()
             os.fsync(f.fileno())

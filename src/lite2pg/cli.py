@@ -19,11 +19,15 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.table import Table as RichTable
+from rich.text import Text
 
 from lite2pg import target as target_mod
 from lite2pg.errors import Lite2pgError, UsageError
@@ -40,6 +44,7 @@ class PlainProgress:
     def __init__(self, console: Console) -> None:
         self.console = console
         self._started = 0.0
+        self._steps: set[tuple[str, str]] = set()
 
     def start_table(self, name: str, total: int) -> None:
         self._started = time.perf_counter()
@@ -57,6 +62,20 @@ class PlainProgress:
     def phase(self, name: str) -> None:
         self.console.print(f"{name} ...")
 
+    def step(self, stage: str, name: str, done: int, total: int) -> None:
+        key = (stage, name)
+        if key not in self._steps:
+            self._steps.add(key)
+            self.console.print(f"{stage} {name} ({total} rows) ...")
+
+
+class RateColumn(ProgressColumn):
+    """Rows per second of a task."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f} rows/s", style="progress.data.speed")
+
 
 class BarProgress:
     """Rich progress bars, one per table, on a terminal."""
@@ -66,7 +85,9 @@ class BarProgress:
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
+            RateColumn(),
             TimeElapsedColumn(),
+            TimeRemainingColumn(),
             console=console,
             transient=False,
         )
@@ -91,6 +112,12 @@ class BarProgress:
 
     def phase(self, name: str) -> None:
         self.progress.console.print(f"{name} ...")
+
+    def step(self, stage: str, name: str, done: int, total: int) -> None:
+        key = f"{stage} {name}"
+        if key not in self._tasks:
+            self._tasks[key] = self.progress.add_task(key, total=total)
+        self.progress.update(self._tasks[key], completed=done)
 
 
 def _fail(e: Lite2pgError) -> None:

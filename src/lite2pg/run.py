@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import sqlite3
 import time
@@ -65,6 +66,8 @@ class ProgressSink(Protocol):
     def advance(self, name: str, done: int) -> None: ...
     def end_table(self, result: TableResult) -> None: ...
     def phase(self, name: str) -> None: ...
+    def step(self, stage: str, name: str, done: int, total: int) -> None:
+        """Rows `done` of `total` of table `name` in a stage beside the load (export)."""
 
 
 @file_errors
@@ -130,7 +133,13 @@ def migrate(
             to_export = tables_to_export(layout.tables, opts.plan)
             if opts.keep_artifacts:
                 kept = {}
-                exporting = start_export(snap, source_path, to_export, run_dir)
+                exporting = start_export(
+                    snap, source_path, to_export, run_dir, sizes=counts,
+                    progress=(
+                        None if progress is None
+                        else functools.partial(progress.step, "export")
+                    ),
+                )  # fmt: skip
 
             def before_publish() -> None:
                 # A snapshot that fails its page-by-page check is never published from.
@@ -204,7 +213,7 @@ def migrate(
             verify_into(report, run_dir, target)
         if exporting is not None and journal is not None:
             clock.mark("export")
-            for info in _finish_export(exporting, report, run_dir, progress)[1:]:
+            for info in _finish_export(exporting, run_dir, progress)[1:]:
                 manifest.add(run_dir, info)
             write_manifest(run_dir, manifest)
             journal.set_stage("export", "done")
@@ -218,13 +227,12 @@ def migrate(
 
 
 def _finish_export(
-    exporting: ExportJob, report: RunReport, run_dir: Path, progress: ProgressSink | None
+    exporting: ExportJob, run_dir: Path, progress: ProgressSink | None
 ) -> list[FileInfo]:
     """Wait for the export CSVs, written in the background since the load began. The load
     is committed by now: a failure here is one line with exit code 1."""
     if progress:
         progress.phase("export (the CSVs written beside the load)")
-    waited = time.perf_counter()
     try:
         files = exporting.result()
     except Lite2pgError:
@@ -236,8 +244,6 @@ def _finish_export(
         )
         failure.exit_code = 1
         raise failure from None
-    report.phases.append(PhaseResult("export wait", 1, 0, time.perf_counter() - waited))
-    report.write_json(run_dir / "report.json")
     return files
 
 
