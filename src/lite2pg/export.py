@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import multiprocessing
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lite2pg import source
+from lite2pg import source, workers
 from lite2pg.artifacts import FileInfo, Manifest, describe_file, write_table_csv
 from lite2pg.rows import safe_filename
 
@@ -158,8 +157,7 @@ class ExportJob:
         sizes: dict[str, int] | None = None,
         progress: Progress | None = None,
     ) -> None:
-        mp = multiprocessing.get_context("forkserver")
-        mp.set_forkserver_preload(["lite2pg.export"])
+        mp = workers.context()
         self._export_dir = run_dir / "export"
         self._progress = progress
         self._snapshot: FileInfo | None = None

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg import sql
 
-from lite2pg import capture, caseless, source
+from lite2pg import capture, caseless, source, workers
 from lite2pg.artifacts import FileInfo, Journal, Manifest, write_manifest
 from lite2pg.errors import Lite2pgError, TargetError, file_errors
 from lite2pg.existing import prepare_schema, run_in_place, target_types
@@ -82,6 +82,7 @@ def migrate(
     source.check_sqlite_file(source_path)
     run_dir = opts.run_dir or new_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    workers.start_early()
     clock = StageClock()
     started = clock.started
     report = RunReport(

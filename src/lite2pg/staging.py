@@ -13,7 +13,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import hashlib
-import multiprocessing
 import os
 import queue
 import threading
@@ -43,6 +42,7 @@ from lite2pg.rows import (
 from lite2pg.schema import TableMap, create_table_sql
 from lite2pg.sinks import CopyFileSink, concatenate, copy_path
 from lite2pg.target import KEEPALIVES, Target, connect, lock_wait
+from lite2pg.workers import context as forkserver_context
 
 # Below this many rows in all, starting worker processes costs more than it saves.
 PARALLEL_MIN_ROWS = 200_000
@@ -344,10 +344,9 @@ def _load_all(
     workers = min(os.cpu_count() or 1, max(len(maps), 2))
     parallel = workers > 1 and sum(sizes.values()) >= PARALLEL_MIN_ROWS
     parts = _parts(snapshot, maps, sizes, workers, hashing) if parallel else {}
-    mp = multiprocessing.get_context("forkserver")
     # Workers fork from a server that has imported lite2pg once, instead of each
     # importing it (and psycopg) again.
-    mp.set_forkserver_preload(["lite2pg.staging"])
+    mp = forkserver_context()
     progress_q: Any = mp.SimpleQueue() if parallel else queue.SimpleQueue()
     procs = (
         concurrent.futures.ProcessPoolExecutor(
