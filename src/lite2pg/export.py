@@ -51,14 +51,16 @@ def export_tables(
     run_dir: Path,
     checked: Callable[[FileInfo], None] | None = None,
     progress: Callable[[str, int], None] | None = None,
+    *,
+    check: bool = True,
 ) -> list[FileInfo]:
-    """Check every page of the snapshot, hash it, and write each table's CSV (mode 0600:
-    every export is a copy of the source). The snapshot's own entry comes first; `checked`
-    gets it as soon as the snapshot is checked, before the CSVs."""
+    """Check every page of the snapshot (unless the caller did), hash it, and write each
+    table's CSV (mode 0600: every export is a copy of the source). The snapshot's own entry
+    comes first; `checked` gets it as soon as the snapshot is checked, before the CSVs."""
     src = source.open_readonly(snapshot)
     try:
-        # Artifacts are kept to be trusted later: check every page (indexes too) first.
-        source.quick_check(src, source_path)
+        if check:  # artifacts are kept to be trusted later: every page (indexes too) first
+            source.quick_check(src, source_path)
         out = [describe_file(snapshot, secret=True)]
         if checked is not None:
             checked(out[0])

@@ -7,13 +7,11 @@ can rehearse, stop, look, and undo.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import os
 import random
 import shutil
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +19,12 @@ from typing import Any
 from psycopg import sql
 
 from lite2pg import capture, source
-from lite2pg.artifacts import Journal, Manifest, describe_file, write_manifest, write_table_csv
+from lite2pg.artifacts import Journal, Manifest, write_manifest
 from lite2pg.cutover import ConfigChange, SmokeResult, restore, run_smoke_command, switch_config
 from lite2pg.errors import Lite2pgError, TargetError, file_errors
 from lite2pg.existing import existing_maps
+from lite2pg.export import export_tables, record_tables, tables_to_export
 from lite2pg.layout import create_maps
-from lite2pg.rows import safe_filename
 from lite2pg.run import apply_profile, migrate
 from lite2pg.rundir import (
     SNAPSHOT_NAME,
@@ -96,40 +94,12 @@ def export(
         opts = apply_profile(opts, src, schema, target)
         write_run_file(run_dir, source_path, opts)
         layout = opts.layout(schema)
-        manifest.add(run_dir, describe_file(snap, secret=True))
-        for t in layout.tables:
-            columns = [c.name for c in t.columns]
-            secret = (
-                opts.plan is not None
-                and t.name in opts.plan.tables
-                and bool(opts.plan.table(t.name).secret_columns)
-            )
-            # Every export is a copy of the source: 0600 whatever it holds. The manifest
-            # says which files hold plaintext passwords, by the plan.
-            try:
-                info = write_table_csv(
-                    src,
-                    t.name,
-                    columns,
-                    run_dir / "export" / f"{safe_filename(t.name)}.csv",
-                    secret=True,
-                )
-            except sqlite3.DatabaseError as e:  # a damaged page met while reading rows
-                raise source.source_error(source_path, e, f"reading {t.name}") from None
-            manifest.add(run_dir, dataclasses.replace(info, secret=secret))
-            manifest.set_table(
-                t.name,
-                {
-                    "columns": [
-                        {"name": c.name, "declared_type": c.declared_type, "not_null": c.not_null}
-                        for c in t.columns
-                    ],
-                    "primary_key": list(t.primary_key),
-                    "holds_secrets": secret,
-                },
-            )
     finally:
         src.close()
+    # The same stage a migrate runs beside its load (export.py), here in this process.
+    tables = tables_to_export(layout.tables, opts.plan)
+    files = export_tables(snap, source_path, tables, run_dir, check=False)
+    record_tables(manifest, run_dir, files, layout.tables, tables)
     write_manifest(run_dir, manifest)
     journal.set_stage("export", "done")
     return run_dir
