@@ -84,6 +84,7 @@ def migrate(
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     workers.start_early()
     clock = StageClock()
+    clock.mark("snapshot")  # from the start: the run file and journal come with it
     started = clock.started
     report = RunReport(
         source=str(source_path),
@@ -102,7 +103,6 @@ def migrate(
     snap.unlink(missing_ok=True)
     if progress:
         progress.phase("snapshot")
-    clock.mark("snapshot")
     snap_started = time.perf_counter()
     source.snapshot(source_path, snap)
     # A prepared source: where the snapshot stands in the change log (sync starts there).

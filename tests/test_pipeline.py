@@ -3,8 +3,10 @@ artifact, the export CSVs are written beside the load, and both are pinned by th
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import stat
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -166,3 +168,26 @@ def test_a_migrate_run_loads_again_from_its_kept_copy_data_and_verifies(
 )
 def test_copy_text_lines_read_back_as_their_values(line: str, values: tuple[str | None]) -> None:
     assert copy_text_fields(line) == values
+
+
+def test_the_stage_times_add_up_to_the_wall_time(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = _big_db(make_db)
+    started = time.perf_counter()
+    report = migrate(
+        db,
+        pg.target,
+        MigrateOptions(schema=pg.schema, run_dir=tmp_path / "run", keep_artifacts=True),
+    )
+    elapsed = time.perf_counter() - started
+
+    names = [s["name"] for s in report.stages]
+    assert names == [
+        "snapshot", "prepare", "load", "foreign keys", "publish", "report", "verify", "export"
+    ]  # fmt: skip
+    total = sum(s["seconds"] for s in report.stages)
+    assert abs(total - report.seconds) < 0.001 * len(names)
+    assert report.seconds <= elapsed
+    on_disk = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert on_disk["stages"] == report.stages and on_disk["seconds"] == round(report.seconds, 3)
