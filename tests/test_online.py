@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -28,7 +29,7 @@ from lite2pg.lifecycle import RunStateError, rollback
 from lite2pg.online import cutover_online
 from lite2pg.plan import load_plan
 from lite2pg.run import MigrateOptions, migrate, prepare_schema
-from lite2pg.sync import Syncer, SyncError, sync
+from lite2pg.sync import Syncer, SyncError, run_id, sync
 from lite2pg.transforms.passwords import verify_password
 
 from .conftest import MakeDb, PgSchema
@@ -625,3 +626,22 @@ def test_orphan_rejection_keeps_children_of_parents_that_stay_when_others_go(
     assert total.rejected == 1
     assert pg.query("SELECT id FROM tickets WHERE id IN (500, 501) ORDER BY id") == [(501,)]
     assert pg.query("SELECT count(*) FROM users") == [(5,)]
+
+
+def test_a_new_run_in_a_reused_directory_starts_its_sync_afresh(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_app(make_db)
+    run_dir = migrate_prepared(db, pg, tmp_path / "run")
+    write(db, "UPDATE tickets SET title = 'one' WHERE id = 1")
+    sync(run_dir, pg.target)
+    first = run_id(run_dir)
+    # The same directory, a new database and a new run: the old position must not count.
+    shutil.rmtree(run_dir)
+    pg.execute(f'DROP SCHEMA "{pg.schema}" CASCADE; CREATE SCHEMA "{pg.schema}"')
+    db2 = make_app(make_db)
+    run_dir = migrate_prepared(db2, pg, run_dir)
+    assert run_id(run_dir) != first
+    write(db2, "UPDATE tickets SET title = 'two' WHERE id = 2")
+    sync(run_dir, pg.target)
+    assert_same(db2, pg)

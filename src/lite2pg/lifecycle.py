@@ -7,6 +7,7 @@ can rehearse, stop, look, and undo.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -30,6 +31,7 @@ from lite2pg.rundir import (
     SNAPSHOT_NAME,
     MigrateOptions,
     new_run_dir,
+    new_run_id,
     read_run_file,
     write_run_file,
 )
@@ -77,6 +79,7 @@ def export(
     source.check_sqlite_file(source_path)
     run_dir = run_dir or new_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    opts = dataclasses.replace(opts, run_id=new_run_id())  # a new snapshot: a new run
     write_run_file(run_dir, source_path, opts)
     journal = Journal(run_dir)
     journal.set_stage("export", "running")

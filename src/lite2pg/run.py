@@ -36,6 +36,7 @@ from lite2pg.rundir import (
     SNAPSHOT_NAME,
     MigrateOptions,
     new_run_dir,
+    new_run_id,
     read_run_file,
     write_run_file,
 )
@@ -82,6 +83,7 @@ def migrate(
     source.check_sqlite_file(source_path)
     run_dir = opts.run_dir or new_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    opts = dataclasses.replace(opts, run_id=new_run_id())  # a new snapshot: a new run
     workers.start_early()
     clock = StageClock()
     clock.mark("snapshot")  # from the start: the run file and journal come with it

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ __all__ = [
     "SNAPSHOT_NAME",
     "MigrateOptions",
     "new_run_dir",
+    "new_run_id",
     "read_run_file",
     "write_run_file",
 ]
@@ -60,6 +62,10 @@ class MigrateOptions:
     # The citext type on the target, for COLLATE NOCASE columns: None until a load looks
     # (then recorded in run.json), "" when the target cannot have it.
     citext: str | None = None
+    # Names this run's snapshot: a new one each time a snapshot is taken, so that state
+    # kept elsewhere for a run (sync's position) never carries over to another run made
+    # in the same directory. None: a run.json from before ids (its path names it).
+    run_id: str | None = None
 
     def layout(self, schema: source.SourceSchema) -> Layout:
         """The tables this run migrates and their shapes, as every process of it sees them."""
@@ -82,6 +88,11 @@ def new_run_dir(base: Path = RUNS_DIR) -> Path:
     return path
 
 
+def new_run_id() -> str:
+    """A fresh id for a run whose snapshot is being taken (`MigrateOptions.run_id`)."""
+    return secrets.token_hex(8)
+
+
 def write_run_file(run_dir: Path, source_path: Path, opts: MigrateOptions) -> None:
     """run.json: what this run was asked to do, so later commands (verify) can redo it."""
     data = {
@@ -100,6 +111,7 @@ def write_run_file(run_dir: Path, source_path: Path, opts: MigrateOptions) -> No
         "applied_profile": opts.applied_profile,
         "names": names_mode(opts.names, opts.plan),
         "citext": opts.citext,
+        "id": opts.run_id,
     }
     tmp = run_dir / (RUN_FILE + ".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
@@ -136,5 +148,6 @@ def read_run_file(run_dir: Path) -> tuple[Path, MigrateOptions]:
         # Runs from before names folded and NOCASE was kept: as they were made.
         names=data.get("names", "keep"),
         citext=data.get("citext", ""),
+        run_id=data.get("id"),
     )
     return Path(data["source"]), opts

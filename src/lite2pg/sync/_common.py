@@ -13,6 +13,7 @@ from psycopg import sql
 
 from lite2pg.errors import SyncError, TargetError
 from lite2pg.rows import RowPipeline, from_json_value
+from lite2pg.rundir import read_run_file
 from lite2pg.schema import TableMap
 
 STATE_SCHEMA = "lite2pg"
@@ -123,5 +124,10 @@ def reject_key(key: Mapping[str, Any], columns: Sequence[str]) -> str:
 
 
 def run_id(run_dir: Path) -> str:
-    """The key a run's sync state is kept under in PostgreSQL."""
+    """The key a run's sync state is kept under in PostgreSQL: the run's id (a new one per
+    snapshot, in run.json), so that a new run in the same directory starts afresh; for a
+    run.json from before ids, its directory's path."""
+    _, opts = read_run_file(run_dir)
+    if opts.run_id:
+        return opts.run_id
     return hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:16]

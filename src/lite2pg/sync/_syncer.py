@@ -319,6 +319,11 @@ def _with_sequence(tm: TableMap, seq: int | None) -> TableMap:
     return dataclasses.replace(tm, source=dataclasses.replace(tm.source, sequence_value=seq))
 
 
+# A sync that is behind, yet applies nothing this many rounds in a row, stops with an
+# error instead of spinning.
+_IDLE_ROUNDS = 50
+
+
 def sync(
     run_dir: Path,
     target: Target,
@@ -335,8 +340,16 @@ def sync(
     with Syncer(run_dir, target, mode=capture) as s:
         start, _ = s.state()
         total = Round(start, start)
+        idle = 0  # rounds in a row that were behind and applied nothing
         while True:
             r = s.round()
+            idle = idle + 1 if r.behind and not r.changes else 0
+            if idle >= _IDLE_ROUNDS:
+                raise SyncError(
+                    f"{r.behind} change(s) are logged but no round applies any",
+                    f"run lite2pg status {run_dir}; if the run directory was reused, "
+                    "migrate again into a new one",
+                )
             total.last = r.last
             total.changes += r.changes
             total.upserted += r.upserted
