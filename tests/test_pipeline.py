@@ -191,3 +191,28 @@ def test_the_stage_times_add_up_to_the_wall_time(
     assert report.seconds <= elapsed
     on_disk = json.loads((tmp_path / "run" / "report.json").read_text())
     assert on_disk["stages"] == report.stages and on_disk["seconds"] == round(report.seconds, 3)
+
+
+def test_a_run_again_into_the_same_directory_replaces_the_earlier_artifacts(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = _big_db(make_db)
+    run_dir = tmp_path / "run"
+    (run_dir / "transformed").mkdir(parents=True)
+    # What a killed attempt leaves: a temp file, a part, a file of a table since dropped.
+    for junk in (".big.copy.123.abcd.tmp", "big.part0.copy", "gone.copy"):
+        (run_dir / "transformed" / junk).write_text("junk")
+
+    migrate(db, pg.target, MigrateOptions(schema=pg.schema, run_dir=run_dir, keep_artifacts=True))
+
+    assert sorted(p.name for p in (run_dir / "transformed").iterdir()) == [
+        "big.copy",
+        "small.copy",
+    ]
+    assert sorted(read_manifest(run_dir).files) == [
+        "export/big.csv",
+        "export/small.csv",
+        "source.snapshot.db",
+        "transformed/big.copy",
+        "transformed/small.copy",
+    ]

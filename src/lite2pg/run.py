@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 from lite2pg import capture, caseless, source, workers
-from lite2pg.artifacts import FileInfo, Journal, Manifest, write_manifest
+from lite2pg.artifacts import MANIFEST_NAME, FileInfo, Journal, Manifest, write_manifest
 from lite2pg.errors import Lite2pgError, TargetError, file_errors
 from lite2pg.existing import prepare_schema, run_in_place, target_types
 from lite2pg.export import ExportJob, record_tables, start_export, tables_to_export
@@ -99,6 +100,7 @@ def migrate(
     write_run_file(run_dir, source_path, opts)
     journal = Journal(run_dir) if opts.keep_artifacts else None
     if journal is not None:
+        _clear_artifacts(run_dir)
         for stage in ("export", "transform", "load"):
             journal.set_stage(stage, "running")
     snap = run_dir / SNAPSHOT_NAME
@@ -248,6 +250,14 @@ def _finish_export(
         failure.exit_code = 1
         raise failure from None
     return files
+
+
+def _clear_artifacts(run_dir: Path) -> None:
+    """A run into a directory that holds an earlier attempt's artifacts (a killed run run
+    again): they describe another snapshot, and go before the new ones are written."""
+    (run_dir / MANIFEST_NAME).unlink(missing_ok=True)
+    for folder in ("export", "transformed"):
+        shutil.rmtree(run_dir / folder, ignore_errors=True)
 
 
 def _journal_failed(journal: Journal, reason: str) -> None:
