@@ -131,6 +131,7 @@ class Run:
     rows_per_s: float | None = None
     all_mb: float | None = None
     client_mb: float | None = None
+    client_private_mb: float | None = None
     server_mb: float | None = None
     tables: dict[str, Any] = field(default_factory=dict)
     digest: dict[str, list[int]] = field(default_factory=dict)
@@ -173,6 +174,7 @@ def move(
         r.client_mb = max(peaks.client_mb, m.max_rss_mb)
         r.all_mb = max(peaks.all_mb, r.client_mb)
         r.server_mb = peaks.server_mb
+        r.client_private_mb = peaks.client_private_mb
         if not result_path.exists():
             r.status, r.note = "failed", f"exit {m.code}: {tail(log)}"
             return r

@@ -8,7 +8,9 @@ Memory is measured the same way everywhere (`TreeSampler`), every 0.1 s:
   contender's database (pg_stat_activity.datname, parallel workers included).
   shared_buffers is the server's fixed pool, mapped by every backend: it is counted for
   nobody (summing backends' full RSS would count it once per backend).
-"all processes" is the largest per-sample sum of both.
+"all processes" is the largest per-sample sum of both. The client's summed RssAnon
+(private memory: not the shared libraries and interpreter pages forked workers share, not
+file pages) and the processes with the highest peaks are kept too, for diagnosis.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out"  # git-ignored
 DB_PREFIX = "hb_"  # the only databases these scripts create and drop
 SAMPLE_S = 0.1  # fine enough to catch an index build's peak, cheap on 2 cores
-PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+TOP_PROCESSES = 5
 
 
 # ------------------------------------------------------------------- processes and memory
@@ -78,23 +80,27 @@ def tree_pids(roots: Iterable[int]) -> set[int]:
     return seen
 
 
-def rss_kb(pid: int) -> int:
-    """Resident set size of one process (0 if it is gone)."""
-    try:
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KB
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def private_kb(pid: int) -> int | None:
-    """RssAnon of one process; None if it cannot be read (gone, or another machine's)."""
+def memory_kb(pid: int) -> tuple[int, int] | None:
+    """(VmRSS, RssAnon) of one process in kB; None if it is gone or cannot be read."""
+    rss = anon = None
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("RssAnon:"):
+                anon = int(line.split()[1])
     except (OSError, ValueError):
         return None
-    return None
+    return None if rss is None or anon is None else (rss, anon)
+
+
+def command_of(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "?"
+    words = [w.decode(errors="replace") for w in raw.split(b"\0") if w]
+    return " ".join(Path(w).name if i == 0 or w.startswith("/") else w for i, w in enumerate(words))
 
 
 @dataclass
@@ -103,8 +109,11 @@ class Peaks:
 
     all_mb: float = 0.0
     client_mb: float = 0.0
+    client_private_mb: float = 0.0  # the same sum over RssAnon: what is not shared or file
     server_mb: float | None = None  # None: no backend of the database could be read
     samples: int = 0
+    # the processes with the highest peak VmRSS: "pid command" -> MB (diagnosis)
+    top: dict[str, float] = field(default_factory=dict)
 
 
 class TreeSampler:
@@ -114,6 +123,8 @@ class TreeSampler:
         self.roots: set[int] = set()
         self._server, self._databases = server, list(databases)
         self._peaks = Peaks()
+        self._per_pid: dict[int, int] = {}
+        self._commands: dict[int, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -146,18 +157,31 @@ class TreeSampler:
         return [int(r[0]) for r in rows]
 
     def sample(self, conn: psycopg.Connection[Any] | None) -> None:
-        client = sum(rss_kb(p) for p in tree_pids(self.roots)) if self.roots else 0
+        client = client_private = 0
+        for pid in tree_pids(self.roots) if self.roots else ():
+            mem = memory_kb(pid)
+            if mem is None:
+                continue
+            client += mem[0]
+            client_private += mem[1]
+            if mem[0] > self._per_pid.get(pid, 0):
+                self._per_pid[pid] = mem[0]
+                if pid not in self._commands:
+                    self._commands[pid] = command_of(pid)
         server: int | None = None
         for pid in self._backends(conn):
-            kb = private_kb(pid)
-            if kb is not None:
-                server = (server or 0) + kb
+            mem = memory_kb(pid)
+            if mem is not None:
+                server = (server or 0) + mem[1]
         p = self._peaks
         p.samples += 1
         p.client_mb = max(p.client_mb, client / 1024)
+        p.client_private_mb = max(p.client_private_mb, client_private / 1024)
         if server is not None:
             p.server_mb = max(p.server_mb or 0.0, server / 1024)
         p.all_mb = max(p.all_mb, (client + (server or 0)) / 1024)
+        top = sorted(self._per_pid.items(), key=lambda kv: -kv[1])[:TOP_PROCESSES]
+        p.top = {f"{pid} {self._commands[pid][:100]}": round(kb / 1024, 1) for pid, kb in top}
 
     def _run(self) -> None:
         conn: psycopg.Connection[Any] | None = None
@@ -468,7 +492,7 @@ def resolve_lite2pg(given: str | None) -> Lite2pgBuild:
                 check=False,
             ).stdout.strip()
             source = found + (f" at {commit}{' (modified)' if dirty else ''}" if commit else "")
-    return Lite2pgBuild(path, version, source)
+    return Lite2pgBuild(os.path.abspath(path), version, source)
 
 
 # ---------------------------------------------------------------------------------- figures

@@ -273,8 +273,10 @@ class Run:
     topup_added: int = 0  # DDL statements the top-up had to add (sequence settings apart)
     all_mb: float | None = None
     client_mb: float | None = None
+    client_private_mb: float | None = None
     server_mb: float | None = None
     largest_mb: float | None = None
+    top: dict[str, float] = field(default_factory=dict)
     rows: int | None = None
     expected: int = 0
     note: str = ""
@@ -403,6 +405,7 @@ def run_one(ctx: Ctx, contender: str, rnd: int) -> Run:
         r.client_mb = max(peaks.client_mb, m.max_rss_mb)
         r.all_mb = max(peaks.all_mb, r.client_mb)
         r.server_mb = peaks.server_mb
+        r.client_private_mb, r.top = peaks.client_private_mb, peaks.top
         with log.open("a") as fh:
             fh.write(f"[race] round {rnd}: top-up added {len(added)} statement(s)\n")
             fh.writelines(f"  {s.as_string(None)}\n" for s in added)
@@ -418,6 +421,18 @@ def run_one(ctx: Ctx, contender: str, rnd: int) -> Run:
 
 
 # -------------------------------------------------------------------------------- report
+MEDIANS = (
+    "wall_s",
+    "tool_s",
+    "topup_s",
+    "all_mb",
+    "client_mb",
+    "client_private_mb",
+    "server_mb",
+    "largest_mb",
+)
+
+
 def summarize(runs: list[Run], contenders: list[str]) -> dict[str, dict[str, Any]]:
     """Medians over the rounds that finished with the right counts, and ratios to the floor."""
     summary: dict[str, dict[str, Any]] = {}
@@ -427,18 +442,7 @@ def summarize(runs: list[Run], contenders: list[str]) -> dict[str, dict[str, Any
         summary[c] = {
             "ok_rounds": len(ok),
             "rounds": len(mine),
-            **{
-                k: median(getattr(r, k) for r in ok)
-                for k in (
-                    "wall_s",
-                    "tool_s",
-                    "topup_s",
-                    "all_mb",
-                    "client_mb",
-                    "server_mb",
-                    "largest_mb",
-                )
-            },
+            **{k: median(getattr(r, k) for r in ok) for k in MEDIANS},
             "topup_added": max((r.topup_added for r in mine), default=0),
             "rows": median(r.rows for r in mine),
             "expected": mine[0].expected if mine else 0,

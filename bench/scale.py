@@ -34,7 +34,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -227,8 +227,10 @@ class Run:
     wall_s: float | None = None
     all_mb: float | None = None
     client_mb: float | None = None
+    client_private_mb: float | None = None
     server_mb: float | None = None
     largest_mb: float | None = None
+    top: dict[str, float] = field(default_factory=dict)
     note: str = ""
 
 
@@ -257,6 +259,7 @@ def run_one(
         r.client_mb = max(peaks.client_mb, m.max_rss_mb)
         r.all_mb = max(peaks.all_mb, r.client_mb)
         r.server_mb = peaks.server_mb
+        r.client_private_mb, r.top = peaks.client_private_mb, peaks.top
         if m.code:
             r.status, r.note = "failed", f"exit {m.code}: {tail(log)}"
             return r
@@ -298,9 +301,11 @@ class SizeResult:
     s_per_gb: float | None
     all_mb: float | None
     client_mb: float | None
+    client_private_mb: float | None
     server_mb: float | None
     largest_mb: float | None
     status: str
+    top: dict[str, float]  # the processes of the median run with the highest peak RSS
 
 
 def summarize(size_mb: int, mine: list[Run]) -> SizeResult:
@@ -314,9 +319,11 @@ def summarize(size_mb: int, mine: list[Run]) -> SizeResult:
         s_per_gb=wall / (mine[0].bytes / 1024**3) if wall else None,
         all_mb=median(r.all_mb for r in ok),
         client_mb=median(r.client_mb for r in ok),
+        client_private_mb=median(r.client_private_mb for r in ok),
         server_mb=median(r.server_mb for r in ok),
         largest_mb=median(r.largest_mb for r in ok),
         status=f"{len(ok)}/{len(mine)} ok" + (f": {mine[0].note}" if mine[0].note else ""),
+        top=sorted(ok, key=lambda r: r.wall_s or 0.0)[len(ok) // 2].top if ok else {},
     )
 
 
@@ -351,18 +358,27 @@ def markdown(report: dict[str, Any]) -> str:
         f" at the start; PostgreSQL {report['postgres']['server_version']}. Median of"
         f" {report['rounds']} round(s) per size.",
         "",
-        "| source | rows | wall s | s per GB | peak MB, all processes | client / server MB"
-        " | largest process MB | status |",
+        "| source | rows | wall s | s per GB | peak MB, all processes"
+        " | client (private) / server MB | largest process MB | status |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for s in report["sizes"]:
         lines.append(
             f"| {s['bytes'] / MB:,.0f} MB | {s['rows']:,} | {fmt(s['wall_s'])}"
             f" | {fmt(s['s_per_gb'], '.1f')} | {fmt(s['all_mb'], '.0f')}"
-            f" | {fmt(s['client_mb'], '.0f')} / {fmt(s['server_mb'], '.0f')}"
+            f" | {fmt(s['client_mb'], '.0f')} ({fmt(s['client_private_mb'], '.0f')})"
+            f" / {fmt(s['server_mb'], '.0f')}"
             f" | {fmt(s['largest_mb'], '.0f')} | {s['status']} |"
         )
     lines += ["", report["verdict"]]
+    if report["sizes"] and report["sizes"][-1]["top"]:
+        last = report["sizes"][-1]
+        lines += [
+            "",
+            f"Largest processes at {last['bytes'] / MB:,.0f} MB (peak VmRSS): "
+            + "; ".join(f"`{k}` {v:.0f} MB" for k, v in last["top"].items())
+            + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 
