@@ -124,12 +124,15 @@ def migrate(
         layout = opts.layout(schema)
         conn = connect(target, autocommit=True)
         try:
-            lock_schema(conn, opts.schema)
-            if not opts.data_only:
-                opts = keep_nocase(conn, src, schema, opts)
-                write_run_file(run_dir, source_path, opts)
-                layout = opts.layout(schema)
-            create_schema(conn, opts.schema)
+            try:
+                lock_schema(conn, opts.schema)
+                if not opts.data_only:
+                    opts = keep_nocase(conn, src, schema, opts)
+                    write_run_file(run_dir, source_path, opts)
+                    layout = opts.layout(schema)
+                create_schema(conn, opts.schema)
+            except psycopg.OperationalError as e:  # nothing written yet
+                raise server_failure(e, "preparing the target schema") from None
             counts = {t.name: source.count_rows(src, t.name) for t in layout.tables}
             # The artifacts are sinks of the one pipeline: the export CSVs are written by a
             # background process while the tables load, the transformed files are the COPY
