@@ -216,3 +216,13 @@ def test_a_run_again_into_the_same_directory_replaces_the_earlier_artifacts(
         "transformed/big.copy",
         "transformed/small.copy",
     ]
+
+
+def test_report_html_shows_the_stage_times(make_db: MakeDb, pg: PgSchema, tmp_path: Path) -> None:
+    report = migrate(
+        _big_db(make_db), pg.target, MigrateOptions(schema=pg.schema, run_dir=tmp_path / "run")
+    )
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "wall time by stage" in page
+    for stage in report.stages:
+        assert f"stage: {stage['name']}" in page

@@ -380,9 +380,18 @@ def _timings(data: dict[str, Any], v: dict[str, Any] | None) -> str:
     for p in data.get("phases") or []:
         items.append((str(p.get("name")), float(p.get("seconds") or 0), ""))
     out = ["<h2>Timings</h2>"]
+    stages = [(str(x.get("name")), float(x.get("seconds") or 0)) for x in data.get("stages") or []]
+    if stages:  # one after the other: they add up to the run's wall time
+        bars = [(f"stage: {name}", s, f"{s:.3f} s") for name, s in stages]
+        out.append(f"<h3>wall time by stage ({_e(data.get('seconds'))} s in all)</h3>{_bars(bars)}")
     if items:
         items = [(label, s, f"{s:.3f} s") for label, s, _ in items]
-        out.append(f"<h3>migrate ({_e(data.get('seconds'))} s in all)</h3>{_bars(items)}")
+        title = (
+            "tables and phases (side by side)"
+            if stages
+            else f"migrate ({_e(data.get('seconds'))} s in all)"
+        )
+        out.append(f"<h3>{title}</h3>{_bars(items)}")
     if v:
         phases = [(f"verify: {k}", float(s), f"{float(s):.3f} s") for k, s in v["phases"].items()]
         out.append(f"<h3>verify ({_e(v.get('seconds'))} s in all)</h3>{_bars(phases)}")

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
+import json
 import shutil
 import sqlite3
 import time
@@ -31,6 +32,7 @@ from lite2pg.layout import Layout, create_maps
 from lite2pg.load import PhaseResult, TableResult
 from lite2pg.profiles import TargetTypes, resolve
 from lite2pg.report import RunReport, StageClock
+from lite2pg.report_html import write_html
 from lite2pg.rundir import (
     RUN_FILE,
     RUNS_DIR,
@@ -231,6 +233,8 @@ def migrate(
     report.seconds = clock.stop()
     report.stages = clock.as_list()
     report.write_json(run_dir / "report.json")
+    if (run_dir / "report.html").exists():  # verify wrote it: again, with the stage times
+        write_html(run_dir / "report.html", json.loads((run_dir / "report.json").read_text()))
     return report
 
 
