@@ -50,6 +50,8 @@ _SHAPE = {
     Family.TIMESTAMPTZ: _NOT_TIME,
     Family.TIMESTAMP: _NOT_TIME,
     Family.DATE: "NOT {c} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'",
+    # PostgreSQL's time also prints '24:00:00'.
+    Family.TIME: "NOT ({c} GLOB '[01][0-9]:*' OR {c} GLOB '2[0-3]:*')",
 }
 
 # PostgreSQL side: each column rendered as the canonical Python value (see the module doc).
