@@ -201,3 +201,112 @@ def test_a_rejected_value_whose_text_postgresql_prints_is_still_caught(
 
     assert not report.ok
     assert kinds(report, "t")[0] == ("rejected but present", "1")
+
+
+# -- what the fast path now takes: timestamps and times with fractions -------------------
+
+FRACTIONS = (
+    "CREATE TABLE t (id INTEGER PRIMARY KEY, at DATETIME, at3 DATETIME, naive DATETIME,"
+    "  tod TEXT, tod2 TEXT);"
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)"
+    " INSERT INTO t SELECT i,"
+    # Django's text: six digits, trailing zeros and all, none on a whole second.
+    "  '2021-03-04 05:06:' || printf('%02d', i % 60) || CASE i % 4 WHEN 0 THEN ''"
+    "   WHEN 1 THEN '.120000' WHEN 2 THEN '.000000'"
+    "   ELSE '.' || printf('%06d', i * 7919 % 1000000) END,"
+    "  '2022-01-01 00:00:00.' || printf('%03d', i % 1000) || '000',"
+    "  CASE WHEN i % 9 = 0 THEN NULL ELSE '1999-12-31 23:59:59.5' END,"
+    "  '23:59:' || printf('%02d', i % 60) || CASE i % 3 WHEN 0 THEN '' WHEN 1 THEN '.10'"
+    "   ELSE '.000001' END,"
+    "  printf('%02d:00:00.%d', i % 24, i % 10)"
+    " FROM n;"
+)
+FRACTION_CASTS = {"t.at3": "timestamptz(3)", "t.naive": "timestamp", "t.tod": "time",
+                  "t.tod2": "time(1)"}  # fmt: skip
+
+
+def fraction_run(make_db: MakeDb, pg: PgSchema, tmp_path: Path) -> Path:
+    db = make_db(FRACTIONS)
+    run_dir = tmp_path / "run"
+    opts = MigrateOptions(schema=pg.schema, run_dir=run_dir, verify=False, casts=FRACTION_CASTS)
+    migrate(db, pg.target, opts)
+    return run_dir
+
+
+def test_timestamps_and_times_with_fractions_are_compared_in_chunks(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, small_chunks: None
+) -> None:
+    run_dir = fraction_run(make_db, pg, tmp_path)
+
+    report = verify(run_dir, pg.target)
+
+    assert report.ok, report.problems
+    t = table(report, "t")
+    assert (t.fast_chunks, t.slow_chunks, t.slow_rows, t.fast_path_refusal) == (3, 0, 0, None)
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        "UPDATE t SET at = at + interval '1 microsecond' WHERE id = 150",
+        "UPDATE t SET at = date_trunc('second', at) WHERE id = 149",  # .120000 -> none
+        "UPDATE t SET at3 = at3 + interval '1 millisecond' WHERE id = 150",
+        "UPDATE t SET naive = naive - interval '0.5 second' WHERE id = 150",
+        "UPDATE t SET tod = tod + interval '1 microsecond' WHERE id = 150",
+        "UPDATE t SET tod2 = '05:00:00' WHERE id = 150",
+    ],
+)
+def test_a_fraction_changed_in_one_cell_is_caught_in_chunks(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, small_chunks: None, update: str
+) -> None:
+    run_dir = fraction_run(make_db, pg, tmp_path)
+    pg.execute(update)
+
+    report = verify(run_dir, pg.target)
+
+    assert not report.ok
+    t = table(report, "t")
+    assert len(t.differences) == 1 and t.differences[0]["kind"] == "changed"
+    assert (t.fast_chunks, t.slow_chunks) == (2, 1)
+
+
+@pytest.mark.parametrize(
+    ("column", "stored", "in_postgresql"),
+    [
+        # The cut of trailing zeros must not make these read as PostgreSQL's text.
+        ("at DATETIME", "'2021-01-01 10:00:00.'", "'2021-01-01 10:00:00'"),
+        ("at DATETIME", "'2021-01-01 10:00:00.5.0'", "'2021-01-01 10:00:00.5'"),
+        ("at DATETIME", "'2021-01-01 10:00:00..'", "'2021-01-01 10:00:00'"),
+        ("at DATETIME", "'2021-01-01 10:00:00.12345670'", "'2021-01-01 10:00:00.123456'"),
+        ("at DATETIME", "'2021-01-01 10:00:00.a0'", "'2021-01-01 10:00:00'"),
+        ("at DATETIME", "CAST('2021-01-01 10:00:00.10' AS BLOB)", "'2021-01-01 10:00:00.1'"),
+        ("tod TEXT", "'10:00:00.'", "'10:00:00'"),
+        ("tod TEXT", "'24:00:00'", "'24:00:00'"),
+        ("tod TEXT", "'10:00:00.1234560'", "'10:00:00.123456'"),
+    ],
+)
+def test_text_that_only_looks_like_a_fraction_is_still_caught(
+    make_db: MakeDb,
+    pg: PgSchema,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    column: str,
+    stored: str,
+    in_postgresql: str,
+) -> None:
+    name = column.split()[0]
+    db = make_db(
+        f"CREATE TABLE t (id INTEGER PRIMARY KEY, {column});"
+        f"INSERT INTO t VALUES (1, {stored}), (2, NULL);"
+    )
+    run_dir = tmp_path / "run"
+    casts = {"t.tod": "time"} if name == "tod" else {}
+    opts = MigrateOptions(schema=pg.schema, run_dir=run_dir, verify=False, casts=casts)
+    migrate(db, pg.target, opts)
+    assert [r[0] for r in pg.query("SELECT id FROM t")] == [2]  # the run rejected row 1
+    pg.execute(f"INSERT INTO t (id, {name}) VALUES (1, {in_postgresql})")
+
+    report = verify(run_dir, pg.target)
+
+    assert not report.ok
+    assert kinds(report, "t")[0] == ("rejected but present", "1")

@@ -53,97 +53,16 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.string import ByteaBinaryLoader
 
-from lite2pg.coerce import Family
 from lite2pg.source import quote_ident
-from lite2pg.verify._canon import _SHAPE, ESC, GS, US, Row, null_marker
+from lite2pg.verify._canon import ESC, GS, US, Row, null_marker
 from lite2pg.verify._content import _Ordered
+from lite2pg.verify._render import FREE, TEXTUAL, is_rendered, pg_ok, pg_text, sqlite_column
 from lite2pg.verify._stream import _UnitResult, _UnitSpec
 from lite2pg.verify._table import _Table
 
 # Rows per chunk. Both sides' text of one chunk is in memory at once (about 2 x 5 MB for the
 # benchmark's widest table), and a chunk that differs costs this many rows of the slow path.
 CHUNK_ROWS = 20_000
-
-# The families the fast path renders; FLOAT is not among them: SQLite cannot print a
-# double exactly, nor PostgreSQL print it as SQLite does.
-_FAMILIES = frozenset(
-    {
-        Family.INTEGER,
-        Family.BOOLEAN,
-        Family.NUMERIC,
-        Family.TEXT,
-        Family.ENUM,
-        Family.OTHER,
-        Family.TIMESTAMPTZ,
-        Family.TIMESTAMP,
-        Family.DATE,
-        Family.BYTEA,
-        Family.JSONB,
-        Family.JSON,
-        Family.UUID,
-        Family.INET,
-    }
-)
-# Families whose non-NULL SQLite values may print as GS (one character of text or blob).
-_TEXTUAL = _FAMILIES - {Family.INTEGER, Family.BOOLEAN, Family.BYTEA}
-
-_NATIVE = (Family.JSONB, Family.JSON, Family.UUID, Family.INET)
-
-_FREE = frozenset({Family.TEXT, Family.ENUM, Family.OTHER})
-
-# PostgreSQL prints its dates and times canonically (4-digit year, AD, finite) only in
-# this range, which is also where transform's values are: 'infinity', BC dates and years
-# past 9999 print text that transform rejects, so a chunk holding one takes the slow path.
-_PG_RANGE = {
-    Family.TIMESTAMPTZ: ("0001-01-01 00:00:00+00", "10000-01-01 00:00:00+00", "timestamptz"),
-    Family.TIMESTAMP: ("0001-01-01 00:00:00", "10000-01-01 00:00:00", "timestamp"),
-    Family.DATE: ("0001-01-01", "10000-01-01", "date"),
-}
-
-# PostgreSQL side: each column as its canonical text (what `_canon._text` gives for the
-# canonical value); DateStyle is ISO for verify's sessions.
-_PG_TEXT = {
-    Family.BOOLEAN: "{}::int::text",
-    Family.NUMERIC: "trim_scale({})::text",
-    Family.BYTEA: "upper(encode({}, 'hex'))",
-    Family.TIMESTAMPTZ: "({} AT TIME ZONE 'UTC')::text",
-    Family.UUID: "replace({}::text, '-', '')",
-}
-
-
-def _guards(fam: Family, q: str, declared: str) -> list[str]:
-    """SQLite SQL, true (per value) when the storage class of column `q` could print the
-    same text as PostgreSQL without transform(value) being that value: the chunk then takes
-    the slow path. Comparisons sort NULL < numbers < text < blobs, with no function call:
-    `q >= ''` is text or a blob, `q >= X''` a blob, `q < X''` anything else."""
-    if fam in (Family.INTEGER, Family.BOOLEAN):
-        # The text '5' or a blob of it; a real always prints a '.' or an exponent.
-        return [f"{q} >= ''"]
-    if fam in (Family.ENUM, Family.OTHER, *_NATIVE):
-        # A number, a blob. The text of these types that PostgreSQL prints reads back as
-        # the same value (`native`), so text equal to it converts to that value.
-        return [f"{q} < ''", f"{q} >= X''"]
-    if fam in (Family.TIMESTAMPTZ, Family.TIMESTAMP, Family.DATE):
-        # A number cannot print as a date; the range PostgreSQL's values are in is
-        # checked on its side (`_PG_RANGE`).
-        return [f"{q} >= X''"]
-    if fam is Family.BYTEA:
-        return [f"{q} < X''"]  # text (bytes of any encoding), a number
-    if fam is Family.TEXT:
-        # transform prints integers as SQLite does and decodes blobs; a real would print
-        # with 15 digits where transform keeps 17. TEXT affinity stores no reals.
-        return [] if _text_affinity(declared) else [f"typeof({q}) = 'real'"]
-    if fam is Family.NUMERIC:
-        shape = _SHAPE[Family.NUMERIC].format(c=q)
-        return [f"typeof({q}) IN ('real', 'blob')", f"(typeof({q}) = 'text' AND {shape})"]
-    raise AssertionError(fam)
-
-
-def _text_affinity(declared: str) -> bool:
-    """SQLite's rule: a declared type with CHAR, CLOB or TEXT (and no INT) has TEXT
-    affinity, which stores numbers as text."""
-    d = declared.upper()
-    return "INT" not in d and any(k in d for k in ("CHAR", "CLOB", "TEXT"))
 
 
 def fast_path_refusal(t: _Table) -> str | None:
@@ -155,7 +74,7 @@ def fast_path_refusal(t: _Table) -> str | None:
     if any(t.secret):
         return "secret columns"
     for c in t.columns:
-        if c.pg_type.family not in _FAMILIES:
+        if not is_rendered(c.pg_type):
             return f"{c.target}: no exact text in SQLite for {c.pg_type.sql}"
     row = t.run.src.execute("PRAGMA encoding").fetchone()
     if not row or row[0] != "UTF-8":
@@ -176,7 +95,7 @@ class _Fast(_Ordered):
         self.nulls = [null_marker(c.pg_type) for c in t.columns]
         # Columns whose PostgreSQL text is free text: the others print only digits, signs,
         # separators of dates and times, or hex, never a control character.
-        self.free = {j for j, c in enumerate(t.columns) if c.pg_type.family in _FREE}
+        self.free = {j for j, c in enumerate(t.columns) if c.pg_type.family in FREE}
         self.key_q = quote_ident(t.rowid_key or "")
         self.key_pg = sql.Identifier(t.columns[t.key_s[0]].target)
         self.table_q = quote_ident(t.pipe.table.name)
@@ -196,28 +115,27 @@ class _Fast(_Ordered):
     def _sqlite_select(self) -> tuple[str, list[int]]:
         """The chunk query: row count, number of values no guard clears, the non-NULL
         count of each column that may hold text (their positions are returned), and each
-        column's text."""
+        column's text. Helper values of a row (`_render.Column.inner`) are computed once,
+        in a subquery; the chunk's WHERE goes in place of `_WHERE`."""
         t = self.t
         declared = {c.name: c.declared_type for c in t.tm.source.columns}
         not_null = {c.name for c in t.tm.source.columns if c.not_null}
         texts: list[str] = []
         bad: list[str] = []
         textual: list[int] = []
+        inner: list[str] = []
         for i, (c, name) in enumerate(zip(t.columns, t.pipe.source_columns, strict=True)):
             q = quote_ident(name)
-            fam = c.pg_type.family
             null = self.nulls[i]
             if name == t.rowid_key:
-                value = q  # an integer, never NULL
-            elif fam is Family.BYTEA:
-                value = f"CASE WHEN {q} IS NULL THEN '{null}' ELSE hex({q}) END"
-            else:
-                value = f"coalesce({q}, '{null}')"
-            texts.append(f"CAST(group_concat({value}, '{US}') AS BLOB)")
-            if name != t.rowid_key:
-                bad.extend(_guards(fam, q, declared.get(name, "")))
-                if fam in _TEXTUAL:
-                    textual.append(i)
+                texts.append(f"CAST(group_concat({q}, '{US}') AS BLOB)")  # never NULL
+                continue
+            col = sqlite_column(c, q, declared.get(name, ""), f"_h{i}")
+            inner.extend(f"{expr} AS _h{i}_{alias}" for alias, expr in col.inner)
+            texts.append(f"CAST(group_concat(coalesce({col.text}, '{null}'), '{US}') AS BLOB)")
+            bad.extend(col.bad)
+            if c.pg_type.family in TEXTUAL:
+                textual.append(i)
         # A column SQLite keeps NOT NULL has n values; PostgreSQL's must then have no NULL.
         self.required = [t.pipe.source_columns[i] in not_null for i in textual]
         counts = [
@@ -226,7 +144,12 @@ class _Fast(_Ordered):
             if not required
         ]
         parts = ["count(*)", f"total({' OR '.join(bad)})" if bad else "0", *counts, *texts]
-        return f"SELECT {', '.join(parts)} FROM {self.table_q}", textual
+        source = f"{self.table_q} WHERE {_WHERE}"
+        if inner:
+            # LIMIT keeps SQLite from flattening the subquery into the aggregate (which
+            # would compute each helper once per use); rows keep the table's order.
+            source = f"(SELECT *, {', '.join(inner)} FROM {source} LIMIT -1)"
+        return f"SELECT {', '.join(parts)} FROM {source}", textual
 
     def _pg_select(self) -> sql.Composable:
         """Row count, every column's non-NULL count, whether dates and times are in the
@@ -235,19 +158,10 @@ class _Fast(_Ordered):
         ranges: list[sql.Composable] = []
         texts: list[sql.Composable] = []
         for c, null in zip(t.columns, self.nulls, strict=True):
-            col = sql.Identifier(c.target)
-            r = _PG_RANGE.get(c.pg_type.family)
-            if r is not None:
-                lo, hi, typ = sql.Literal(r[0]), sql.Literal(r[1]), sql.SQL(r[2])
-                ranges.append(
-                    sql.SQL("coalesce(min({}) >= {}::{} AND max({}) < {}::{}, true)").format(
-                        col, lo, typ, col, hi, typ
-                    )
-                )
-            expr = sql.SQL(_PG_TEXT.get(c.pg_type.family, "{}::text")).format(col)
+            ranges.extend(pg_ok(c))
             texts.append(
                 sql.SQL("string_agg(coalesce({}, {}), {})").format(
-                    expr, sql.Literal(null), sql.Literal(US)
+                    pg_text(c), sql.Literal(null), sql.Literal(US)
                 )
             )
         parts: list[sql.Composable] = [
@@ -284,7 +198,10 @@ class _Fast(_Ordered):
                     source = self._sqlite_chunk(start, end)
                 finally:
                     target_row = target.result()
-                if not self._equal(source, target_row):
+                if self._equal(source, target_row):
+                    self.res.chunks_fast += 1
+                else:
+                    self.res.chunks_slow += 1
                     self.lo, self.hi = start, end
                     self.compare_range()
                 if nxt is None:
@@ -312,7 +229,7 @@ class _Fast(_Ordered):
         if self.t.pipe.where:
             where = f"({self.t.pipe.where}) AND {where}"
         try:
-            row = self.t.run.src.execute(f"{self._sqlite_sql} WHERE {where}").fetchone()
+            row = self.t.run.src.execute(self._sqlite_sql.replace(_WHERE, where)).fetchone()
         except sqlite3.Error:
             return None  # a value SQLite cannot render this way: the slow path reads it
         return tuple(row) if row else None
@@ -370,3 +287,4 @@ class _Fast(_Ordered):
 
 
 _US, _GS, _ESC = US.encode(), GS.encode(), ESC.encode()
+_WHERE = "/*lite2pg:where*/"

@@ -36,13 +36,14 @@ def _run_unit(spec: _UnitSpec) -> _UnitResult:
         res = _UnitResult(spec.table, spec.unit)
         t = _Table(run, spec.table, spec.gone)
         if not t.key_s:
+            res.refusal = "no primary key: compared without order"
             _compare(_UnorderedStream(t, spec, res))
         else:
             try:
-                refusal = fast_path_refusal(t)
-                _compare(_Ordered(t, spec, res) if refusal else _Fast(t, spec, res))
+                res.refusal = fast_path_refusal(t)
+                _compare(_Ordered(t, spec, res) if res.refusal else _Fast(t, spec, res))
             except _Unordered:
-                res = _UnitResult(spec.table, spec.unit)
+                res = _UnitResult(spec.table, spec.unit, refusal="keys of mixed storage classes")
                 res.notes.append(
                     "source keys do not sort as the target's (mixed storage classes): "
                     "compared without order"

@@ -54,6 +54,11 @@ class _UnitResult:
     streamed: int = 0
     fast: int = 0
     slow: int = 0
+    # The fast path: chunks whose two texts proved them equal, chunks merged row by row;
+    # why the job took the row-by-row path instead (None: it took the fast path).
+    chunks_fast: int = 0
+    chunks_slow: int = 0
+    refusal: str | None = None
     present: int = 0
     rejected: int = 0
     refused: int = 0
