@@ -310,3 +310,131 @@ def test_text_that_only_looks_like_a_fraction_is_still_caught(
 
     assert not report.ok
     assert kinds(report, "t")[0] == ("rejected but present", "1")
+
+
+# -- REAL values: DECIMAL columns (stored as REAL) and float columns ---------------------
+
+REALS = (
+    "CREATE TABLE t (id INTEGER PRIMARY KEY, price DECIMAL(10,2), amount DECIMAL,"
+    "  ratio REAL, weight DOUBLE, loose);"
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)"
+    " INSERT INTO t SELECT i,"
+    "  CASE i % 5 WHEN 0 THEN NULL WHEN 1 THEN i ELSE round(i * 1.37 - 100, 2) END,"
+    "  CASE i % 4 WHEN 0 THEN round(0.001 * i, 3) WHEN 1 THEN round(123456.789 + i, 3)"
+    "   WHEN 2 THEN round(-0.5 / i, 6) ELSE round(1e13 / i, 2) END,"
+    "  CASE i % 3 WHEN 0 THEN 0 WHEN 1 THEN i / 8.0 ELSE round(-i * 0.1, 1) END,"
+    "  round(i * 0.7, 3),"
+    "  i * 0.25"
+    " FROM n;"
+)
+REAL_CASTS = {"t.loose": "double precision"}
+
+
+def real_run(make_db: MakeDb, pg: PgSchema, tmp_path: Path, script: str = REALS) -> Path:
+    db = make_db(script)
+    run_dir = tmp_path / "run"
+    opts = MigrateOptions(schema=pg.schema, run_dir=run_dir, verify=False, casts=REAL_CASTS)
+    report = migrate(db, pg.target, opts)
+    assert report.exit_code() == 0, report.as_dict()
+    return run_dir
+
+
+def test_decimal_and_float_columns_holding_reals_are_compared_in_chunks(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, small_chunks: None
+) -> None:
+    run_dir = real_run(make_db, pg, tmp_path)
+
+    report = verify(run_dir, pg.target)
+
+    assert report.ok, report.problems
+    t = table(report, "t")
+    assert (t.fast_chunks, t.slow_chunks, t.slow_rows, t.fast_path_refusal) == (3, 0, 0, None)
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        "UPDATE t SET price = price + 0.01 WHERE id = 152",
+        "UPDATE t SET price = 1 WHERE id = 151",
+        # The double nearest to 0.15 is not 0.15: the numeric that equals it is caught.
+        "UPDATE t SET amount = 0.15::float8::numeric(40,30) WHERE id = 150",
+        "UPDATE t SET amount = amount + 0.0000000000001 WHERE id = 149",
+        "UPDATE t SET ratio = 18.750000000000004 WHERE id = 150",  # one ulp more
+        "UPDATE t SET ratio = '-0' WHERE id = 150",  # 0.0 in SQLite
+        "UPDATE t SET weight = weight * (1 + 1e-15) WHERE id = 150",
+        "UPDATE t SET loose = 37.5000001 WHERE id = 150",
+    ],
+)
+def test_a_real_changed_in_one_cell_is_caught_in_chunks(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, small_chunks: None, update: str
+) -> None:
+    run_dir = real_run(make_db, pg, tmp_path)
+    pg.execute(update)
+
+    report = verify(run_dir, pg.target)
+
+    assert not report.ok
+    t = table(report, "t")
+    assert [d["kind"] for d in t.differences] == ["changed"]
+    assert (t.fast_chunks, t.slow_chunks) == (2, 1)
+
+
+def test_reals_without_a_short_decimal_go_row_by_row_and_verify(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, small_chunks: None
+) -> None:
+    # 0.1 + 0.2 has 17 significant digits; 1e-9 and 1e20 are beyond the decimal ranges
+    # SQLite's side renders; -0.0 in a column without affinity may be either zero.
+    run_dir = real_run(
+        make_db,
+        pg,
+        tmp_path,
+        REALS + "UPDATE t SET ratio = 0.1 + 0.2 WHERE id = 10;"
+        "UPDATE t SET weight = 1e-9 WHERE id = 110; UPDATE t SET amount = 1e20 WHERE id = 210;"
+        "UPDATE t SET loose = -0.0 WHERE id = 290;",
+    )
+
+    report = verify(run_dir, pg.target)
+
+    assert report.ok, report.problems
+    t = table(report, "t")
+    assert (t.fast_chunks, t.slow_chunks) == (0, 3)
+
+
+@pytest.mark.parametrize(
+    ("column", "stored", "in_postgresql"),
+    [
+        # More decimals than the column keeps: transform rejects, PostgreSQL rounds.
+        ("price DECIMAL(10,2)", "12.345", "12.35"),
+        ("price DECIMAL(10,2)", "0.125", "0.13"),
+        # Not a float4: 0.1 as real is 0.10000000149011612.
+        ("small REAL", "0.1", "0.1"),
+        # Text is not a double, even when it reads as one.
+        ("w", "'2.5'", "2.5"),
+        ("w", "9007199254740993", "9007199254740992"),
+    ],
+)
+def test_a_real_transform_rejects_is_still_caught(
+    make_db: MakeDb,
+    pg: PgSchema,
+    tmp_path: Path,
+    column: str,
+    stored: str,
+    in_postgresql: str,
+) -> None:
+    name = column.split()[0]
+    db = make_db(
+        f"CREATE TABLE t (id INTEGER PRIMARY KEY, {column});"
+        f"INSERT INTO t VALUES (1, {stored}), (2, NULL);"
+    )
+    run_dir = tmp_path / "run"
+    cast = {"small": "real", "w": "double precision"}.get(name)
+    casts = {f"t.{name}": cast} if cast else {}
+    opts = MigrateOptions(schema=pg.schema, run_dir=run_dir, verify=False, casts=casts)
+    migrate(db, pg.target, opts)
+    assert [r[0] for r in pg.query("SELECT id FROM t")] == [2]  # the run rejected row 1
+    pg.execute(f"INSERT INTO t (id, {name}) VALUES (1, {in_postgresql})")
+
+    report = verify(run_dir, pg.target)
+
+    assert not report.ok
+    assert kinds(report, "t")[0] == ("rejected but present", "1")

@@ -124,6 +124,7 @@ class _Fast(_Ordered):
         bad: list[str] = []
         textual: list[int] = []
         inner: list[str] = []
+        middle: list[str] = []
         for i, (c, name) in enumerate(zip(t.columns, t.pipe.source_columns, strict=True)):
             q = quote_ident(name)
             null = self.nulls[i]
@@ -131,7 +132,8 @@ class _Fast(_Ordered):
                 texts.append(f"CAST(group_concat({q}, '{US}') AS BLOB)")  # never NULL
                 continue
             col = sqlite_column(c, q, declared.get(name, ""), f"_h{i}")
-            inner.extend(f"{expr} AS _h{i}_{alias}" for alias, expr in col.inner)
+            inner.extend(f"{expr} AS {alias}" for alias, expr in col.inner)
+            middle.extend(f"{expr} AS {alias}" for alias, expr in col.middle)
             texts.append(f"CAST(group_concat(coalesce({col.text}, '{null}'), '{US}') AS BLOB)")
             bad.extend(col.bad)
             if c.pg_type.family in TEXTUAL:
@@ -145,10 +147,12 @@ class _Fast(_Ordered):
         ]
         parts = ["count(*)", f"total({' OR '.join(bad)})" if bad else "0", *counts, *texts]
         source = f"{self.table_q} WHERE {_WHERE}"
+        # LIMIT keeps SQLite from flattening a subquery into the aggregate (which would
+        # compute each helper once per use); rows keep the table's order.
         if inner:
-            # LIMIT keeps SQLite from flattening the subquery into the aggregate (which
-            # would compute each helper once per use); rows keep the table's order.
             source = f"(SELECT *, {', '.join(inner)} FROM {source} LIMIT -1)"
+        if middle:
+            source = f"(SELECT *, {', '.join(middle)} FROM {source} LIMIT -1)"
         return f"SELECT {', '.join(parts)} FROM {source}", textual
 
     def _pg_select(self) -> sql.Composable:

@@ -35,6 +35,7 @@ FAMILIES = frozenset(
         Family.INTEGER,
         Family.BOOLEAN,
         Family.NUMERIC,
+        Family.FLOAT,
         Family.TEXT,
         Family.ENUM,
         Family.OTHER,
@@ -51,7 +52,7 @@ FAMILIES = frozenset(
 )
 # Families whose non-NULL SQLite values may print as the NULL marker (text, or a blob
 # that is one character): their non-NULL counts must agree on both sides.
-TEXTUAL = FAMILIES - {Family.INTEGER, Family.BOOLEAN, Family.BYTEA}
+TEXTUAL = FAMILIES - {Family.INTEGER, Family.BOOLEAN, Family.BYTEA, Family.FLOAT}
 # Families whose PostgreSQL text is free text (may hold any character but NUL).
 FREE = frozenset({Family.TEXT, Family.ENUM, Family.OTHER})
 
@@ -76,6 +77,13 @@ _PG_TEXT = {
     Family.BYTEA: "upper(encode({}, 'hex'))",
     Family.TIMESTAMPTZ: "({} AT TIME ZONE 'UTC')::text",
     Family.UUID: "replace({}::text, '-', '')",
+    # Python's repr of the double: PostgreSQL prints the same shortest digits (extra_float_digits
+    # >= 1 for verify's sessions) and, from 0.0001 to 1e15, the same fixed notation, less
+    # the '.0' of a whole number. Outside that range SQLite's side has no text (`_real`).
+    Family.FLOAT: (
+        "CASE WHEN ({0})::float8 = trunc(({0})::float8) THEN ({0})::float8::text || '.0' "
+        "ELSE ({0})::float8::text END"
+    ),
 }
 
 
@@ -85,7 +93,10 @@ class Column:
 
     text: str
     bad: list[str] = field(default_factory=list)
-    inner: list[tuple[str, str]] = field(default_factory=list)  # (alias, SQL) per row
+    # Helper values per row, (alias, SQL): `inner` ones may use the row's columns, `middle`
+    # ones also the inner helpers; `text` and `bad` may use both.
+    inner: list[tuple[str, str]] = field(default_factory=list)
+    middle: list[tuple[str, str]] = field(default_factory=list)
 
 
 def sqlite_column(c: ColumnMap, q: str, declared: str, alias: str) -> Column:
@@ -116,9 +127,89 @@ def sqlite_column(c: ColumnMap, q: str, declared: str, alias: str) -> Column:
         return Column(q, [] if affinity(declared) == "TEXT" else [f"typeof({q}) = 'real'"])
     if fam is Family.NUMERIC:
         shape = _SHAPE[Family.NUMERIC].format(c=q)
-        bad = [f"typeof({q}) IN ('real', 'blob')", f"(typeof({q}) = 'text' AND {shape})"]
-        return Column(q, bad)
+        bad = [f"{q} >= X''", f"(typeof({q}) = 'text' AND {shape})"]
+        if affinity(declared) == "TEXT":  # stores no reals
+            return Column(q, [*bad, f"typeof({q}) = 'real'"])
+        scale = c.pg_type.scale
+        real = _real(q, alias, scale if scale is not None and scale <= _MAX_SCALE else None)
+        text = f"CASE typeof({q}) WHEN 'real' THEN {real.text} ELSE {q} END"
+        return Column(text, [*bad, *real.bad], real.inner, real.middle)
+    if fam is Family.FLOAT:
+        real = _real(q, alias, None, point_zero=True)
+        bad = [
+            f"{q} >= ''",  # transform takes no text, nor blobs
+            # An integer prints as Python prints the double it converts to exactly.
+            f"(typeof({q}) = 'integer' AND {q} NOT BETWEEN -{2**53} AND {2**53})",
+            *real.bad,
+        ]
+        if affinity(declared) != "REAL":
+            # -0.0 prints as 0.0; only REAL affinity stores every zero as +0.0.
+            bad.append(f"(typeof({q}) = 'real' AND {q} = 0)")
+        text = f"CASE typeof({q}) WHEN 'real' THEN {real.text} WHEN 'integer' THEN {q} || '.0' END"
+        return Column(text, bad, real.inner, real.middle)
     raise AssertionError(fam)
+
+
+# The largest R and the most decimals of `_real`: R * 10**-s has at most 15 significant
+# digits, and 10**s is an INTEGER literal (below 2**63), which converts to a double exactly.
+_MAX_R = 10**15 - 1
+_MAX_SCALE = 17
+
+
+def _real(q: str, alias: str, scale: int | None, point_zero: bool = False) -> Column:
+    """The text of a REAL `q` as the decimal Q = R / 10**s it is the double nearest to,
+    where Q has at most 15 significant digits: s is the column's scale, or else chosen by
+    the magnitude of `q`; R = round(q * 10**s). Valid only where the guard holds:
+    |R| <= _MAX_R and R / 10**s, divided in IEEE arithmetic (correctly rounded), is `q`.
+
+    Why this is exact: the guard says `q` is the double nearest to Q. A decimal of at most
+    15 significant digits is the only one of that length that rounds to its double (15
+    digits survive a round trip through a double), so Q is the shortest decimal that
+    reads back as `q`, which is Python's repr(q): transform's Decimal(repr(q)) for a
+    numeric column, the float itself for a float column. The text is Q's canonical text
+    (no trailing zeros; a numeric column's trim_scale), with '.0' on a whole number for a
+    float column (repr). It is built from the integer R by integer arithmetic only; none
+    of SQLite's own float printing, which is not exact, is used."""
+    p = f"{alias}_p"
+    r = f"{alias}_r"
+    if scale is None:
+        # The 10**s that leaves 15 integer digits: s = 15 - k for |q| in [10**(k-1), 10**k).
+        bands = [(10 ** (k - 1), 10 ** (15 - k)) for k in range(-2, 16)]
+        power = f"CASE WHEN typeof({q}) = 'real' THEN {_ladder(f'abs({q})', bands)} END"
+    else:
+        power = str(10**scale)
+    sign = f"CASE WHEN {r} < 0 THEN '-' ELSE '' END"
+    whole = f"(abs({r}) / {p})"
+    digits = f"rtrim(substr(abs({r}) % {p} + {p}, 2), '0')"
+    if point_zero:
+        fraction = f"'.' || CASE WHEN {r} % {p} = 0 THEN '0' ELSE {digits} END"
+    else:
+        fraction = f"CASE WHEN {r} % {p} = 0 THEN '' ELSE '.' || {digits} END"
+    in_range = f"{r} BETWEEN -{_MAX_R} AND {_MAX_R}"
+    exact = f"({in_range} AND CAST({r} AS REAL) / {p} = {q})"
+    return Column(
+        f"CASE WHEN {in_range} THEN {sign} || {whole} || {fraction} END",
+        [f"(typeof({q}) = 'real' AND NOT coalesce({exact}, 0))"],
+        [(p, power)],
+        [(r, f"CAST(round({q} * {p}) AS INTEGER)")],
+    )
+
+
+def _ladder(a: str, bands: list[tuple[float, int]]) -> str:
+    """SQL choosing, for `a` >= 0, the value of the band [lower, next lower) it falls in
+    (bands ascending; NULL below the first and from 10**15 on; 1 for 0), as a binary tree
+    of comparisons. The choice only decides how often the guard holds, not what it proves."""
+
+    def tree(lo: int, hi: int) -> str:
+        if lo == hi:
+            least, value = bands[lo]
+            return str(value) if lo else f"CASE WHEN {a} >= {least} THEN {value} END"
+        mid = (lo + hi + 1) // 2
+        above, below = tree(mid, hi), tree(lo, mid - 1)
+        return f"CASE WHEN {a} >= {bands[mid][0]} THEN {above} ELSE {below} END"
+
+    top = f"{a} >= {10**15}"
+    return f"CASE WHEN {a} = 0 THEN 1 WHEN {top} THEN NULL ELSE {tree(0, len(bands) - 1)} END"
 
 
 def _trimmed_fraction(q: str, dot: int, longest: int) -> str:

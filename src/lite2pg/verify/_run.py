@@ -54,6 +54,9 @@ def _connect_snapshot(target: Target, pg_snapshot: str | None) -> psycopg.Connec
     # Canonical text of dates and times is ISO (the fast path compares it byte for byte);
     # JIT compiling the chunk queries costs more than it saves at this size.
     conn.execute("SET DateStyle = 'ISO, YMD'")
+    # Doubles as their shortest exact text (the default from PostgreSQL 12, but a server
+    # may set 0, which rounds to 15 digits): the fast path compares that text.
+    conn.execute("SET extra_float_digits = 1")
     conn.execute("SET jit = off")
     conn.commit()
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
