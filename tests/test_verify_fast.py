@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from lite2pg.plan import parse_plan
 from lite2pg.run import MigrateOptions, migrate
 from lite2pg.verify import TableVerification, VerifyReport, _fast, _main, _parallel, verify
 
@@ -438,3 +439,147 @@ def test_a_real_transform_rejects_is_still_caught(
 
     assert not report.ok
     assert kinds(report, "t")[0] == ("rejected but present", "1")
+
+
+# -- tables with plan transforms: only the transformed columns are rendered in Python -----
+
+PLANNED = (
+    "CREATE TABLE owners (id INTEGER PRIMARY KEY, name TEXT);"
+    "CREATE TABLE tasks (id INTEGER PRIMARY KEY, owner_id INTEGER REFERENCES owners(id),"
+    "  state TEXT, priority TEXT, note TEXT, due INTEGER, cost DECIMAL(8,1), title TEXT);"
+    "INSERT INTO owners VALUES (1, 'a'), (2, 'b'), (3, 'c');"
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)"
+    " INSERT INTO tasks SELECT i,"
+    "  CASE WHEN i % 10 = 0 THEN 99 WHEN i % 7 = 0 THEN NULL ELSE 1 + i % 3 END,"  # 99: orphan
+    "  CASE i % 4 WHEN 0 THEN 'Open' WHEN 1 THEN ' done ' WHEN 2 THEN 'WIP' ELSE 'open' END,"
+    "  CASE WHEN i % 3 = 0 THEN NULL ELSE 'p' || (i % 3) END,"
+    "  CASE WHEN i % 5 = 0 THEN '  padded  ' ELSE 'note ' || i END,"
+    "  1600000000 + i * 3601,"
+    "  round(i * 0.25, 2),"  # 2 decimals: numeric(8,1) rounds with round = true
+    "  'task ' || i"
+    " FROM n;"
+)
+PLANNED_PLAN = """
+[tables.tasks]
+add = { origin = { type = "text", default = "legacy" }, batch = { type = "integer" } }
+
+[[tables.tasks.columns.state.transforms]]
+map = { values = { open = "open", done = "closed", wip = "open" }, ignore_case = true, trim = true }
+
+[tables.tasks.columns.priority]
+transforms = [{ map = { values = { p1 = "high", p2 = "low" } } }, { default = "none" }]
+
+[tables.tasks.columns.note]
+transforms = ["strip"]
+
+[tables.tasks.columns.due]
+transforms = [{ timestamp = { epoch = "seconds" } }]
+
+[tables.tasks.columns.cost]
+round = true
+
+[tables.tasks.foreign_keys.owner_id]
+on_orphan = "null"
+"""
+
+
+def planned_run(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, plan: str = PLANNED_PLAN, script: str = ""
+) -> Path:
+    db = make_db(PLANNED + script)
+    run_dir = tmp_path / "run"
+    opts = MigrateOptions(
+        schema=pg.schema, run_dir=run_dir, verify=False, plan=parse_plan(plan),
+        casts={"tasks.cost": "numeric(8,1)"},
+    )  # fmt: skip
+    migrate(db, pg.target, opts)
+    return run_dir
+
+
+def test_a_table_with_plan_transforms_is_compared_in_chunks(
+    make_db: MakeDb,
+    pg: PgSchema,
+    tmp_path: Path,
+    small_chunks: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run_dir = planned_run(make_db, pg, tmp_path)
+
+    report = verify(run_dir, pg.target)
+
+    assert report.ok, report.problems
+    tasks = table(report, "tasks")
+    assert (tasks.fast_chunks, tasks.slow_chunks, tasks.slow_rows) == (3, 0, 0)
+    assert tasks.orphans_nulled == 30
+    # The value distributions and rows per parent are those of the row-by-row path.
+    without_fast_path(monkeypatch)
+    slow = verify(run_dir, pg.target)
+    assert table(slow, "tasks").fast_chunks == 0
+    assert (tasks.source_digest, tasks.target_digest) == (
+        table(slow, "tasks").source_digest,
+        table(slow, "tasks").target_digest,
+    )
+    assert [d.as_dict() for d in report.distributions] == [d.as_dict() for d in slow.distributions]
+    [state] = [d for d in report.distributions if d.column == "state"]
+    assert {(m["before"], m["after"], m["rows"]) for m in state.mapping} == {
+        ("'Open'", "'open'", 75), ("' done '", "'closed'", 75), ("'WIP'", "'open'", 75),
+        ("'open'", "'open'", 75),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("update", "column"),
+    [
+        ("UPDATE tasks SET state = 'closed' WHERE id = 152", "state"),  # mapped
+        ("UPDATE tasks SET priority = 'high' WHERE id = 150", "priority"),  # the default
+        ("UPDATE tasks SET note = ' note 151' WHERE id = 151", "note"),  # not stripped
+        ("UPDATE tasks SET due = due + interval '1 second' WHERE id = 151", "due"),
+        ("UPDATE tasks SET cost = 37.6 WHERE id = 150", "cost"),  # 37.5 rounds to 37.5
+        ("UPDATE tasks SET origin = 'legacy ' WHERE id = 151", "origin"),  # added
+        ("UPDATE tasks SET batch = 0 WHERE id = 151", "batch"),  # added, NULL
+        ("UPDATE tasks SET owner_id = 1 WHERE id = 150", "owner_id"),  # an orphan, nulled
+        ("UPDATE tasks SET owner_id = NULL WHERE id = 151", "owner_id"),  # not an orphan
+        ("UPDATE tasks SET title = 'task 0151' WHERE id = 151", "title"),  # untransformed
+    ],
+)
+def test_one_changed_cell_of_a_table_with_plan_transforms_is_caught(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, small_chunks: None, update: str, column: str
+) -> None:
+    run_dir = planned_run(make_db, pg, tmp_path)
+    pg.execute("ALTER TABLE tasks DROP CONSTRAINT IF EXISTS tasks_owner_id_fkey")
+    pg.execute(update)
+
+    report = verify(run_dir, pg.target)
+
+    assert not report.ok
+    tasks = table(report, "tasks")
+    assert [(d["kind"], [c["column"] for c in d["columns"]]) for d in tasks.differences] == [
+        ("changed", [column])
+    ]
+    assert (tasks.fast_chunks, tasks.slow_chunks) == (2, 1)
+
+
+@pytest.mark.parametrize(
+    ("plan", "script"),
+    [
+        # An unknown state rejects the row.
+        (PLANNED_PLAN, "UPDATE tasks SET state = 'lost' WHERE id = 150;"),
+        # An orphan rejects the row.
+        (PLANNED_PLAN.replace('on_orphan = "null"', 'on_orphan = "reject"'), ""),
+    ],
+)
+def test_a_row_the_plan_rejects_is_still_caught_in_postgresql(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, small_chunks: None, plan: str, script: str
+) -> None:
+    run_dir = planned_run(make_db, pg, tmp_path, plan, script)
+    assert not pg.query("SELECT 1 FROM tasks WHERE id = 150")  # the run rejected it
+    pg.execute("ALTER TABLE tasks DROP CONSTRAINT IF EXISTS tasks_owner_id_fkey")
+    pg.execute(
+        "INSERT INTO tasks SELECT 150, owner_id, state, priority, note, due, cost, title,"
+        " origin, batch FROM tasks WHERE id = 149"
+    )
+
+    report = verify(run_dir, pg.target)
+
+    assert not report.ok
+    assert ("rejected but present", "150") in kinds(report, "tasks")

@@ -48,31 +48,37 @@ import concurrent.futures
 import operator
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
+from decimal import InvalidOperation
 from typing import Any
 
 from psycopg import sql
 from psycopg.types.string import ByteaBinaryLoader
 
+from lite2pg.errors import TransformError
 from lite2pg.source import quote_ident
-from lite2pg.verify._canon import ESC, GS, US, Row, null_marker
+from lite2pg.verify._canon import ESC, GS, US, Row, _show, _text, null_marker
 from lite2pg.verify._content import _Ordered
 from lite2pg.verify._render import FREE, TEXTUAL, is_rendered, pg_ok, pg_text, sqlite_column
+from lite2pg.verify._report import MAX_PAIRS
 from lite2pg.verify._stream import _UnitResult, _UnitSpec
 from lite2pg.verify._table import _Table
 
 # Rows per chunk. Both sides' text of one chunk is in memory at once (about 2 x 5 MB for the
 # benchmark's widest table), and a chunk that differs costs this many rows of the slow path.
 CHUNK_ROWS = 20_000
+# Distinct source values whose canonical text a transformed column remembers: a `map`
+# column has a few, a column of timestamps as many as rows (then the memory is bounded).
+MEMO_VALUES = 100_000
 
 
 def fast_path_refusal(t: _Table) -> str | None:
     """Why table `t` cannot take the fast path, or None when it can."""
     if t.rowid_key is None:
         return "no INTEGER PRIMARY KEY to cut chunks by"
-    if t.transformed or t.pipe.hashed or t.n_const or t.n_orph:
-        return "plan transforms"
-    if any(t.secret):
-        return "secret columns"
+    if t.pipe.hashed or any(t.secret):
+        return "password columns: each row's hash is checked against the run's"
+    if t.tp is not None and t.rowid_key in t.tp.columns:
+        return "the plan transforms the key"
     for c in t.columns:
         if not is_rendered(c.pg_type):
             return f"{c.target}: no exact text in SQLite for {c.pg_type.sql}"
@@ -83,6 +89,63 @@ def fast_path_refusal(t: _Table) -> str | None:
     if not pg or pg[0] != "UTF8":
         return "the PostgreSQL database is not UTF8"
     return None
+
+
+_REJECTED = object()  # a value transform rejects: its chunk goes row by row
+
+
+class _Transformed:
+    """A column with plan transforms: Python renders its canonical text from the source
+    values, by the very functions the run applied (`RowPipeline.steps`: the plan's chain,
+    then the type's conversion), each distinct value once."""
+
+    def __init__(self, t: _Table, i: int, nulled_by: list[int]) -> None:
+        name = t.pipe.source_columns[i]
+        self.step = t.pipe.steps[name]
+        self.canon = t.canon[i]
+        self.null = null_marker(t.columns[i].pg_type)
+        self.null_text = (self.null + US).encode()
+        self.nulled_by = nulled_by  # positions of the orphan flags that make it NULL
+        self.mapped = i in t.map_positions
+        self.memo: dict[tuple[Any, Any], Any] = {}
+        self.raw: dict[tuple[Any, Any], Any] = {}  # the value of each key (map columns)
+
+    def _entry(self, key: tuple[Any, Any], value: Any) -> Any:
+        try:
+            canonical = self.canon(self.step(value))
+        except (TransformError, ValueError, TypeError, InvalidOperation, OverflowError):
+            entry: Any = _REJECTED
+        else:
+            text = _text(canonical, self.null) + US
+            entry = (text.encode("utf-8", "surrogatepass"), canonical)
+        self.memo[key] = entry
+        if self.mapped:
+            self.raw[key] = value
+        return entry
+
+    def render(
+        self, values: Sequence[Any]
+    ) -> tuple[bytes, int, collections.Counter[tuple[Any, Any]] | None] | None:
+        """The column's text (values joined by US), its non-NULL count and, for a `map`
+        column, the rows per source value; None when transform rejects a value."""
+        if len(self.memo) >= MEMO_VALUES:  # between chunks: `_count_mapped` reads it after
+            self.memo.clear()
+            self.raw.clear()
+        get = self.memo.get
+        texts: list[bytes] = []
+        keys: list[tuple[Any, Any]] = []
+        for v in values:
+            key = (v.__class__, v.hex() if v.__class__ is float else v)
+            entry = get(key)
+            if entry is None:
+                entry = self._entry(key, v)
+            if entry is _REJECTED:
+                return None
+            texts.append(entry[0])
+            keys.append(key)
+        nonnull = len(texts) - texts.count(self.null_text)
+        counted = collections.Counter(keys) if self.mapped else None
+        return b"".join(texts)[: -len(_US)], nonnull, counted
 
 
 class _Fast(_Ordered):
@@ -96,56 +159,89 @@ class _Fast(_Ordered):
         # Columns whose PostgreSQL text is free text: the others print only digits, signs,
         # separators of dates and times, or hex, never a control character.
         self.free = {j for j, c in enumerate(t.columns) if c.pg_type.family in FREE}
+        self.textual = {j for j, c in enumerate(t.columns) if c.pg_type.family in TEXTUAL}
         self.key_q = quote_ident(t.rowid_key or "")
         self.key_pg = sql.Identifier(t.columns[t.key_s[0]].target)
         self.table_q = quote_ident(t.pipe.table.name)
-        self.required: list[bool] = []
-        self._sqlite_sql, self.textual = self._sqlite_select()
-        self.n_counted = self.required.count(False)
+        # Orphan flags: a "reject" one sends its chunk row by row, a "null" one nulls the
+        # FK columns of its rows, as the run did.
+        nulled_by: dict[int, list[int]] = collections.defaultdict(list)
+        self.rejecting: list[int] = []
+        self.nulling: list[int] = []
+        for k, (policy, positions) in enumerate(t.pipe.orphan_policies):
+            if policy == "null":
+                self.nulling.append(k)
+                for p in positions:
+                    nulled_by[p].append(k)
+            else:
+                self.rejecting.append(k)
+        plan_columns = t.tp.columns if t.tp is not None else {}
+        self.python: dict[int, _Transformed] = {
+            i: _Transformed(t, i, nulled_by.get(i, []))
+            for i, name in enumerate(t.pipe.source_columns)
+            if name in plan_columns
+        }
+        # Columns the plan adds: every row holds the same value (its text, whether not NULL).
+        self.constants = {
+            t.n + k: (
+                (_text(v, self.nulls[t.n + k]) + US).encode("utf-8", "surrogatepass"),
+                v is not None,
+            )
+            for k, v in enumerate(t.consts)
+        }
+        self.flag_at: dict[int, int] = {}
+        self._sqlite_sql, self.counted = self._sqlite_select(nulled_by)
+        self._python_sql = self._python_select()
         self._pg_parts = self._pg_select()
-        # Rows per raw FK value of the slow chunks' source rows (see `_UnitResult`).
-        self.fk_raw: list[tuple[Callable[[Row], Any], collections.Counter[Any]]] = []
-        res.fk_raw_slow = {}
+        # Rows per FK value of the slow chunks' PostgreSQL rows (see `_UnitResult`).
+        self.fk_slow: list[tuple[Callable[[Row], Any], collections.Counter[Any]]] = []
+        res.fk_pg_slow = {}
         for i in t.fk_positions:
-            counter = res.fk_raw_slow[t.columns[i].target] = collections.Counter()
-            self.fk_raw.append((operator.itemgetter(1 + i), counter))
+            counter = res.fk_pg_slow[t.columns[i].target] = collections.Counter()
+            self.fk_slow.append((operator.itemgetter(1 + i), counter))
 
     # -- SQL ------------------------------------------------------------------------------
 
-    def _sqlite_select(self) -> tuple[str, list[int]]:
-        """The chunk query: row count, number of values no guard clears, the non-NULL
-        count of each column that may hold text (their positions are returned), and each
-        column's text. Helper values of a row (`_render.Column.inner`) are computed once,
-        in a subquery; the chunk's WHERE goes in place of `_WHERE`."""
+    def _sqlite_select(self, nulled_by: dict[int, list[int]]) -> tuple[str, dict[int, int]]:
+        """The chunk query: row count, number of values no guard clears, FK references set
+        to NULL as orphans, the non-NULL count of each column that may hold text (the
+        positions of those it counts are returned, with their place in the row), and the
+        text of each column SQL renders. Helper values of a row (`_render.Column.inner`,
+        orphan flags) are computed once, in a subquery; the chunk's WHERE goes in place
+        of `_WHERE`."""
         t = self.t
         declared = {c.name: c.declared_type for c in t.tm.source.columns}
         not_null = {c.name for c in t.tm.source.columns if c.not_null}
         texts: list[str] = []
-        bad: list[str] = []
-        textual: list[int] = []
-        inner: list[str] = []
+        bad: list[str] = [f"_o{k}" for k in self.rejecting]
+        counts: list[str] = []
+        counted: dict[int, int] = {}
+        inner = [f"{e} AS _o{k}" for k, e in enumerate(t.pipe.orphan_exprs)]
         middle: list[str] = []
-        for i, (c, name) in enumerate(zip(t.columns, t.pipe.source_columns, strict=True)):
+        for i, name in enumerate(t.pipe.source_columns):
+            if i in self.python:
+                continue
+            c = t.columns[i]
             q = quote_ident(name)
-            null = self.nulls[i]
             if name == t.rowid_key:
                 texts.append(f"CAST(group_concat({q}, '{US}') AS BLOB)")  # never NULL
                 continue
             col = sqlite_column(c, q, declared.get(name, ""), f"_h{i}")
             inner.extend(f"{expr} AS {alias}" for alias, expr in col.inner)
             middle.extend(f"{expr} AS {alias}" for alias, expr in col.middle)
-            texts.append(f"CAST(group_concat(coalesce({col.text}, '{null}'), '{US}') AS BLOB)")
+            text, value = col.text, q
+            if nulled_by.get(i):
+                orphan = " OR ".join(f"_o{k}" for k in nulled_by[i])
+                text = f"CASE WHEN {orphan} THEN NULL ELSE {text} END"
+                value = f"CASE WHEN {orphan} THEN NULL ELSE {q} END"
+            texts.append(f"CAST(group_concat(coalesce({text}, '{self.nulls[i]}'), '{US}') AS BLOB)")
             bad.extend(col.bad)
-            if c.pg_type.family in TEXTUAL:
-                textual.append(i)
-        # A column SQLite keeps NOT NULL has n values; PostgreSQL's must then have no NULL.
-        self.required = [t.pipe.source_columns[i] in not_null for i in textual]
-        counts = [
-            f"count({quote_ident(t.pipe.source_columns[i])})"
-            for i, required in zip(textual, self.required, strict=True)
-            if not required
-        ]
-        parts = ["count(*)", f"total({' OR '.join(bad)})" if bad else "0", *counts, *texts]
+            # A column SQLite keeps NOT NULL has n values; PostgreSQL's must then have no NULL.
+            if c.pg_type.family in TEXTUAL and (name not in not_null or nulled_by.get(i)):
+                counted[i] = len(counts)
+                counts.append(f"count({value})")
+        nulled = " + ".join(f"total(_o{k})" for k in self.nulling) or "0"
+        parts = ["count(*)", f"total({' OR '.join(bad)})" if bad else "0", nulled, *counts, *texts]
         source = f"{self.table_q} WHERE {_WHERE}"
         # LIMIT keeps SQLite from flattening a subquery into the aggregate (which would
         # compute each helper once per use); rows keep the table's order.
@@ -153,7 +249,19 @@ class _Fast(_Ordered):
             source = f"(SELECT *, {', '.join(inner)} FROM {source} LIMIT -1)"
         if middle:
             source = f"(SELECT *, {', '.join(middle)} FROM {source} LIMIT -1)"
-        return f"SELECT {', '.join(parts)} FROM {source}", textual
+        return f"SELECT {', '.join(parts)} FROM {source}", counted
+
+    def _python_select(self) -> str | None:
+        """The source values of the transformed columns, in key order, with the orphan
+        flags that null them."""
+        if not self.python:
+            return None
+        t = self.t
+        exprs = [quote_ident(t.pipe.source_columns[i]) for i in self.python]
+        flags = sorted({k for col in self.python.values() for k in col.nulled_by})
+        self.flag_at = {k: len(exprs) + n for n, k in enumerate(flags)}
+        exprs.extend(t.pipe.orphan_exprs[k] for k in flags)
+        return f"SELECT {', '.join(exprs)} FROM {self.table_q} WHERE {_WHERE} ORDER BY {self.key_q}"
 
     def _pg_select(self) -> sql.Composable:
         """Row count, every column's non-NULL count, whether dates and times are in the
@@ -213,9 +321,9 @@ class _Fast(_Ordered):
                 start = nxt
         self._finish()
 
-    def _source_batches(self, ordered: bool) -> Iterator[list[Row]]:
-        for rows in super()._source_batches(ordered):
-            for get, counter in self.fk_raw:
+    def _target_batches(self, ordered: bool) -> Iterator[list[Row]]:
+        for rows in super()._target_batches(ordered):
+            for get, counter in self.fk_slow:
                 counter.update(map(get, rows))
             yield rows
 
@@ -228,15 +336,37 @@ class _Fast(_Ordered):
         ).fetchone()
         return None if row is None else int(row[0])
 
-    def _sqlite_chunk(self, lo: int | None, hi: int | None) -> Sequence[Any] | None:
+    def _sqlite_chunk(self, lo: int | None, hi: int | None) -> _Chunk | None:
         where, _ = self._bounds(lo, hi)
         if self.t.pipe.where:
             where = f"({self.t.pipe.where}) AND {where}"
+        src = self.t.run.src
         try:
-            row = self.t.run.src.execute(self._sqlite_sql.replace(_WHERE, where)).fetchone()
+            row = src.execute(self._sqlite_sql.replace(_WHERE, where)).fetchone()
+            values = (
+                src.execute(self._python_sql.replace(_WHERE, where)).fetchall()
+                if self._python_sql is not None
+                else []
+            )
         except sqlite3.Error:
-            return None  # a value SQLite cannot render this way: the slow path reads it
-        return tuple(row) if row else None
+            # A value SQLite cannot render this way, text that is not UTF-8: the slow
+            # path reads it.
+            return None
+        if not row:
+            return None
+        rendered: dict[int, tuple[bytes, int, collections.Counter[Any] | None]] = {}
+        if self.python:
+            columns = list(zip(*values, strict=True)) if values else []
+            for k, (i, col) in enumerate(self.python.items()):
+                raw: Sequence[Any] = columns[k] if columns else ()
+                if col.nulled_by:
+                    flags = [columns[self.flag_at[f]] for f in col.nulled_by]
+                    raw = [None if any(f[r] for f in flags) else v for r, v in enumerate(raw)]
+                out = col.render(raw)
+                if out is None:
+                    return None
+                rendered[i] = out
+        return _Chunk(tuple(row), len(values), rendered)
 
     def _pg_chunk(self, lo: int | None, hi: int | None) -> Sequence[Any]:
         _, pg_where = self._bounds(lo, hi)
@@ -250,26 +380,34 @@ class _Fast(_Ordered):
         assert row is not None  # an aggregate without GROUP BY returns one row
         return tuple(row)
 
-    def _equal(self, source: Sequence[Any] | None, target: Sequence[Any]) -> bool:
+    def _equal(self, chunk: _Chunk | None, target: Sequence[Any]) -> bool:
         """Record the chunk and return True when its two texts prove it equal."""
-        if source is None:
+        if chunk is None:
             return False
+        source = chunk.row
         k = self.width
-        n, bad = source[0], source[1]
-        counted = iter(source[2 : 2 + self.n_counted])
-        s_counts = [n if required else next(counted) for required in self.required]
-        s_texts = source[2 + self.n_counted :]
+        n, bad, nulled = source[0], source[1], source[2]
+        s_counts = source[3 : 3 + len(self.counted)]
+        s_texts = iter(source[3 + len(self.counted) :])
         n_pg, pg_counts, in_range = target[0], target[1 : 1 + k], target[1 + k]
         p_texts = target[2 + k :]
-        if n != n_pg or bad or not in_range:
-            return False
-        if any(s != pg_counts[i] for i, s in zip(self.textual, s_counts, strict=True)):
+        if n != n_pg or bad or not in_range or (self.python and chunk.rows != n):
             return False
         texts: list[bytes] = []
         for j in range(k):
-            s_text = b"" if s_texts[j] is None else bytes(s_texts[j])
+            const = self.constants.get(j)
+            if const is not None:
+                s_text, nonnull = (const[0] * n)[: -len(_US)], n if const[1] else 0
+            elif j in chunk.rendered:
+                s_text, nonnull, _ = chunk.rendered[j]
+            else:
+                raw = next(s_texts)
+                s_text = b"" if raw is None else bytes(raw)
+                nonnull = s_counts[self.counted[j]] if j in self.counted else n
             p_text = b"" if p_texts[j] is None else bytes(p_texts[j])
             if s_text != p_text:
+                return False
+            if j in self.textual and nonnull != pg_counts[j]:
                 return False
             if j in self.free:
                 # PostgreSQL's text of this column: the values may hold control characters.
@@ -283,11 +421,45 @@ class _Fast(_Ordered):
         res.target_rows += n
         res.present += n
         res.fast += n
+        res.orphans_nulled += int(nulled)
         if n:
             for j, text in enumerate(texts):
                 self.digests.both_text(j, text)
                 self.digests.both_text(j, _US)
+        self._count_mapped(chunk)
         return True
+
+    def _count_mapped(self, chunk: _Chunk) -> None:
+        """The value distribution of each `map` column over an equal chunk's rows, and the
+        pairs before -> after, as the row-by-row path counts them (`_observe`)."""
+        for i, (_, _, keys) in chunk.rendered.items():
+            if keys is None:
+                continue
+            col = self.python[i]
+            target = self.t.columns[i].target
+            mapped, pairs = self.res.mapped[target], self.res.pairs[target]
+            for key, count in keys.items():
+                canonical = col.memo[key][1]
+                mapped[canonical] += count
+                pair = (_show(col.raw[key], limit=40), _show(canonical, limit=40))
+                if pair in pairs or len(pairs) < MAX_PAIRS:
+                    pairs[pair] += count
+
+
+class _Chunk:
+    """SQLite's side of a chunk: the aggregate row, and the transformed columns' texts."""
+
+    __slots__ = ("rendered", "row", "rows")
+
+    def __init__(
+        self,
+        row: tuple[Any, ...],
+        rows: int,
+        rendered: dict[int, tuple[bytes, int, collections.Counter[Any] | None]],
+    ) -> None:
+        self.row = row
+        self.rows = rows  # rows of the transformed columns' query
+        self.rendered = rendered
 
 
 _US, _GS, _ESC = US.encode(), GS.encode(), ESC.encode()
