@@ -5,14 +5,17 @@ values for equal because their texts read the same."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from lite2pg.load import prefetch
 from lite2pg.plan import parse_plan
 from lite2pg.run import MigrateOptions, migrate
-from lite2pg.verify import TableVerification, VerifyReport, _fast, _main, _parallel, verify
+from lite2pg.verify import TableVerification, VerifyReport, _fast, _main, _parallel, _sorted, verify
 
 from .conftest import MakeDb, PgSchema
 
@@ -380,17 +383,47 @@ def test_a_real_changed_in_one_cell_is_caught_in_chunks(
     assert (t.fast_chunks, t.slow_chunks) == (2, 1)
 
 
-def test_reals_without_a_short_decimal_go_row_by_row_and_verify(
+def test_floats_of_any_digits_and_size_are_compared_in_chunks_with_the_same_digests(
+    make_db: MakeDb,
+    pg: PgSchema,
+    tmp_path: Path,
+    small_chunks: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Doubles compare bit for bit; their digest text is Python's repr, which PostgreSQL's
+    # text must give too (whole numbers, 1e15 to 1e16, exponents).
+    floats = [0.1 + 0.2, 1 / 3, 1e-9, -2.5e-10, 1e-5, 5e-19, 123456789.12345679, 1e15,
+              1.5e15, 1234567890123456.8, 1e16, 2.0**62 - 512, -7.0, 0.0, 1e-4]  # fmt: skip
+    updates = "".join(
+        f"UPDATE t SET ratio = {v!r}, weight = {-v!r} WHERE id = {10 * k + 5};"
+        for k, v in enumerate(floats)
+    )
+    run_dir = real_run(make_db, pg, tmp_path, REALS + updates)
+
+    report = verify(run_dir, pg.target)
+    without_fast_path(monkeypatch)
+    slow = verify(run_dir, pg.target)
+
+    assert report.ok, report.problems
+    t = table(report, "t")
+    assert (t.fast_chunks, t.slow_chunks) == (3, 0)
+    assert (t.source_digest, t.target_digest) == (
+        table(slow, "t").source_digest,
+        table(slow, "t").target_digest,
+    )
+
+
+def test_reals_without_an_exact_short_form_go_row_by_row_and_verify(
     make_db: MakeDb, pg: PgSchema, tmp_path: Path, small_chunks: None
 ) -> None:
-    # 0.1 + 0.2 has 17 significant digits; 1e-9 and 1e20 are beyond the decimal ranges
-    # SQLite's side renders; -0.0 in a column without affinity may be either zero.
+    # A DECIMAL with 17 significant digits or beyond 1e15; a double beyond 2**63; -0.0 in
+    # a column without affinity, where either zero may be stored.
     run_dir = real_run(
         make_db,
         pg,
         tmp_path,
-        REALS + "UPDATE t SET ratio = 0.1 + 0.2 WHERE id = 10;"
-        "UPDATE t SET weight = 1e-9 WHERE id = 110; UPDATE t SET amount = 1e20 WHERE id = 210;"
+        REALS + "UPDATE t SET amount = 0.1 + 0.2 WHERE id = 10;"
+        "UPDATE t SET amount = 1e20 WHERE id = 110; UPDATE t SET weight = 1e300 WHERE id = 210;"
         "UPDATE t SET loose = -0.0 WHERE id = 290;",
     )
 
@@ -583,3 +616,117 @@ def test_a_row_the_plan_rejects_is_still_caught_in_postgresql(
 
     assert not report.ok
     assert ("rejected but present", "150") in kinds(report, "tasks")
+
+
+# -- tables without a primary key: sorted row texts ----------------------------------------
+
+UNKEYED = (
+    "CREATE TABLE parents (id INTEGER PRIMARY KEY);"
+    "INSERT INTO parents VALUES (1), (2);"
+    "CREATE TABLE log (parent_id INTEGER REFERENCES parents(id), msg TEXT, n INTEGER,"
+    "  price DECIMAL(8,2), ratio REAL, at DATETIME, raw BLOB);"
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250)"
+    " INSERT INTO log SELECT 1 + i % 2, CASE i % 5 WHEN 0 THEN NULL WHEN 1 THEN '' ELSE"
+    "  'line ' || (i % 40) END, i % 7, round(i * 0.35, 2), i / 3.0,"
+    "  '2023-05-06 07:08:09.' || printf('%06d', i * 1000), CASE WHEN i % 3 = 0 THEN NULL"
+    "  ELSE CAST(i AS BLOB) END"
+    " FROM n;"
+    "INSERT INTO log SELECT * FROM log WHERE n = 3;"  # duplicate rows
+)
+
+
+def unkeyed_run(make_db: MakeDb, pg: PgSchema, tmp_path: Path, script: str = "") -> Path:
+    return run_of(make_db, pg, tmp_path, UNKEYED + script)
+
+
+def test_a_table_without_a_key_is_compared_as_sorted_texts_with_the_same_digest(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, small_chunks: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    run_dir = unkeyed_run(make_db, pg, tmp_path)
+    # PostgreSQL's stored order no longer follows SQLite's: the rows are sorted instead.
+    pg.execute("UPDATE log SET n = n WHERE n < 3")
+
+    report = verify(run_dir, pg.target)
+    without_fast_path(monkeypatch)
+    monkeypatch.setattr(_sorted, "sorted_refusal", lambda t: "switched off by the test")
+    slow = verify(run_dir, pg.target)
+
+    assert report.ok, report.problems
+    log = table(report, "log")
+    assert (log.mode, log.fast_chunks, log.slow_chunks, log.slow_rows) == ("unordered", 3, 0, 0)
+    assert (log.source_digest, log.target_digest) == (
+        table(slow, "log").source_digest,
+        table(slow, "log").target_digest,
+    )
+    assert table(slow, "log").fast_chunks == 0
+    assert [d.as_dict() for d in report.distributions] == [d.as_dict() for d in slow.distributions]
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        "UPDATE log SET msg = 'line 9 ' WHERE msg = 'line 9' AND n = 2",
+        "UPDATE log SET msg = NULL WHERE ctid = (SELECT min(ctid) FROM log WHERE msg = '')",
+        "UPDATE log SET n = 4 WHERE ctid = (SELECT min(ctid) FROM log WHERE n = 3)",  # a twin
+        "UPDATE log SET price = price + 0.01 WHERE ctid = (SELECT max(ctid) FROM log)",
+        "UPDATE log SET ratio = 1.0 / 3 + 1e-16 WHERE ratio = 1.0 / 3",
+        "UPDATE log SET at = at + interval '1 microsecond' WHERE n = 6 AND ratio > 80",
+        "UPDATE log SET raw = '\\x00' WHERE ctid = (SELECT max(ctid) FROM log WHERE raw IS NULL)",
+        "UPDATE log SET parent_id = 3 - parent_id WHERE ctid = (SELECT min(ctid) FROM log)",
+        "DELETE FROM log WHERE ctid = (SELECT min(ctid) FROM log WHERE n = 3)",
+        "INSERT INTO log SELECT * FROM log WHERE n = 5 LIMIT 1",
+    ],
+)
+def test_one_changed_cell_of_a_table_without_a_key_is_caught(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, small_chunks: None, update: str
+) -> None:
+    run_dir = unkeyed_run(make_db, pg, tmp_path)
+    pg.execute(update)
+
+    report = verify(run_dir, pg.target)
+
+    assert not report.ok
+    log = table(report, "log")
+    assert log.source_digest != log.target_digest
+    assert [d["kind"] for d in log.differences] == ["digest"]
+
+
+@pytest.mark.parametrize(
+    ("script", "update"),
+    [
+        # A value holding the separator, and one that is the NULL marker of text.
+        ("UPDATE log SET msg = 'a' || char(31) || 'b' WHERE n = 1;", ""),
+        ("UPDATE log SET msg = char(29) WHERE n = 1;", ""),
+        # A row the run rejects.
+        ("UPDATE log SET n = 'seven' WHERE n = 1 AND msg IS NULL;", ""),
+        ("", "UPDATE log SET msg = chr(29) WHERE msg IS NULL"),
+    ],
+)
+def test_rows_the_sorted_texts_cannot_prove_go_row_by_row(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, small_chunks: None, script: str, update: str
+) -> None:
+    run_dir = unkeyed_run(make_db, pg, tmp_path, script)
+    if update:
+        pg.execute(update)
+
+    report = verify(run_dir, pg.target)
+
+    log = table(report, "log")
+    assert (log.fast_chunks, log.slow_chunks) == (0, 1)
+    assert report.ok is not bool(update), report.problems
+
+
+def test_a_prefetch_the_consumer_leaves_early_stops_its_thread() -> None:
+    # Its last batch queued, the thread then waits to queue the end: closing must not hang.
+    batches = prefetch(iter([[1], [2]]), depth=1)
+    assert next(batches) == [1]
+    time.sleep(0.3)  # the thread queues [2] and waits for room for the end
+    done = threading.Event()
+
+    def close() -> None:
+        batches.close()
+        done.set()
+
+    threading.Thread(target=close, daemon=True).start()
+    assert done.wait(5), "closing the prefetch hung"

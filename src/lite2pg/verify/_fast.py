@@ -1,44 +1,53 @@
 """The fast path of the ordered comparison, for tables keyed by an INTEGER PRIMARY KEY: the
 job's key range is cut into chunks of CHUNK_ROWS rows, SQLite and PostgreSQL each render a
-chunk as one canonical text in SQL (in C, on two cores at once), and Python compares the two
+chunk as one text per column in SQL (in C, on two cores at once), and Python compares the
 byte strings. A chunk whose texts differ, or that a guard below does not clear, goes through
 the exact row-by-row merge (`_Ordered.compare_range`), which names rows, columns and values.
 
-Each column of a chunk is one text: its values' texts joined by US, NULL as GS where the
-empty string is a value, else empty (see `_canon`). PostgreSQL renders each value as the
-canonical text of its type (`_PG_TEXT`); SQLite gives the stored value as it stands
-(integers in decimal, text and blobs as their bytes, blobs in bytea columns as hex).
+Each column of a chunk is one text: its values' compare texts joined by US, NULL as GS where
+the empty string is a value, else empty (see `_canon`). The compare text of a value is its
+canonical text, except in DECIMAL and float columns, where it is an exact integer form
+(`_render`); PostgreSQL then sends the canonical text as well, for the digests. SQLite gives
+a stored value as it stands (integers in decimal, text and blobs as their bytes, blobs in
+bytea columns as hex), a timestamp or time with the fraction's trailing zeros cut, a REAL in
+its exact integer form. A column with plan transforms is rendered by Python instead, from
+the snapshot's values through the run's own steps (`_Transformed`); a column the plan adds
+is its value n times; an FK column the plan nulls for orphans is NULL where SQLite's orphan
+test says so, and an orphan the plan rejects sends its chunk row by row.
 
 Why equal texts prove target value == transform(source value) for every row and column:
 1. Both sides count the chunk's rows; the counts must be equal (n).
 2. PostgreSQL's text of a column that holds free text must have exactly n-1 US, as many GS
    as the column has NULLs and no ESC: then none of its values contains one of these
    characters, and the text splits back into exactly its n values. (Other columns print
-   only digits, signs, date and time separators or hex; jsonb, json, uuid, inet and cidr
-   print no control character: JSON escapes them.)
+   only digits, signs, date and time separators, hex or the markers of `_render`; jsonb,
+   json, uuid, inet and cidr print no control character: JSON escapes them.)
 3. SQLite's text is the same bytes, so it holds as many US; with n rows, none of its
    values contains one either, and both split into the same n fields.
 4. NULL is a field of its own: GS in the columns where '' is a value, else '', which no
    PostgreSQL value of those types prints. A SQLite value could print the same (the text
    GS, or '' in a date column); in the columns that may hold text, both sides' non-NULL
-   counts must agree, which rules that out (past the guards of 5, integer and bytea
-   columns hold no text).
+   counts must agree, which rules that out (past the guards of 5, integer, bytea and float
+   columns print no '').
 5. Every other field is the same bytes on both sides. Per column, SQLite's storage class
-   must be one for which that implies transform(value) == the target value (`_guards`):
-   the blob b'5' or the text '5' in an integer column, a real in a text column of another
-   affinity (SQLite prints 15 digits, transform keeps 17), a number in an enum column each
-   send their chunk to the slow path. Text equal to what PostgreSQL prints for jsonb, json,
-   uuid (32 hex digits), inet or cidr converts to that very value (`native`).
-   PostgreSQL's dates and times must lie in the years 1 to 9999 (`_PG_RANGE`) and numeric
-   text be plain digits: 'infinity', BC dates or 'NaN' print text that transform rejects.
-   Text that is not valid UTF-8 or holds NUL cannot equal PostgreSQL's text, which is UTF-8
-   without NUL.
-Tables the fast path does not take (plan transforms, passwords, added or orphan-checked
-columns, float columns: SQLite cannot print a double exactly) use the row-by-row merge.
+   and shape must be one for which that implies transform(value) == the target value
+   (`_render`): the blob b'5' or the text '5' in an integer column, a real in a text column
+   of another affinity (SQLite prints 15 digits, transform keeps 17), a number in an enum
+   column each send their chunk to the slow path. Text equal to what PostgreSQL prints for
+   jsonb, json, uuid (32 hex digits), inet or cidr converts to that very value (`native`).
+   PostgreSQL's dates and times must lie in the years 1 to 9999 and numeric text be plain
+   digits: 'infinity', BC dates or 'NaN' print text that transform rejects. Text that is
+   not valid UTF-8 or holds NUL cannot equal PostgreSQL's text, which is UTF-8 without NUL.
+   A transformed column's text is that of transform(value) itself, by construction.
+Tables the fast path does not take (password columns: each row's hash is checked against
+the run's cache; types without an exact text in SQL: interval, money; more columns than one
+query holds) use the row-by-row merge.
 
-Equal chunks count their rows as present and hash PostgreSQL's text into both digests,
-which is exactly the canonical text the row-by-row path hashes (lite2pg-v2), so a table's
-digests do not depend on which path compared which chunk.
+Equal chunks count their rows as present and hash PostgreSQL's canonical text into both
+digests, which is exactly the canonical text the row-by-row path hashes (lite2pg-v2), so a
+table's digests do not depend on which path compared which chunk. They also count the
+value distribution of `map` columns; rows per FK value of these tables come from
+PostgreSQL, less the slow chunks' rows (`_FkTotals.add_proved`).
 """
 
 from __future__ import annotations
@@ -58,7 +67,17 @@ from lite2pg.errors import TransformError
 from lite2pg.source import quote_ident
 from lite2pg.verify._canon import ESC, GS, US, Row, _show, _text, null_marker
 from lite2pg.verify._content import _Ordered
-from lite2pg.verify._render import FREE, TEXTUAL, is_rendered, pg_ok, pg_text, sqlite_column
+from lite2pg.verify._render import (
+    FREE,
+    TEXTUAL,
+    any_of,
+    compares_canonical,
+    is_rendered,
+    pg_compare,
+    pg_ok,
+    pg_text,
+    sqlite_column,
+)
 from lite2pg.verify._report import MAX_PAIRS
 from lite2pg.verify._stream import _UnitResult, _UnitSpec
 from lite2pg.verify._table import _Table
@@ -69,16 +88,26 @@ CHUNK_ROWS = 20_000
 # Distinct source values whose canonical text a transformed column remembers: a `map`
 # column has a few, a column of timestamps as many as rows (then the memory is bounded).
 MEMO_VALUES = 100_000
+# The widest table the fast paths take: a chunk query has about three entries per column,
+# PostgreSQL takes at most 1,664 and SQLite 2,000 (wider tables go row by row).
+MAX_COLUMNS = 400
 
 
 def fast_path_refusal(t: _Table) -> str | None:
     """Why table `t` cannot take the fast path, or None when it can."""
     if t.rowid_key is None:
         return "no INTEGER PRIMARY KEY to cut chunks by"
-    if t.pipe.hashed or any(t.secret):
-        return "password columns: each row's hash is checked against the run's"
     if t.tp is not None and t.rowid_key in t.tp.columns:
         return "the plan transforms the key"
+    return rendering_refusal(t)
+
+
+def rendering_refusal(t: _Table) -> str | None:
+    """Why SQL cannot render the rows of table `t` (the columns, the encodings)."""
+    if t.pipe.hashed or any(t.secret):
+        return "password columns: each row's hash is checked against the run's"
+    if len(t.columns) > MAX_COLUMNS:
+        return f"{len(t.columns)} columns, more than one query of the fast path holds"
     for c in t.columns:
         if not is_rendered(c.pg_type):
             return f"{c.target}: no exact text in SQLite for {c.pg_type.sql}"
@@ -91,13 +120,17 @@ def fast_path_refusal(t: _Table) -> str | None:
     return None
 
 
-_REJECTED = object()  # a value transform rejects: its chunk goes row by row
+# The text of a value transform rejects (PostgreSQL's texts hold no NUL): its chunk goes
+# row by row.
+_REJECTED = b"\x00rejected"
+
+_Rendered = tuple[bytes, int, "collections.Counter[tuple[str, bytes]] | None", dict[str, Any]]
 
 
 class _Transformed:
     """A column with plan transforms: Python renders its canonical text from the source
     values, by the very functions the run applied (`RowPipeline.steps`: the plan's chain,
-    then the type's conversion), each distinct value once."""
+    then the type's conversion), each distinct text or blob once."""
 
     def __init__(self, t: _Table, i: int, nulled_by: list[int]) -> None:
         name = t.pipe.source_columns[i]
@@ -107,45 +140,47 @@ class _Transformed:
         self.null_text = (self.null + US).encode()
         self.nulled_by = nulled_by  # positions of the orphan flags that make it NULL
         self.mapped = i in t.map_positions
-        self.memo: dict[tuple[Any, Any], Any] = {}
-        self.raw: dict[tuple[Any, Any], Any] = {}  # the value of each key (map columns)
+        # Texts by source value, for NULL, text and blobs only: numbers are equal across
+        # types (1 == 1.0, 0.0 == -0.0) where transform may tell them apart.
+        self.texts: dict[Any, bytes] = {}
+        self.canonical: dict[bytes, Any] = {}  # the canonical value of a text (map columns)
 
-    def _entry(self, key: tuple[Any, Any], value: Any) -> Any:
+    def _text(self, value: Any) -> bytes:
         try:
             canonical = self.canon(self.step(value))
         except (TransformError, ValueError, TypeError, InvalidOperation, OverflowError):
-            entry: Any = _REJECTED
+            text = _REJECTED
         else:
-            text = _text(canonical, self.null) + US
-            entry = (text.encode("utf-8", "surrogatepass"), canonical)
-        self.memo[key] = entry
-        if self.mapped:
-            self.raw[key] = value
-        return entry
+            text = (_text(canonical, self.null) + US).encode("utf-8", "surrogatepass")
+            if self.mapped:
+                self.canonical[text] = canonical
+        if value is None or value.__class__ in (str, bytes):
+            self.texts[value] = text
+        return text
 
-    def render(
-        self, values: Sequence[Any]
-    ) -> tuple[bytes, int, collections.Counter[tuple[Any, Any]] | None] | None:
-        """The column's text (values joined by US), its non-NULL count and, for a `map`
-        column, the rows per source value; None when transform rejects a value."""
-        if len(self.memo) >= MEMO_VALUES:  # between chunks: `_count_mapped` reads it after
-            self.memo.clear()
-            self.raw.clear()
-        get = self.memo.get
-        texts: list[bytes] = []
-        keys: list[tuple[Any, Any]] = []
-        for v in values:
-            key = (v.__class__, v.hex() if v.__class__ is float else v)
-            entry = get(key)
-            if entry is None:
-                entry = self._entry(key, v)
-            if entry is _REJECTED:
-                return None
-            texts.append(entry[0])
-            keys.append(key)
+    def render(self, values: Sequence[Any], shown: Sequence[Any]) -> _Rendered | None:
+        """The column's text (values joined by US) and non-NULL count; for a `map` column
+        also its rows per (source value's repr, text) and a source value of each repr
+        (`shown`: the values before orphans were nulled). None when transform rejects a
+        value."""
+        if len(self.texts) >= MEMO_VALUES:
+            self.texts.clear()
+            self.canonical.clear()
+        texts: list[Any] = list(map(self.texts.get, values))
+        if None in texts:
+            for k, text in enumerate(texts):
+                if text is None:
+                    texts[k] = self._text(values[k])
+        if _REJECTED in texts:
+            return None
         nonnull = len(texts) - texts.count(self.null_text)
-        counted = collections.Counter(keys) if self.mapped else None
-        return b"".join(texts)[: -len(_US)], nonnull, counted
+        counted: collections.Counter[tuple[str, bytes]] | None = None
+        originals: dict[str, Any] = {}
+        if self.mapped:
+            reprs = list(map(repr, shown))
+            counted = collections.Counter(zip(reprs, texts, strict=True))
+            originals = dict(zip(reprs, shown, strict=True))
+        return b"".join(texts)[: -len(_US)], nonnull, counted, originals
 
 
 class _Fast(_Ordered):
@@ -190,8 +225,12 @@ class _Fast(_Ordered):
             for k, v in enumerate(t.consts)
         }
         self.flag_at: dict[int, int] = {}
+        self.declared = {c.name: c.declared_type for c in t.tm.source.columns}
         self._sqlite_sql, self.counted = self._sqlite_select(nulled_by)
         self._python_sql = self._python_select()
+        # Columns compared in another form than their canonical text: PostgreSQL sends
+        # that too, for the digests (position among its extra texts).
+        self.canonical_at: dict[int, int] = {}
         self._pg_parts = self._pg_select()
         # Rows per FK value of the slow chunks' PostgreSQL rows (see `_UnitResult`).
         self.fk_slow: list[tuple[Callable[[Row], Any], collections.Counter[Any]]] = []
@@ -210,14 +249,14 @@ class _Fast(_Ordered):
         orphan flags) are computed once, in a subquery; the chunk's WHERE goes in place
         of `_WHERE`."""
         t = self.t
-        declared = {c.name: c.declared_type for c in t.tm.source.columns}
         not_null = {c.name for c in t.tm.source.columns if c.not_null}
         texts: list[str] = []
-        bad: list[str] = [f"_o{k}" for k in self.rejecting]
         counts: list[str] = []
         counted: dict[int, int] = {}
-        inner = [f"{e} AS _o{k}" for k, e in enumerate(t.pipe.orphan_exprs)]
-        middle: list[str] = []
+        # Orphan flags: in a subquery when several expressions use them, else inline.
+        nulls_any = bool(self.nulling)
+        flags = [f"_o{k}" if nulls_any else f"({e})" for k, e in enumerate(t.pipe.orphan_exprs)]
+        bad: list[str] = [flags[k] for k in self.rejecting]
         for i, name in enumerate(t.pipe.source_columns):
             if i in self.python:
                 continue
@@ -226,12 +265,10 @@ class _Fast(_Ordered):
             if name == t.rowid_key:
                 texts.append(f"CAST(group_concat({q}, '{US}') AS BLOB)")  # never NULL
                 continue
-            col = sqlite_column(c, q, declared.get(name, ""), f"_h{i}")
-            inner.extend(f"{expr} AS {alias}" for alias, expr in col.inner)
-            middle.extend(f"{expr} AS {alias}" for alias, expr in col.middle)
+            col = sqlite_column(c, q, self.declared.get(name, ""))
             text, value = col.text, q
             if nulled_by.get(i):
-                orphan = " OR ".join(f"_o{k}" for k in nulled_by[i])
+                orphan = " OR ".join(flags[k] for k in nulled_by[i])
                 text = f"CASE WHEN {orphan} THEN NULL ELSE {text} END"
                 value = f"CASE WHEN {orphan} THEN NULL ELSE {q} END"
             texts.append(f"CAST(group_concat(coalesce({text}, '{self.nulls[i]}'), '{US}') AS BLOB)")
@@ -240,15 +277,14 @@ class _Fast(_Ordered):
             if c.pg_type.family in TEXTUAL and (name not in not_null or nulled_by.get(i)):
                 counted[i] = len(counts)
                 counts.append(f"count({value})")
-        nulled = " + ".join(f"total(_o{k})" for k in self.nulling) or "0"
-        parts = ["count(*)", f"total({' OR '.join(bad)})" if bad else "0", nulled, *counts, *texts]
+        nulled = " + ".join(f"total({flags[k]})" for k in self.nulling) or "0"
+        parts = ["count(*)", f"total({any_of(bad)})" if bad else "0", nulled, *counts, *texts]
         source = f"{self.table_q} WHERE {_WHERE}"
-        # LIMIT keeps SQLite from flattening a subquery into the aggregate (which would
-        # compute each helper once per use); rows keep the table's order.
-        if inner:
-            source = f"(SELECT *, {', '.join(inner)} FROM {source} LIMIT -1)"
-        if middle:
-            source = f"(SELECT *, {', '.join(middle)} FROM {source} LIMIT -1)"
+        if nulls_any:
+            # LIMIT keeps SQLite from flattening the subquery into the aggregate (which
+            # would compute each flag once per use); rows keep the table's order.
+            orphans = ", ".join(f"{e} AS _o{k}" for k, e in enumerate(t.pipe.orphan_exprs))
+            source = f"(SELECT *, {orphans} FROM {source} LIMIT -1)"
         return f"SELECT {', '.join(parts)} FROM {source}", counted
 
     def _python_select(self) -> str | None:
@@ -269,18 +305,22 @@ class _Fast(_Ordered):
         t = self.t
         ranges: list[sql.Composable] = []
         texts: list[sql.Composable] = []
-        for c, null in zip(t.columns, self.nulls, strict=True):
+        canonical: list[sql.Composable] = []
+        for j, (c, null) in enumerate(zip(t.columns, self.nulls, strict=True)):
             ranges.extend(pg_ok(c))
-            texts.append(
-                sql.SQL("string_agg(coalesce({}, {}), {})").format(
-                    pg_text(c), sql.Literal(null), sql.Literal(US)
-                )
-            )
+            declared = self.declared.get(c.source or "", "")
+            by_sql = j < t.n and j not in self.python
+            text = pg_compare(c, declared) if by_sql else pg_text(c)
+            texts.append(_string_agg(text, null))
+            if by_sql and not compares_canonical(c, declared):
+                self.canonical_at[j] = len(canonical)
+                canonical.append(_string_agg(pg_text(c), null))
         parts: list[sql.Composable] = [
             sql.SQL("count(*)"),
             *(sql.SQL("count({})").format(sql.Identifier(c.target)) for c in t.columns),
             sql.SQL(" AND ").join(ranges) if ranges else sql.SQL("true"),
             *texts,
+            *canonical,
         ]
         return sql.SQL(", ").join(parts)
 
@@ -354,15 +394,16 @@ class _Fast(_Ordered):
             return None
         if not row:
             return None
-        rendered: dict[int, tuple[bytes, int, collections.Counter[Any] | None]] = {}
+        rendered: dict[int, _Rendered] = {}
         if self.python:
             columns = list(zip(*values, strict=True)) if values else []
             for k, (i, col) in enumerate(self.python.items()):
                 raw: Sequence[Any] = columns[k] if columns else ()
+                shown = raw
                 if col.nulled_by:
                     flags = [columns[self.flag_at[f]] for f in col.nulled_by]
                     raw = [None if any(f[r] for f in flags) else v for r, v in enumerate(raw)]
-                out = col.render(raw)
+                out = col.render(raw, shown)
                 if out is None:
                     return None
                 rendered[i] = out
@@ -390,7 +431,8 @@ class _Fast(_Ordered):
         s_counts = source[3 : 3 + len(self.counted)]
         s_texts = iter(source[3 + len(self.counted) :])
         n_pg, pg_counts, in_range = target[0], target[1 : 1 + k], target[1 + k]
-        p_texts = target[2 + k :]
+        p_texts = target[2 + k : 2 + 2 * k]
+        p_canonical = target[2 + 2 * k :]
         if n != n_pg or bad or not in_range or (self.python and chunk.rows != n):
             return False
         texts: list[bytes] = []
@@ -399,7 +441,7 @@ class _Fast(_Ordered):
             if const is not None:
                 s_text, nonnull = (const[0] * n)[: -len(_US)], n if const[1] else 0
             elif j in chunk.rendered:
-                s_text, nonnull, _ = chunk.rendered[j]
+                s_text, nonnull, _, _ = chunk.rendered[j]
             else:
                 raw = next(s_texts)
                 s_text = b"" if raw is None else bytes(raw)
@@ -415,6 +457,9 @@ class _Fast(_Ordered):
                     return False
                 if self.nulls[j] and p_text.count(_GS) != n - pg_counts[j]:
                     return False
+            at = self.canonical_at.get(j)
+            if at is not None:
+                p_text = b"" if p_canonical[at] is None else bytes(p_canonical[at])
             texts.append(p_text)
         res = self.res
         res.streamed += n
@@ -432,18 +477,24 @@ class _Fast(_Ordered):
     def _count_mapped(self, chunk: _Chunk) -> None:
         """The value distribution of each `map` column over an equal chunk's rows, and the
         pairs before -> after, as the row-by-row path counts them (`_observe`)."""
-        for i, (_, _, keys) in chunk.rendered.items():
-            if keys is None:
+        for i, (_, _, counted, originals) in chunk.rendered.items():
+            if counted is None:
                 continue
             col = self.python[i]
             target = self.t.columns[i].target
             mapped, pairs = self.res.mapped[target], self.res.pairs[target]
-            for key, count in keys.items():
-                canonical = col.memo[key][1]
+            for (shown, text), count in counted.items():
+                canonical = col.canonical[text]
                 mapped[canonical] += count
-                pair = (_show(col.raw[key], limit=40), _show(canonical, limit=40))
+                pair = (_show(originals[shown], limit=40), _show(canonical, limit=40))
                 if pair in pairs or len(pairs) < MAX_PAIRS:
                     pairs[pair] += count
+
+
+def _string_agg(text: sql.Composable, null: str) -> sql.Composable:
+    return sql.SQL("string_agg(coalesce({}, {}), {})").format(
+        text, sql.Literal(null), sql.Literal(US)
+    )
 
 
 class _Chunk:
@@ -455,7 +506,7 @@ class _Chunk:
         self,
         row: tuple[Any, ...],
         rows: int,
-        rendered: dict[int, tuple[bytes, int, collections.Counter[Any] | None]],
+        rendered: dict[int, _Rendered],
     ) -> None:
         self.row = row
         self.rows = rows  # rows of the transformed columns' query

@@ -1,21 +1,29 @@
-"""The canonical text of one column, rendered in SQL by SQLite and by PostgreSQL, and the
-guards that make two equal texts a proof that target value == transform(source value).
+"""One column as SQLite and PostgreSQL render it in SQL for the fast paths (`_fast`,
+`_sorted`), and the guards that make two equal texts a proof that target value ==
+transform(source value).
 
-Used by the fast paths (`_fast`, `_sorted`). For each family:
+Each value gets two texts. The *canonical* text (`_canon._text`) is what the row digests
+hash; PostgreSQL prints it (`pg_text`). The *compare* text is what both sides print to be
+compared (`sqlite_column(...).text`, `pg_compare`): for most types the canonical text, but
+for DECIMAL and float columns an exact integer form that SQLite can print cheaply, since
+SQLite cannot print a double's decimal digits exactly:
 
-- `Column.text`: SQLite SQL giving the canonical text of the stored value (NULL stays NULL);
-  it may use the helper columns of `Column.inner` (computed once per row in a subquery).
-- `Column.bad`: SQLite SQL, true for a value whose text could equal PostgreSQL's without
-  transform(value) being that value (the storage class, the shape): its chunk goes row by
-  row. The comparisons `q >= ''` (text or blob), `q >= X''` (blob) and `q < X''` (neither)
-  cost no function call: SQLite sorts NULL < numbers < text < blobs.
-- `pg_text(c)`: PostgreSQL SQL giving the canonical text of the target value, which is also
-  what the row digests hash (`_canon._text`).
-- `pg_ok(c)`: PostgreSQL aggregates, true when every value of a chunk lies where
-  PostgreSQL's text is canonical and transform can give it (years 1 to 9999, ...).
+- a double (float columns) as M 'p' K, the integer M = value * 2**K, K chosen by the
+  value's binary exponent so that M is whole (`_bits`): the double itself, bit for bit;
+- a DECIMAL(p,s) value of SQLite's REAL storage as R 'e-' s with R = value * 10**s
+  (s: the column's scale, else chosen by magnitude), valid only where R / 10**s, divided
+  in IEEE arithmetic, is the very double (`_scaled`); whole numbers as their digits.
 
-The arithmetic guards of REAL values rest on IEEE-754 doubles with correctly rounded
-division, as on every platform lite2pg runs on (x86-64 SSE2, ARM64).
+`Column.bad` is SQLite SQL, true for a value whose text could equal PostgreSQL's without
+transform(value) being that value (the storage class, the shape): its chunk goes row by
+row. The comparisons `q >= ''` (text or blob), `q >= X''` (blob) and `q < X''` (neither)
+cost no function call: SQLite sorts NULL < numbers < text < blobs. A value neither side can
+print exactly prints a marker: '?' on SQLite's side, '!' on PostgreSQL's, never equal.
+`pg_ok` gives PostgreSQL's checks that its values are where its text is canonical and
+transform can give them (years 1 to 9999, ...).
+
+The arithmetic rests on IEEE-754 doubles with correctly rounded division and exact scaling
+by powers of two, as on every platform lite2pg runs on (x86-64 SSE2, ARM64).
 """
 
 from __future__ import annotations
@@ -77,31 +85,28 @@ _PG_TEXT = {
     Family.BYTEA: "upper(encode({}, 'hex'))",
     Family.TIMESTAMPTZ: "({} AT TIME ZONE 'UTC')::text",
     Family.UUID: "replace({}::text, '-', '')",
-    # Python's repr of the double: PostgreSQL prints the same shortest digits (extra_float_digits
-    # >= 1 for verify's sessions) and, from 0.0001 to 1e15, the same fixed notation, less
-    # the '.0' of a whole number. Outside that range SQLite's side has no text (`_real`).
+    # Python's repr of the double, from PostgreSQL's shortest exact digits
+    # (extra_float_digits = 1 in verify's sessions): the same but for the '.0' of a whole
+    # number, and for 1e15 <= |x| < 1e16, which Python writes without an exponent.
     Family.FLOAT: (
-        "CASE WHEN ({0})::float8 = trunc(({0})::float8) THEN ({0})::float8::text || '.0' "
-        "ELSE ({0})::float8::text END"
+        "CASE WHEN abs({0}::float8) >= 1e15 AND abs({0}::float8) < 1e16 "
+        "THEN {0}::float8::text::numeric::text ELSE {0}::float8::text END "
+        "|| CASE WHEN {0}::float8 = trunc({0}::float8) AND abs({0}::float8) < 1e16 "
+        "THEN '.0' ELSE '' END"
     ),
 }
 
 
 @dataclass
 class Column:
-    """One column of a chunk as SQLite renders it (see the module doc)."""
+    """One column as SQLite renders it: its compare text, and its guards."""
 
     text: str
     bad: list[str] = field(default_factory=list)
-    # Helper values per row, (alias, SQL): `inner` ones may use the row's columns, `middle`
-    # ones also the inner helpers; `text` and `bad` may use both.
-    inner: list[tuple[str, str]] = field(default_factory=list)
-    middle: list[tuple[str, str]] = field(default_factory=list)
 
 
-def sqlite_column(c: ColumnMap, q: str, declared: str, alias: str) -> Column:
-    """How SQLite renders column `q` (an expression of the row: a column or the alias of
-    one in the subquery) of declared type `declared`; `alias` names its helper columns."""
+def sqlite_column(c: ColumnMap, q: str, declared: str) -> Column:
+    """How SQLite renders column `q` of declared type `declared` (NULL stays NULL)."""
     fam = c.pg_type.family
     if fam in (Family.INTEGER, Family.BOOLEAN):
         # The text '5' or a blob of it; a real always prints a '.' or an exponent.
@@ -126,90 +131,100 @@ def sqlite_column(c: ColumnMap, q: str, declared: str, alias: str) -> Column:
         # with 15 digits where transform keeps 17. TEXT affinity stores no reals.
         return Column(q, [] if affinity(declared) == "TEXT" else [f"typeof({q}) = 'real'"])
     if fam is Family.NUMERIC:
+        # Text that is not a plain decimal (PostgreSQL also prints 'NaN'); blobs.
         shape = _SHAPE[Family.NUMERIC].format(c=q)
-        bad = [f"{q} >= X''", f"(typeof({q}) = 'text' AND {shape})"]
-        if affinity(declared) == "TEXT":  # stores no reals
+        bad = [f"{q} >= X''", f"CASE WHEN {q} >= '' THEN {shape} END"]
+        if affinity(declared) == "TEXT":  # stores no reals: text is compared as text
             return Column(q, [*bad, f"typeof({q}) = 'real'"])
-        scale = c.pg_type.scale
-        real = _real(q, alias, scale if scale is not None and scale <= _MAX_SCALE else None)
-        text = f"CASE typeof({q}) WHEN 'real' THEN {real.text} ELSE {q} END"
-        return Column(text, [*bad, *real.bad], real.inner, real.middle)
+        real = _scaled(q, _scale(c.pg_type))
+        return Column(f"CASE WHEN typeof({q}) = 'real' THEN {real} ELSE {q} END", bad)
     if fam is Family.FLOAT:
-        real = _real(q, alias, None, point_zero=True)
-        bad = [
-            f"{q} >= ''",  # transform takes no text, nor blobs
-            # An integer prints as Python prints the double it converts to exactly.
-            f"(typeof({q}) = 'integer' AND {q} NOT BETWEEN -{2**53} AND {2**53})",
-            *real.bad,
-        ]
-        if affinity(declared) != "REAL":
-            # -0.0 prints as 0.0; only REAL affinity stores every zero as +0.0.
-            bad.append(f"(typeof({q}) = 'real' AND {q} = 0)")
-        text = f"CASE typeof({q}) WHEN 'real' THEN {real.text} WHEN 'integer' THEN {q} || '.0' END"
-        return Column(text, bad, real.inner, real.middle)
+        # transform takes a double, or an integer that converts to one exactly.
+        exact = f"{q} BETWEEN -{2**53} AND {2**53}"
+        # -0.0 and 0.0 print alike; only REAL affinity stores every zero as +0.0.
+        zero = "'0'" if affinity(declared) == "REAL" else "'?'"
+        real, whole = _bits(q, zero, "?"), _bits(f"({q} * 1.0)", "'0'", "?")
+        return Column(
+            f"CASE typeof({q}) WHEN 'real' THEN {real} "
+            f"WHEN 'integer' THEN CASE WHEN {exact} THEN {whole} ELSE '?' END ELSE '?' END"
+        )
     raise AssertionError(fam)
 
 
-# The largest R and the most decimals of `_real`: R * 10**-s has at most 15 significant
-# digits, and 10**s is an INTEGER literal (below 2**63), which converts to a double exactly.
-_MAX_R = 10**15 - 1
-_MAX_SCALE = 17
+def pg_compare(c: ColumnMap, declared: str) -> sql.Composable:
+    """PostgreSQL's compare text of column `c` (NULL stays NULL): its canonical text, but
+    for the columns `sqlite_column` compares in an exact integer form, that form."""
+    col = sql.Identifier(c.target)
+    fam = c.pg_type.family
+    if fam is Family.NUMERIC and affinity(declared) != "TEXT":
+        scaled = _pg_scaled(_scale(c.pg_type))
+        return sql.SQL(
+            f"CASE WHEN {{0}} = trunc({{0}}) THEN trim_scale({{0}})::text ELSE {scaled} END"
+        ).format(col)
+    if fam is Family.FLOAT:
+        # A zero prints as '0' or '-0'.
+        return sql.SQL(_bits("{0}::float8", "{0}::float8::text", "!")).format(col)
+    return pg_text(c)
 
 
-def _real(q: str, alias: str, scale: int | None, point_zero: bool = False) -> Column:
-    """The text of a REAL `q` as the decimal Q = R / 10**s it is the double nearest to,
-    where Q has at most 15 significant digits: s is the column's scale, or else chosen by
-    the magnitude of `q`; R = round(q * 10**s). Valid only where the guard holds:
-    |R| <= _MAX_R and R / 10**s, divided in IEEE arithmetic (correctly rounded), is `q`.
-
-    Why this is exact: the guard says `q` is the double nearest to Q. A decimal of at most
-    15 significant digits is the only one of that length that rounds to its double (15
-    digits survive a round trip through a double), so Q is the shortest decimal that
-    reads back as `q`, which is Python's repr(q): transform's Decimal(repr(q)) for a
-    numeric column, the float itself for a float column. The text is Q's canonical text
-    (no trailing zeros; a numeric column's trim_scale), with '.0' on a whole number for a
-    float column (repr). It is built from the integer R by integer arithmetic only; none
-    of SQLite's own float printing, which is not exact, is used."""
-    p = f"{alias}_p"
-    r = f"{alias}_r"
-    if scale is None:
-        # The 10**s that leaves 15 integer digits: s = 15 - k for |q| in [10**(k-1), 10**k).
-        bands = [(10 ** (k - 1), 10 ** (15 - k)) for k in range(-2, 16)]
-        power = f"CASE WHEN typeof({q}) = 'real' THEN {_ladder(f'abs({q})', bands)} END"
-    else:
-        power = str(10**scale)
-    sign = f"CASE WHEN {r} < 0 THEN '-' ELSE '' END"
-    whole = f"(abs({r}) / {p})"
-    digits = f"rtrim(substr(abs({r}) % {p} + {p}, 2), '0')"
-    if point_zero:
-        fraction = f"'.' || CASE WHEN {r} % {p} = 0 THEN '0' ELSE {digits} END"
-    else:
-        fraction = f"CASE WHEN {r} % {p} = 0 THEN '' ELSE '.' || {digits} END"
-    in_range = f"{r} BETWEEN -{_MAX_R} AND {_MAX_R}"
-    exact = f"({in_range} AND CAST({r} AS REAL) / {p} = {q})"
-    return Column(
-        f"CASE WHEN {in_range} THEN {sign} || {whole} || {fraction} END",
-        [f"(typeof({q}) = 'real' AND NOT coalesce({exact}, 0))"],
-        [(p, power)],
-        [(r, f"CAST(round({q} * {p}) AS INTEGER)")],
-    )
+def compares_canonical(c: ColumnMap, declared: str) -> bool:
+    """Whether the compare text of column `c` is its canonical text."""
+    fam = c.pg_type.family
+    return not (fam is Family.FLOAT or (fam is Family.NUMERIC and affinity(declared) != "TEXT"))
 
 
-def _ladder(a: str, bands: list[tuple[float, int]]) -> str:
-    """SQL choosing, for `a` >= 0, the value of the band [lower, next lower) it falls in
-    (bands ascending; NULL below the first and from 10**15 on; 1 for 0), as a binary tree
-    of comparisons. The choice only decides how often the guard holds, not what it proves."""
+def pg_text(c: ColumnMap) -> sql.Composable:
+    """PostgreSQL's canonical text of column `c` (NULL stays NULL)."""
+    return sql.SQL(_PG_TEXT.get(c.pg_type.family, "{}::text")).format(sql.Identifier(c.target))
 
-    def tree(lo: int, hi: int) -> str:
-        if lo == hi:
-            least, value = bands[lo]
-            return str(value) if lo else f"CASE WHEN {a} >= {least} THEN {value} END"
-        mid = (lo + hi + 1) // 2
-        above, below = tree(mid, hi), tree(lo, mid - 1)
-        return f"CASE WHEN {a} >= {bands[mid][0]} THEN {above} ELSE {below} END"
 
-    top = f"{a} >= {10**15}"
-    return f"CASE WHEN {a} = 0 THEN 1 WHEN {top} THEN NULL ELSE {tree(0, len(bands) - 1)} END"
+def pg_ok(c: ColumnMap, per_row: bool = False) -> list[sql.Composable]:
+    """Aggregates over a chunk (or with `per_row`, tests of one row's value), each true
+    when the values are where PostgreSQL's text is canonical and transform can give them."""
+    r = _PG_RANGE.get(c.pg_type.family)
+    if r is None:
+        return []
+    col = sql.Identifier(c.target)
+    lo, hi, typ = r
+    low: sql.Composable = col if per_row else sql.SQL("min({})").format(col)
+    high: sql.Composable = col if per_row else sql.SQL("max({})").format(col)
+    out: list[sql.Composable] = []
+    if lo is not None:
+        out.append(
+            sql.SQL("coalesce({} >= {}::{}, true)").format(low, sql.Literal(lo), sql.SQL(typ))
+        )
+    out.append(sql.SQL("coalesce({} < {}::{}, true)").format(high, sql.Literal(hi), sql.SQL(typ)))
+    return out
+
+
+def any_of(preds: list[str]) -> str:
+    """SQL OR of many predicates as a balanced tree: SQLite limits expression depth to 1000."""
+    if len(preds) == 1:
+        return preds[0]
+    mid = len(preds) // 2
+    return f"({any_of(preds[:mid])} OR {any_of(preds[mid:])})"
+
+
+def is_rendered(pg: PgType) -> bool:
+    """Whether both sides render this type's text in SQL."""
+    return pg.family in FAMILIES
+
+
+def affinity(declared: str) -> str:
+    """SQLite's column affinity of a declared type (its rules, in their order)."""
+    d = declared.upper()
+    if "INT" in d:
+        return "INTEGER"
+    if any(k in d for k in ("CHAR", "CLOB", "TEXT")):
+        return "TEXT"
+    if "BLOB" in d or not d.strip():
+        return "BLOB"
+    if any(k in d for k in ("REAL", "FLOA", "DOUB")):
+        return "REAL"
+    return "NUMERIC"
+
+
+# -- timestamps and times ------------------------------------------------------------------
 
 
 def _trimmed_fraction(q: str, dot: int, longest: int) -> str:
@@ -232,44 +247,118 @@ def _trimmed_fraction(q: str, dot: int, longest: int) -> str:
     )
 
 
-def affinity(declared: str) -> str:
-    """SQLite's column affinity of a declared type (its rules, in their order)."""
-    d = declared.upper()
-    if "INT" in d:
-        return "INTEGER"
-    if any(k in d for k in ("CHAR", "CLOB", "TEXT")):
-        return "TEXT"
-    if "BLOB" in d or not d.strip():
-        return "BLOB"
-    if any(k in d for k in ("REAL", "FLOA", "DOUB")):
-        return "REAL"
-    return "NUMERIC"
+# -- doubles, bit for bit ----------------------------------------------------------------
+
+# Bands of binary exponents e (2**e <= |x| < 2**(e+10)), each with the K that makes
+# x * 2**K whole and below 2**62: x's 53-bit significand ends at bit e - 52, so
+# K = 52 - (the band's lowest e) does. From 2**-64 to 2**63; beyond, a marker.
+_BANDS = [(e, 52 - e) for e in range(-64, 63, 10)]
 
 
-def pg_text(c: ColumnMap) -> sql.Composable:
-    """PostgreSQL's canonical text of column `c` (NULL stays NULL)."""
-    return sql.SQL(_PG_TEXT.get(c.pg_type.family, "{}::text")).format(sql.Identifier(c.target))
+def _bits(x: str, zero: str, marker: str) -> str:
+    """SQL text M 'p' K of the double `x` (a SQL expression, evaluated more than once),
+    with x = M * 2**-K exactly: equal texts are equal doubles. The same SQL serves SQLite
+    and PostgreSQL: a product with a power of two (an integer literal, exact as a double)
+    is exact, a whole double below 2**62 converts to an integer exactly. `zero` is the
+    text of a zero, `marker` that of what no band holds (or NaN, infinities)."""
+    a = f"abs({x})"
 
+    def at_least(e: int) -> str:  # |x| >= 2**e, exactly
+        if e >= 0:
+            return f"{a} >= {2**e}"
+        return f"{a} * 4294967296 * 4294967296 >= {2 ** (e + 64)}"
 
-def pg_ok(c: ColumnMap) -> list[sql.Composable]:
-    """Aggregates over a chunk, each true when its values are where PostgreSQL's text is
-    canonical and transform can give them."""
-    r = _PG_RANGE.get(c.pg_type.family)
-    if r is None:
-        return []
-    col = sql.Identifier(c.target)
-    lo, hi, typ = r
-    out: list[sql.Composable] = []
-    if lo is not None:
-        out.append(
-            sql.SQL("coalesce(min({}) >= {}::{}, true)").format(col, sql.Literal(lo), sql.SQL(typ))
-        )
-    out.append(
-        sql.SQL("coalesce(max({}) < {}::{}, true)").format(col, sql.Literal(hi), sql.SQL(typ))
+    def leaf(k: int) -> str:
+        e, scale = _BANDS[k]
+        factors: list[str] = []
+        left = scale
+        while left > 62:
+            factors.append(str(2**62))
+            left -= 62
+        if left > 0:
+            factors.append(str(2**left))
+        product = f"{x} * {' * '.join(factors)}" if factors else f"{x} / {2**-left}"
+        text = f"CAST(CAST({product} AS BIGINT) AS TEXT) || 'p{scale}'"
+        return text if k else f"CASE WHEN {at_least(e)} THEN {text} ELSE '{marker}' END"
+
+    def tree(lo: int, hi: int) -> str:
+        if lo == hi:
+            return leaf(lo)
+        mid = (lo + hi + 1) // 2
+        above, below = tree(mid, hi), tree(lo, mid - 1)
+        return f"CASE WHEN {at_least(_BANDS[mid][0])} THEN {above} ELSE {below} END"
+
+    return (
+        f"CASE WHEN {x} = 0 THEN {zero} WHEN NOT ({a} < {2**63}) THEN '{marker}' "
+        f"ELSE {tree(0, len(_BANDS) - 1)} END"
     )
-    return out
 
 
-def is_rendered(pg: PgType) -> bool:
-    """Whether both sides render this type's canonical text in SQL."""
-    return pg.family in FAMILIES
+# -- DECIMAL values SQLite stores as REAL ------------------------------------------------
+
+# The largest R of `_scaled`: R * 10**-s has at most 15 significant digits; and the most
+# decimals: 10**s is an INTEGER literal (below 2**63), which converts to a double exactly.
+_MAX_R = 10**15 - 1
+_MAX_SCALE = 17
+# Without a scale, the 10**s that leaves 15 digits: s = 15 - k for |x| in [10**(k-1), 10**k).
+_DECIMAL_BANDS = [(k, 15 - k) for k in range(-2, 16)]
+
+
+def _scale(pg: PgType) -> int | None:
+    s = pg.scale
+    return s if s is not None and s <= _MAX_SCALE else None
+
+
+def _scaled(q: str, scale: int | None) -> str:
+    """SQLite SQL: the text R 'e-' s of a REAL `q` where R = round(q * 10**s) and R / 10**s,
+    divided in IEEE arithmetic (correctly rounded), is `q` with |R| <= _MAX_R; else '?'.
+
+    Why this is exact: the check says `q` is the double nearest to Q = R / 10**s, a decimal
+    of at most 15 significant digits. Such a decimal is the only one of that length that
+    rounds to its double (15 digits survive a round trip through a double), so Q is the
+    shortest decimal that reads back as `q`: Python's repr(q), whose Decimal is what
+    transform gives. PostgreSQL prints R 'e-' s of a value with decimals (`_pg_scaled`),
+    so equal texts are equal values. None of SQLite's own float printing, which is not
+    exact, is used: only products, a rounding and a division whose result is checked."""
+
+    def at(s: int) -> str:
+        p = 10**s
+        r = f"CAST(round({q} * {p}) AS INTEGER)"
+        exact = f"{r} BETWEEN -{_MAX_R} AND {_MAX_R} AND CAST({r} AS REAL) / {p} = {q}"
+        return f"CASE WHEN {exact} THEN {r} || 'e-{s}' ELSE '?' END"
+
+    if scale is not None:
+        return at(scale)
+    return _decimal_ladder(f"abs({q})", at, "'?'")
+
+
+def _pg_scaled(scale: int | None) -> str:
+    """PostgreSQL SQL (a format string of the column {0}) for R 'e-' s of a numeric with
+    decimals, s chosen as SQLite's `_scaled` chooses it; not a whole R when it has more."""
+
+    def at(s: int) -> str:
+        return f"trim_scale({{0}} * {10**s})::text || 'e-{s}'"
+
+    if scale is not None:
+        return at(scale)
+    return _decimal_ladder("abs({0})", at, "'!'")
+
+
+def _decimal_ladder(a: str, at: object, beyond: str) -> str:
+    """SQL choosing by `a` (>= 0) the band [10**(k-1), 10**k) and giving `at(s)` for it, as
+    a binary tree of comparisons; `beyond` below 0.001 and from 10**15 on. The choice of
+    band only decides how often a value is proven, not what the proof says."""
+    assert callable(at)
+    bands = _DECIMAL_BANDS
+
+    def tree(lo: int, hi: int) -> str:
+        if lo == hi:
+            k, s = bands[lo]
+            return at(s) if lo else f"CASE WHEN {a} >= 0.001 THEN {at(s)} ELSE {beyond} END"
+        mid = (lo + hi + 1) // 2
+        k = bands[mid][0]
+        least = str(10 ** (k - 1)) if k >= 1 else f"0.{'0' * -k}1"
+        above, below = tree(mid, hi), tree(lo, mid - 1)
+        return f"CASE WHEN {a} >= {least} THEN {above} ELSE {below} END"
+
+    return f"CASE WHEN {a} >= {10**15} THEN {beyond} ELSE {tree(0, len(bands) - 1)} END"

@@ -57,6 +57,9 @@ def _connect_snapshot(target: Target, pg_snapshot: str | None) -> psycopg.Connec
     # Doubles as their shortest exact text (the default from PostgreSQL 12, but a server
     # may set 0, which rounds to 15 digits): the fast path compares that text.
     conn.execute("SET extra_float_digits = 1")
+    # A table scan returns rows in stored order, from the first page on, not joining a
+    # scan already under way (the fast path for tables without a key compares that order).
+    conn.execute("SET synchronize_seqscans = off")
     conn.execute("SET jit = off")
     conn.commit()
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
