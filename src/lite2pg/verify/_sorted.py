@@ -53,6 +53,7 @@ from lite2pg.verify._stream import _UnitResult
 from lite2pg.verify._table import _Table
 from lite2pg.verify._unordered import _UnorderedStream
 
+_digest = operator.methodcaller("digest")  # SHA-256 of a row's text, as bytes (big-endian)
 _CONTROL = "[\x1b\x1d-\x1f]"  # ESC, GS, RS, US: what the canonical text escapes
 
 
@@ -115,8 +116,7 @@ class _Sorted(_UnorderedStream):
                 rows += len(s)
                 # The digest hashes the canonical text: PostgreSQL's, the same on both sides.
                 texts = map(operator.itemgetter(1), p) if len(p[0]) > 1 else (r[1:] for (r,) in s)
-                for text in texts:
-                    total += int.from_bytes(hashlib.sha256(text).digest(), "big")
+                total += sum(map(int.from_bytes, map(_digest, map(hashlib.sha256, texts))))
         finally:
             src.close()
             pg.close()  # the reading thread ends
