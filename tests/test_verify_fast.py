@@ -730,3 +730,25 @@ def test_a_prefetch_the_consumer_leaves_early_stops_its_thread() -> None:
 
     threading.Thread(target=close, daemon=True).start()
     assert done.wait(5), "closing the prefetch hung"
+
+
+def test_columns_the_plan_adds_to_a_table_without_a_key_are_compared_as_sorted_texts(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, small_chunks: None
+) -> None:
+    db = make_db(UNKEYED)
+    run_dir = tmp_path / "run"
+    plan = parse_plan(
+        '[tables.log]\nadd = { rate = { type = "numeric(6,3)", default = 1.5 },'
+        ' w = { type = "double precision", default = 0.1 }, tag = { type = "text" } }\n'
+    )
+    opts = MigrateOptions(schema=pg.schema, run_dir=run_dir, verify=False, plan=plan)
+    migrate(db, pg.target, opts)
+
+    clean = verify(run_dir, pg.target)
+    pg.execute("UPDATE log SET w = 0.1 + 1e-17 * 8 WHERE ctid = (SELECT min(ctid) FROM log)")
+    tampered = verify(run_dir, pg.target)
+
+    assert clean.ok, clean.problems
+    assert (table(clean, "log").fast_chunks, table(clean, "log").slow_chunks) == (3, 0)
+    assert not tampered.ok
+    assert table(tampered, "log").slow_chunks == 1

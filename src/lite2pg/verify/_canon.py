@@ -271,10 +271,11 @@ class _Digests:
 
 
 def row_text(row: Row, nulls: Sequence[str]) -> bytes:
-    """A canonical row (its flag first) as one text: each column's canonical text followed
-    by US, as the column digests hash them. A table without a key has the sum of its rows'
-    `row_hash` as digest (lite2pg-v2)."""
-    text = "".join([_text(v, null) + US for v, null in zip(row[1:], nulls, strict=True)])
+    """A canonical row (its flag first; after its columns, the orphan flags verify adds) as
+    one text: each column's canonical text followed by US, as the column digests hash them.
+    A table without a key has the sum of its rows' `row_hash` as digest (lite2pg-v2)."""
+    columns = row[1 : 1 + len(nulls)]
+    text = "".join([_text(v, null) + US for v, null in zip(columns, nulls, strict=True)])
     return text.encode("utf-8", "surrogatepass")
 
 

@@ -189,16 +189,20 @@ class _Sorted(_UnorderedStream):
         ok: list[sql.Composable] = []
         fields: list[sql.Composable] = []
         canonical: list[sql.Composable] = []
-        for c in t.columns:
+        both = False
+        for j, c in enumerate(t.columns):
             col = sql.Identifier(c.target)
             ok.extend(pg_ok(c, per_row=True))
             if c.pg_type.family in FREE:
                 ok.append(sql.SQL("coalesce({} !~ {}, true)").format(col, sql.Literal(_CONTROL)))
             null = sql.Literal(null_marker(c.pg_type))
+            # SQLite renders the loaded columns in their compare form, added ones as text.
             declared = self.declared.get(c.source or "", "")
+            by_sql = j < t.n and not compares_canonical(c, declared)
+            both = both or by_sql
             fields.append(
                 sql.SQL("coalesce({}, {}), {}").format(
-                    pg_compare(c, declared), null, sql.Literal(US)
+                    pg_compare(c, declared) if by_sql else pg_text(c), null, sql.Literal(US)
                 )
             )
             canonical.append(
@@ -208,9 +212,6 @@ class _Sorted(_UnorderedStream):
             sql.SQL("CASE WHEN {} THEN chr(1) ELSE chr(2) END").format(sql.SQL(" AND ").join(ok))
             if ok
             else sql.SQL("chr(1)")
-        )
-        both = not all(
-            compares_canonical(c, self.declared.get(c.source or "", "")) for c in t.columns
         )
         extra = sql.SQL(", {}").format(_concat(canonical)) if both else sql.SQL("")
         query = sql.SQL("SELECT {} || {} AS r{} FROM {}").format(
