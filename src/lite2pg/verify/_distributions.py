@@ -7,7 +7,7 @@ import collections
 import hashlib
 import io
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from psycopg import sql
@@ -24,30 +24,48 @@ class _FkTotals:
 
     def __init__(self) -> None:
         self.columns: dict[str, tuple[collections.Counter[Any], ...]] = {}
-        # Fast path units: FK values of their slow chunks' PostgreSQL rows, per column.
-        self.pg_slow: dict[str, collections.Counter[Any]] = {}
+        # Fast path units: raw FK values of their slow chunks' source rows, per column.
+        self.raw_slow: dict[str, collections.Counter[Any]] = {}
         self.fast = False
 
-    def add_proved(self, column: str, pg: collections.Counter[Any]) -> None:
-        """Count the rows the fast path proved equal: PostgreSQL's rows per canonical value
-        of the column (`pg`, rows with a key) less those of the slow chunks, which the
-        row-by-row path counted. Those rows are equal on both sides, so that is their
-        value in transform(source) too."""
-        proved = pg.copy()
-        slow = self.pg_slow.get(column)
+    def add_source(
+        self,
+        column: str,
+        raw: collections.Counter[Any],
+        key: Callable[[Any], Any],
+        integers: bool,
+    ) -> None:
+        """Count the rows the fast path proved equal: the snapshot's rows per raw value of
+        the column (`raw`, after the plan's filter) less those of the slow chunks, each raw
+        value as the canonical value `key` makes of it (those rows are equal on both sides,
+        so that is their value in PostgreSQL too). With `integers` (an integer column), an
+        int is its own canonical value: the only ones left after the slow chunks'."""
+        proved: collections.Counter[Any] = collections.Counter()
+        slow = self.raw_slow.get(column)
         if slow:
-            proved.subtract(slow)
+            raw = raw.copy()
+            raw.subtract(slow)
+        if integers:
+            proved.update({(v if type(v) is int else key(v)): n for v, n in raw.items() if n})
+        else:
+            proved.update({key(value): n for value, n in raw.items() if n})
+        if len(proved) < sum(1 for n in raw.values() if n):
+            # Two raw values with one canonical value (5 and '5' in a text column): add up.
+            proved.clear()
+            for value, n in raw.items():
+                if n:
+                    proved[key(value)] += n
         totals = self.columns.setdefault(
             column, (collections.Counter(), collections.Counter(), collections.Counter())
         )
-        _add(totals[0], +proved)
+        _add(totals[0], proved)
 
     def add(self, unit: _UnitResult) -> None:
-        if unit.fk_pg_slow is not None:
+        if unit.fk_raw_slow is not None:
             self.fast = True
-            for column, counts in unit.fk_pg_slow.items():
-                _add(self.pg_slow.setdefault(column, collections.Counter()), counts)
-            unit.fk_pg_slow = {}
+            for column, counts in unit.fk_raw_slow.items():
+                _add(self.raw_slow.setdefault(column, collections.Counter()), counts)
+            unit.fk_raw_slow = {}
         for column, shared in unit.fk_shared.items():
             totals = self.columns.setdefault(
                 column, (collections.Counter(), collections.Counter(), collections.Counter())

@@ -47,7 +47,8 @@ Equal chunks count their rows as present and hash PostgreSQL's canonical text in
 digests, which is exactly the canonical text the row-by-row path hashes (lite2pg-v2), so a
 table's digests do not depend on which path compared which chunk. They also count the
 value distribution of `map` columns; rows per FK value of these tables come from
-PostgreSQL, less the slow chunks' rows (`_FkTotals.add_proved`).
+the snapshot (less the slow chunks' rows), or for FK columns the plan transforms or nulls
+from their texts.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.string import ByteaBinaryLoader
 
+from lite2pg.coerce import Family, PgType
 from lite2pg.errors import TransformError
 from lite2pg.source import quote_ident
 from lite2pg.verify._canon import ESC, GS, US, Row, _show, _text, null_marker
@@ -232,12 +234,20 @@ class _Fast(_Ordered):
         # that too, for the digests (position among its extra texts).
         self.canonical_at: dict[int, int] = {}
         self._pg_parts = self._pg_select()
-        # Rows per FK value of the slow chunks' PostgreSQL rows (see `_UnitResult`).
-        self.fk_slow: list[tuple[Callable[[Row], Any], collections.Counter[Any]]] = []
-        res.fk_pg_slow = {}
-        for i in t.fk_positions:
-            counter = res.fk_pg_slow[t.columns[i].target] = collections.Counter()
-            self.fk_slow.append((operator.itemgetter(1 + i), counter))
+        # Rows per raw value of the plain FK columns of the slow chunks' source rows (see
+        # `_UnitResult`); the other FK columns are counted in equal chunks from their text:
+        # (position, the text of NULL, the canonical value of a text, both sides' counter).
+        self.fk_raw: list[tuple[Callable[[Row], Any], collections.Counter[Any]]] = []
+        res.fk_raw_slow = {}
+        for i in t.plain_fks:
+            counter = res.fk_raw_slow[t.columns[i].target] = collections.Counter()
+            self.fk_raw.append((operator.itemgetter(1 + i), counter))
+        self.fk_texts = [
+            (i, null_marker(t.columns[i].pg_type).encode(), _value_of(t.columns[i].pg_type),
+             res.fk_shared[t.columns[i].target])
+            for i in t.fk_positions
+            if i not in t.plain_fks
+        ]  # fmt: skip
 
     # -- SQL ------------------------------------------------------------------------------
 
@@ -361,9 +371,9 @@ class _Fast(_Ordered):
                 start = nxt
         self._finish()
 
-    def _target_batches(self, ordered: bool) -> Iterator[list[Row]]:
-        for rows in super()._target_batches(ordered):
-            for get, counter in self.fk_slow:
+    def _source_batches(self, ordered: bool) -> Iterator[list[Row]]:
+        for rows in super()._source_batches(ordered):
+            for get, counter in self.fk_raw:
                 counter.update(map(get, rows))
             yield rows
 
@@ -471,6 +481,9 @@ class _Fast(_Ordered):
             for j, text in enumerate(texts):
                 self.digests.both_text(j, text)
                 self.digests.both_text(j, _US)
+            for i, null, value_of, shared in self.fk_texts:
+                for text, count in collections.Counter(texts[i].split(_US)).items():
+                    shared[None if text == null else value_of(text)] += count
         self._count_mapped(chunk)
         return True
 
@@ -489,6 +502,17 @@ class _Fast(_Ordered):
                 pair = (_show(originals[shown], limit=40), _show(canonical, limit=40))
                 if pair in pairs or len(pairs) < MAX_PAIRS:
                     pairs[pair] += count
+
+
+def _value_of(pg: PgType) -> Callable[[bytes], Any]:
+    """The canonical value (as the row-by-row path holds it) of a canonical text."""
+    if pg.family in (Family.INTEGER, Family.BOOLEAN):
+        return int
+    if pg.family is Family.FLOAT:
+        return float
+    if pg.family is Family.BYTEA:
+        return lambda text: bytes.fromhex(text.decode())
+    return operator.methodcaller("decode")
 
 
 def _string_agg(text: sql.Composable, null: str) -> sql.Composable:

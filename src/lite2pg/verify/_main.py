@@ -9,18 +9,21 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from decimal import InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from psycopg import sql
 
 from lite2pg import source
+from lite2pg.coerce import Family, converter
+from lite2pg.errors import TransformError
 from lite2pg.layout import parents_first, table_plan
 from lite2pg.run import SNAPSHOT_NAME
 from lite2pg.schema import TableMap
 from lite2pg.source import quote_ident
 from lite2pg.target import Target
-from lite2pg.verify._canon import Row, _pg_canon, snapshot_sha256
+from lite2pg.verify._canon import Row, snapshot_sha256
 from lite2pg.verify._counts import _fold, _pg_count, _reconcile
 from lite2pg.verify._distributions import _map_distributions
 from lite2pg.verify._fast import fast_path_refusal
@@ -211,7 +214,7 @@ def _verify(
         try:
             results, fk_totals = _run_jobs(main, order, specs, sizes, parallel_min_rows)
         finally:
-            target_rows, null_keys, fk_counts = counting.result()
+            target_rows, null_keys, fk_raw = counting.result()
         for tm in order:
             name = tm.source.name
             if name in target_rows:
@@ -221,8 +224,8 @@ def _verify(
                 tables[name].target_rows = counted + null_keys[name]
             totals = fk_totals[tm.source.name]
             if totals.fast:
-                for column, counter in fk_counts.get(tm.source.name, {}).items():
-                    totals.add_proved(column, counter)
+                for column, (raw, key, integers) in fk_raw.get(tm.source.name, {}).items():
+                    totals.add_source(column, raw, key, integers)
         phases["content"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -260,19 +263,20 @@ def _verify(
         main.close()
 
 
-_FkCounts = dict[str, dict[str, collections.Counter[Any]]]
+_FkRaw = dict[str, dict[str, tuple[collections.Counter[Any], Callable[[Any], Any], bool]]]
 
 
 def _background_counts(
     main: _Run, order: Sequence[TableMap]
-) -> tuple[dict[str, int], dict[str, int], _FkCounts]:
+) -> tuple[dict[str, int], dict[str, int], _FkRaw]:
     """PostgreSQL's row count per table, except for the tables the fast path takes: its
     jobs count every row of the key ranges on both sides, so only the rows with a NULL key
-    (in no range) are counted here. For those tables also PostgreSQL's rows per canonical
-    value of each FK column (rows with a key)."""
+    (in no range) are counted here. For those tables also the snapshot's rows per raw value
+    of each plain FK column (`_Table.plain_fks`, after the plan's filter), with the function
+    that makes a raw value canonical."""
     counts: dict[str, int] = {}
     null_keys: dict[str, int] = {}
-    fk: _FkCounts = {}
+    raw: _FkRaw = {}
     for tm in order:
         t = _Table(main, tm.source.name, {})
         if fast_path_refusal(t) is not None:
@@ -283,15 +287,38 @@ def _background_counts(
             sql.SQL("SELECT count(*) FROM {} WHERE {} IS NULL").format(t.qualified, key)
         ).fetchone()
         null_keys[tm.source.name] = int(row[0]) if row else 0
-        for i in t.fk_positions:
-            c = t.columns[i]
-            with main.pg.cursor(binary=True) as cur:  # values as the content jobs read them
-                rows = cur.execute(
-                    sql.SQL("SELECT {}, count(*) FROM {} WHERE {} IS NOT NULL GROUP BY 1").format(
-                        _pg_canon(c), t.qualified, key
-                    )
+        where = f" WHERE {t.pipe.where}" if t.pipe.where else ""
+        for i in t.plain_fks:
+            q = quote_ident(t.pipe.source_columns[i])
+            # Text that is not UTF-8 reads as the content jobs read it (InvalidText).
+            factory = main.src.text_factory
+            main.src.text_factory = source.decode_text
+            try:
+                rows = main.src.execute(
+                    f"SELECT {q}, count(*) FROM {quote_ident(tm.source.name)}{where} GROUP BY 1"
                 ).fetchall()
-            fk.setdefault(tm.source.name, {})[c.target] = collections.Counter(
-                {value: int(n) for value, n in rows}
+            finally:
+                main.src.text_factory = factory
+            pg_type = t.columns[i].pg_type
+            raw.setdefault(tm.source.name, {})[t.columns[i].target] = (
+                collections.Counter(dict(rows)),
+                _canonical(converter(pg_type), t.canon[i], pg_type.int_range),
+                pg_type.family is Family.INTEGER,
             )
-    return counts, null_keys, fk
+    return counts, null_keys, raw
+
+
+def _canonical(
+    conv: Callable[[Any], Any], canon: Callable[[Any], Any], int_range: tuple[int, int] | None
+) -> Callable[[Any], Any]:
+    lo, hi = int_range or (1, 0)
+
+    def key(value: Any) -> Any:
+        if type(value) is int and lo <= value <= hi:
+            return value  # an integer column's value as it stands (the common FK)
+        try:
+            return canon(conv(value))
+        except (TransformError, ValueError, TypeError, InvalidOperation):
+            return ("raw value", repr(value))  # no canonical value equals a tuple
+
+    return key

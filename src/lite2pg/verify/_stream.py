@@ -78,9 +78,10 @@ class _UnitResult:
     fk_shared: dict[str, collections.Counter[Any]] = field(default_factory=dict)
     fk_source: dict[str, collections.Counter[Any]] = field(default_factory=dict)
     fk_target: dict[str, collections.Counter[Any]] = field(default_factory=dict)
-    # The fast path: rows per FK value of the PostgreSQL rows of its slow chunks; the
-    # equal chunks' rows are counted once per table, from PostgreSQL (`_FkTotals`).
-    fk_pg_slow: dict[str, collections.Counter[Any]] | None = None
+    # The fast path: rows per raw value of its plain FK columns (`_Table.plain_fks`) in the
+    # source rows of its slow chunks; the equal chunks' rows of those columns are counted
+    # once per table, from the snapshot (`_FkTotals`).
+    fk_raw_slow: dict[str, collections.Counter[Any]] | None = None
     gone: dict[str, list[Row]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
