@@ -255,9 +255,8 @@ class _Fast(_Ordered):
         """The chunk query: row count, number of values no guard clears, FK references set
         to NULL as orphans, the non-NULL count of each column that may hold text (the
         positions of those it counts are returned, with their place in the row), and the
-        text of each column SQL renders. Helper values of a row (`_render.Column.inner`,
-        orphan flags) are computed once, in a subquery; the chunk's WHERE goes in place
-        of `_WHERE`."""
+        text of each column SQL renders. Orphan flags that more than one expression uses
+        are computed once, in a subquery; the chunk's WHERE goes in place of `_WHERE`."""
         t = self.t
         not_null = {c.name for c in t.tm.source.columns if c.not_null}
         texts: list[str] = []

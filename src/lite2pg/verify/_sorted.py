@@ -1,15 +1,19 @@
 """The fast path for tables without a primary key: SQLite and PostgreSQL each render every
-row as one canonical text in SQL, sort the texts (in C, on both cores at once), and Python
-compares the two sorted sequences; equal sequences are equal multisets of rows, whatever
-order either side stores them in. Anything not proven that way goes through the row-by-row
-comparison of the multisets (`_UnorderedStream`), as before.
+row as one text in SQL, and Python compares the two sequences of texts, first in the order
+each side stores its rows (the load copies them in SQLite's order), else both sorted (in C,
+on both cores at once). Equal sequences are equal multisets of rows, whatever order either
+side stores them in: the order only decides which row is compared with which, so a wrong
+guess costs time, never a wrong verdict. Anything not proven that way goes through the
+row-by-row comparison of the multisets (`_UnorderedStream`), as before.
 
-A row's text is each column's canonical text followed by US, NULL as the column's marker
-(`_canon.row_text`, which the digest hashes), rendered by `_render` as in the chunks of
-`_fast`, and preceded by one byte: 0x01 for a row whose every value is proven, else 0x00
-(SQLite: a value some guard does not clear, an orphan the plan rejects) or 0x02
-(PostgreSQL: a date or time outside the canonical range, a free-text value holding ESC, GS,
-RS or US). Such a row equals no row of the other side, so the sequences differ.
+A row's text is each column's compare text (`_render`, as in the chunks of `_fast`)
+followed by US, NULL as the column's marker, preceded by one byte: 0x01 for a row whose
+every value is proven, else 0x00 (SQLite: a value some guard does not clear, a value that
+prints as the NULL marker, an orphan the plan rejects) or 0x02 (PostgreSQL: a date or time
+outside the canonical range, a free-text value holding ESC, GS, RS or US). Such a row
+equals no row of the other side, so the sequences differ. PostgreSQL also sends the row's
+canonical text (`_canon.row_text`) when a column compares in another form: the digest
+hashes that.
 
 Why equal sequences prove that the target's rows are transform(source rows), as a
 multiset: the two sequences are the same texts, each of a SQLite row and of a PostgreSQL
