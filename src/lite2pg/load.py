@@ -13,7 +13,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -94,7 +94,7 @@ class TableResult:
         }
 
 
-def prefetch(items: Iterator[Any], depth: int = 4) -> Iterator[Any]:
+def prefetch(items: Iterator[Any], depth: int = 4) -> Generator[Any, None, None]:
     """Produce `items` in a background thread, at most `depth` ahead of the consumer.
 
     SQLite steps with the GIL released, so reading and checking the next batch overlaps
@@ -103,20 +103,25 @@ def prefetch(items: Iterator[Any], depth: int = 4) -> Iterator[Any]:
     q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def put(kind: str, value: Any) -> bool:
+        """Queue one entry unless the consumer stopped (a full queue nobody empties
+        would block this thread, and the consumer's join, for ever)."""
+        while not stop.is_set():
+            try:
+                q.put((kind, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put("item", item):
                     return
-            q.put(("end", None))
+            put("end", None)
         except BaseException as e:  # handed to the consumer, which re-raises it
-            q.put(("error", e))
+            put("error", e)
 
     worker = threading.Thread(target=produce, name="lite2pg-reader", daemon=True)
     worker.start()

@@ -204,7 +204,15 @@ def _reconciliation(data: dict[str, Any], v: dict[str, Any] | None) -> str:
                 _n(k["missing"]),
                 _n(k["extra"]),
                 _n(k["changed"]),
-                _e(f"{k['fast_rows']:,} / {k['slow_rows']:,}"),
+                _e(
+                    f"{k['fast_rows']:,} / {k['slow_rows']:,} (chunks "
+                    f"{k.get('fast_chunks', 0):,} / {k.get('slow_chunks', 0):,})"
+                    + (
+                        f"; row by row: {k['fast_path_refusal']}"
+                        if k.get("fast_path_refusal")
+                        else ""
+                    )
+                ),
                 digest,
                 _status(t.get("ok")),
             ]

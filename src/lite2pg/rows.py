@@ -285,6 +285,9 @@ class RowPipeline:
     # Each loaded source column's own conversion (plan transforms, then the type): what
     # sync applies to a key it must delete, having no row to run through `slow`.
     steps: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    # Per orphan expression: its policy ("reject" | "null") and the positions (among the
+    # source columns) that "null" sets to NULL.
+    orphan_policies: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
 
 
 def build_pipeline(
@@ -354,6 +357,7 @@ def build_pipeline(
         secret_columns=frozenset(secret),
         where=tp.where if tp else None,
         steps={name: fn for _, name, fn in every},
+        orphan_policies=[(o.policy, tuple(o.positions)) for o in orphans],
     )
 
 

@@ -10,34 +10,40 @@ rejects/ and the password cache. The checks:
    get an anti-join. Orphans the plan kept (`on_orphan = "keep"`) are listed apart.
 3. Content: both sides streamed in primary-key order and merged; missing, extra and changed
    rows are reported with the key, the columns and both values (secrets redacted). Rows
-   the run rejected must be absent, every other row present and equal.
+   the run rejected must be absent, every other row present and equal. A table without a
+   primary key is compared as a multiset of rows.
 4. Digests: SHA-256 of each side's canonical rows, per table (lite2pg-v2: per column, the
-   canonical text of its values in key order, then the column digests hashed together; the
-   same whichever path compared a row), and of the snapshot (kept in report.json and checked
+   canonical text of its values in key order, then the column digests hashed together; for
+   a table without a key the sum of the SHA-256 of each row's canonical text; the same
+   whichever path compared a row), and of the snapshot (kept in report.json and checked
    again by every later verify).
 5. Spot-checks: a few seeded random rows per table, source raw -> expected -> target.
 6. Application-level checks: for every `map` column the value distribution, and for every
    foreign key column the rows per parent key, source-through-plan against PostgreSQL.
 
-How content is compared fast, yet exactly. Tables keyed by an INTEGER PRIMARY KEY with no
-plan transforms, passwords or float columns take the fast path (_fast): chunks of rows are
-rendered as canonical text in SQL by SQLite and by PostgreSQL at once, and compared as
-bytes, with guards that make equal bytes a proof (the argument is in _fast's docstring).
-Any chunk that is not proven equal, and every other table, goes through the row-by-row
-path: PostgreSQL renders every column in SQL into a *canonical* Python value (integers and
-0/1 booleans as int, floats as float, numerics as text without trailing zeros, timestamps
-as UTC text at microsecond precision, text and enums as str, bytea as bytes). For most rows
-SQLite's raw value already is that value, so a window of rows is compared with one list
-comparison in C. A window that differs is merged row by row: each source row not equal as
-it stands goes through the run's own pipeline (plan transforms, coercion, orphan policies,
-the password cache) before its columns are compared. Neither shortcut can hide a
-difference: each only skips work on rows it has shown equal. Large tables are split into
-key ranges verified in parallel processes.
+How content is compared fast, yet exactly. Tables keyed by an INTEGER PRIMARY KEY take the
+fast path (_fast): chunks of rows are rendered as text in SQL by SQLite and by PostgreSQL
+at once, and compared as bytes, with guards that make equal bytes a proof (the argument is
+in _fast's docstring, the per-type renderings and their guards in _render). Columns with
+plan transforms are rendered by Python from the snapshot through the run's own steps, the
+others in SQL. Tables without a primary key (_sorted) are rendered the same way row by row
+and compared as sequences, in stored order or else sorted. Any chunk not proven equal, and
+the tables the fast paths do not take (password columns, interval and money columns, more
+than 400 columns), go through the row-by-row path: PostgreSQL renders every column in SQL
+into a *canonical* Python value (integers and 0/1 booleans as int, floats as float,
+numerics as text without trailing zeros, timestamps as UTC text at microsecond precision,
+text and enums as str, bytea as bytes). For most rows SQLite's raw value already is that
+value, so a window of rows is compared with one list comparison in C. A window that differs
+is merged row by row: each source row not equal as it stands goes through the run's own
+pipeline (plan transforms, coercion, orphan policies, the password cache) before its
+columns are compared. Neither shortcut can hide a difference: each only skips work on rows
+it has shown equal. Large tables are split into key ranges verified in parallel processes.
+The report counts the chunks each way and says why a table went row by row.
 
 The package: this module is the public surface; the private modules hold one concern each
-(_report: result objects, _main: the whole run, _counts, _fks, _fast/_content/_unordered/
-_stream: the comparison, _parallel: the jobs, _distributions, _spot, _passwords, _rejects,
-_canon, _table and _run: a run's tables reopened).
+(_report: result objects, _main: the whole run, _counts, _fks, _fast/_render/_sorted/
+_content/_unordered/_stream: the comparison, _parallel: the jobs, _distributions, _spot,
+_passwords, _rejects, _canon, _table and _run: a run's tables reopened).
 """
 
 from __future__ import annotations

@@ -50,6 +50,8 @@ _SHAPE = {
     Family.TIMESTAMPTZ: _NOT_TIME,
     Family.TIMESTAMP: _NOT_TIME,
     Family.DATE: "NOT {c} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'",
+    # PostgreSQL's time also prints '24:00:00'.
+    Family.TIME: "NOT ({c} GLOB '[01][0-9]:*' OR {c} GLOB '2[0-3]:*')",
 }
 
 # PostgreSQL side: each column rendered as the canonical Python value (see the module doc).
@@ -268,10 +270,19 @@ class _Digests:
         return combine(self.src), combine(self.pg)
 
 
-def _row_hash(row: Row) -> int:
-    """A row's SHA-256 as an integer, for order-independent digests (sums mod 2**256)."""
-    data = repr(row).encode("utf-8", "surrogatepass")
-    return int.from_bytes(hashlib.sha256(data).digest(), "big")
+def row_text(row: Row, nulls: Sequence[str]) -> bytes:
+    """A canonical row (its flag first; after its columns, the orphan flags verify adds) as
+    one text: each column's canonical text followed by US, as the column digests hash them.
+    A table without a key has the sum of its rows' `row_hash` as digest (lite2pg-v2)."""
+    columns = row[1 : 1 + len(nulls)]
+    text = "".join([_text(v, null) + US for v, null in zip(columns, nulls, strict=True)])
+    return text.encode("utf-8", "surrogatepass")
+
+
+def row_hash(text: bytes) -> int:
+    """SHA-256 of a row's text as an integer: an unordered table's digest is their sum
+    mod 2**256, the same whatever the order of the rows."""
+    return int.from_bytes(hashlib.sha256(text).digest(), "big")
 
 
 def snapshot_sha256(path: Path) -> str:

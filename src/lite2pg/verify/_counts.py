@@ -42,6 +42,10 @@ def _fold(tv: TableVerification, units: Sequence[_UnitResult]) -> None:
             setattr(tv, name, getattr(tv, name) + getattr(u, name))
         tv.fast_rows += u.fast
         tv.slow_rows += u.slow
+        tv.fast_chunks += u.chunks_fast
+        tv.slow_chunks += u.chunks_slow
+        if u.refusal is not None:
+            tv.fast_path_refusal = u.refusal
         tv.seconds = max(tv.seconds, u.seconds)
         for d in u.differences:
             if len(tv.differences) < MAX_SHOWN:

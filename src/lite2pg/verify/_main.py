@@ -272,8 +272,8 @@ def _background_counts(
     """PostgreSQL's row count per table, except for the tables the fast path takes: its
     jobs count every row of the key ranges on both sides, so only the rows with a NULL key
     (in no range) are counted here. For those tables also the snapshot's rows per raw value
-    of each FK column (after the plan's filter), with the function that makes a raw value
-    canonical."""
+    of each plain FK column (`_Table.plain_fks`, after the plan's filter), with the function
+    that makes a raw value canonical."""
     counts: dict[str, int] = {}
     null_keys: dict[str, int] = {}
     raw: _FkRaw = {}
@@ -288,7 +288,7 @@ def _background_counts(
         ).fetchone()
         null_keys[tm.source.name] = int(row[0]) if row else 0
         where = f" WHERE {t.pipe.where}" if t.pipe.where else ""
-        for i in t.fk_positions:
+        for i in t.plain_fks:
             q = quote_ident(t.pipe.source_columns[i])
             # Text that is not UTF-8 reads as the content jobs read it (InvalidText).
             factory = main.src.text_factory

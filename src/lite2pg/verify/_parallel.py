@@ -23,6 +23,7 @@ from lite2pg.verify._distributions import _FkTotals
 from lite2pg.verify._fast import _Fast, fast_path_refusal
 from lite2pg.verify._report import VerifyError
 from lite2pg.verify._run import _open_run, _Run
+from lite2pg.verify._sorted import _Sorted
 from lite2pg.verify._stream import _Stream, _UnitResult, _UnitSpec
 from lite2pg.verify._table import _Table, _Unordered
 from lite2pg.verify._unordered import _UnorderedStream
@@ -36,13 +37,15 @@ def _run_unit(spec: _UnitSpec) -> _UnitResult:
         res = _UnitResult(spec.table, spec.unit)
         t = _Table(run, spec.table, spec.gone)
         if not t.key_s:
-            _compare(_UnorderedStream(t, spec, res))
+            job = _Sorted(t, spec, res)
+            _compare(job)
+            res = job.res  # a new one when the comparison started over without order
         else:
             try:
-                refusal = fast_path_refusal(t)
-                _compare(_Ordered(t, spec, res) if refusal else _Fast(t, spec, res))
+                res.refusal = fast_path_refusal(t)
+                _compare(_Ordered(t, spec, res) if res.refusal else _Fast(t, spec, res))
             except _Unordered:
-                res = _UnitResult(spec.table, spec.unit)
+                res = _UnitResult(spec.table, spec.unit, refusal="keys of mixed storage classes")
                 res.notes.append(
                     "source keys do not sort as the target's (mixed storage classes): "
                     "compared without order"

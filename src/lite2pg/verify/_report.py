@@ -48,6 +48,9 @@ class TableVerification:
     rejected_present: int = 0  # should have been rejected, yet present
     fast_rows: int = 0
     slow_rows: int = 0
+    fast_chunks: int = 0  # chunks of rows SQLite and PostgreSQL rendered as equal text
+    slow_chunks: int = 0  # chunks the fast path merged row by row (their texts differed)
+    fast_path_refusal: str | None = None  # why content went row by row (None: in chunks)
     orphans_nulled: int = 0
     run_rejects_present: int = 0  # logged as rejected by the run, yet present
     report: dict[str, Any] = field(default_factory=dict)  # report.json's line for the table
@@ -97,6 +100,9 @@ class TableVerification:
                 "orphans_nulled": self.orphans_nulled,
                 "fast_rows": self.fast_rows,
                 "slow_rows": self.slow_rows,
+                "fast_chunks": self.fast_chunks,
+                "slow_chunks": self.slow_chunks,
+                "fast_path_refusal": self.fast_path_refusal,
             },
             "digest": {"source": self.source_digest, "target": self.target_digest},
             "differences": self.differences,

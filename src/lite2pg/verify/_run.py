@@ -54,6 +54,12 @@ def _connect_snapshot(target: Target, pg_snapshot: str | None) -> psycopg.Connec
     # Canonical text of dates and times is ISO (the fast path compares it byte for byte);
     # JIT compiling the chunk queries costs more than it saves at this size.
     conn.execute("SET DateStyle = 'ISO, YMD'")
+    # Doubles as their shortest exact text (the default from PostgreSQL 12, but a server
+    # may set 0, which rounds to 15 digits): the fast path compares that text.
+    conn.execute("SET extra_float_digits = 1")
+    # A table scan returns rows in stored order, from the first page on, not joining a
+    # scan already under way (the fast path for tables without a key compares that order).
+    conn.execute("SET synchronize_seqscans = off")
     conn.execute("SET jit = off")
     conn.commit()
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ

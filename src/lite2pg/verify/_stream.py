@@ -54,6 +54,11 @@ class _UnitResult:
     streamed: int = 0
     fast: int = 0
     slow: int = 0
+    # The fast path: chunks whose two texts proved them equal, chunks merged row by row;
+    # why the job took the row-by-row path instead (None: it took the fast path).
+    chunks_fast: int = 0
+    chunks_slow: int = 0
+    refusal: str | None = None
     present: int = 0
     rejected: int = 0
     refused: int = 0
@@ -73,8 +78,9 @@ class _UnitResult:
     fk_shared: dict[str, collections.Counter[Any]] = field(default_factory=dict)
     fk_source: dict[str, collections.Counter[Any]] = field(default_factory=dict)
     fk_target: dict[str, collections.Counter[Any]] = field(default_factory=dict)
-    # The fast path: rows per raw FK value of the source rows of its slow chunks; the
-    # equal chunks' rows are counted once per table, from the snapshot (`_FkTotals`).
+    # The fast path: rows per raw value of its plain FK columns (`_Table.plain_fks`) in the
+    # source rows of its slow chunks; the equal chunks' rows of those columns are counted
+    # once per table, from the snapshot (`_FkTotals`).
     fk_raw_slow: dict[str, collections.Counter[Any]] | None = None
     gone: dict[str, list[Row]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)

@@ -140,6 +140,17 @@ class _Table:
                 if len(fk.columns) == 1 and fk.columns[0] in pipe.source_columns
             }
         )
+        # FK columns whose value in the target is the source value as the type converts it
+        # (no plan transform, no orphan policy that nulls it): their rows per value can be
+        # counted on the snapshot.
+        nulled = {p for policy, positions in pipe.orphan_policies if policy == "null"
+                  for p in positions}  # fmt: skip
+        self.plain_fks = [
+            i
+            for i in self.fk_positions
+            if i not in nulled
+            and (self.tp is None or pipe.source_columns[i] not in self.tp.columns)
+        ]
         self.map_positions = [
             i
             for i, name_ in enumerate(pipe.source_columns)

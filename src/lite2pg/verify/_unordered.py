@@ -3,17 +3,10 @@ order-independent digest."""
 
 from __future__ import annotations
 
-import hashlib
 from decimal import InvalidOperation
 
-from lite2pg.verify._canon import Row
+from lite2pg.verify._canon import Row, null_marker, row_hash, row_text
 from lite2pg.verify._stream import _Stream
-
-
-def _row_hash(row: Row) -> int:
-    """A row's SHA-256 as an integer, for order-independent digests (sums mod 2**256)."""
-    data = repr(row).encode("utf-8", "surrogatepass")
-    return int.from_bytes(hashlib.sha256(data).digest(), "big")
 
 
 class _UnorderedStream(_Stream):
@@ -24,6 +17,11 @@ class _UnorderedStream(_Stream):
         t, res = self.t, self.res
         res.mode = "unordered"
         modulus = 1 << 256
+        nulls = [null_marker(c.pg_type) for c in t.columns]
+
+        def _row_hash(row: Row) -> int:
+            return row_hash(row_text(row, nulls))
+
         src_sum = 0
         # Without a key, a password cannot be looked up in the run's cache: not compared.
         hidden = {1 + pos for pos, _c, _p in t.pipe.hashed}
