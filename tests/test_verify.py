@@ -16,6 +16,7 @@ from lite2pg.demo import make_legacy_helpdesk
 from lite2pg.plan import load_plan, parse_plan
 from lite2pg.run import MigrateOptions, migrate, prepare_schema
 from lite2pg.verify import VerifyError, VerifyReport, verify
+from lite2pg.verify import _main as verify_main
 
 from .conftest import MakeDb, PgSchema
 
@@ -435,3 +436,28 @@ def test_rows_postgresql_refused_count_as_rejected_and_must_stay_absent(
     assert differences(damaged, "items", "logged as rejected but present") == [
         {"kind": "logged as rejected but present", "key": {"id": "2"}}
     ]
+
+
+def test_rows_per_fk_value_past_the_held_limit_are_listed_as_not_made_and_verify_passes(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Memory stays flat: a FK column with more distinct values than verify holds is not
+    # counted per value (the rows themselves are compared, FK value included).
+    monkeypatch.setattr(verify_main, "FK_GROUPS_HELD", 10)
+    db = make_db(
+        "CREATE TABLE p (id INTEGER PRIMARY KEY);"
+        "CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p(id));",
+        ("INSERT INTO p VALUES (?)", [(i,) for i in range(1, 51)]),
+        ("INSERT INTO c VALUES (?, ?)", [(i, i % 50 + 1) for i in range(1, 201)]),
+    )
+    run_dir = tmp_path / "run"
+    migrate(db, pg.target, MigrateOptions(schema=pg.schema, run_dir=run_dir, verify=False))
+
+    report = verify(run_dir, pg.target)
+
+    assert report.ok
+    [check] = [d for d in report.distributions if d.table == "c" and d.kind == "foreign key"]
+    assert check.not_made is not None and check.groups_source == 0
+    # Tampering with an FK value is still caught, by the row comparison.
+    pg.execute("UPDATE c SET p_id = 1 WHERE id = 7")
+    assert not verify(run_dir, pg.target).ok

@@ -338,6 +338,8 @@ def _distributions(v: dict[str, Any]) -> str:
         diffs = "; ".join(
             f"{x['value']}: {x['source']} vs {x['target']}" for x in d.get("differences") or []
         )
+        if d.get("not_made"):
+            diffs = f"not made: {d['not_made']}"
         same = d["digest"]["source"] == d["digest"]["target"]
         rows.append(
             [

@@ -160,12 +160,19 @@ class DistributionCheck:
     target_digest: str = ""
     differences: list[dict[str, Any]] = field(default_factory=list)
     mapping: list[dict[str, Any]] = field(default_factory=list)  # before -> after, for maps
+    not_made: str | None = None  # why the check was not made (the rows prove it anyway)
 
     @property
     def ok(self) -> bool:
         return self.source_digest == self.target_digest and not self.differences
 
     def as_dict(self) -> dict[str, Any]:
+        out = self._as_dict()
+        if self.not_made is not None:
+            out["not_made"] = self.not_made
+        return out
+
+    def _as_dict(self) -> dict[str, Any]:
         return {
             "table": self.table,
             "column": self.column,
