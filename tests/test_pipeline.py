@@ -20,6 +20,7 @@ from lite2pg.lifecycle import rollback
 from lite2pg.plan import parse_plan
 from lite2pg.run import MigrateOptions, migrate
 from lite2pg.stages import copy_text_fields, load
+from lite2pg.verify import verify
 
 from .conftest import MakeDb, PgSchema
 
@@ -226,3 +227,24 @@ def test_report_html_shows_the_stage_times(make_db: MakeDb, pg: PgSchema, tmp_pa
     assert "wall time by stage" in page
     for stage in report.stages:
         assert f"stage: {stage['name']}" in page
+
+
+def test_verify_reports_each_tables_rows_as_its_key_ranges_finish(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = _big_db(make_db)
+    run_dir = tmp_path / "run"
+    migrate(db, pg.target, MigrateOptions(schema=pg.schema, run_dir=run_dir, verify=False))
+    heard: dict[str, list[tuple[int, int]]] = {}
+
+    verify(
+        run_dir,
+        pg.target,
+        progress=lambda t, done, total: heard.setdefault(t, []).append((done, total)),
+    )
+
+    with closing(sqlite3.connect(db)) as conn:
+        for table in ("big", "small"):
+            rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            assert heard[table][-1] == (rows, rows)
+            assert [d for d, _ in heard[table]] == sorted(d for d, _ in heard[table])

@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 finished but rows were rejected or keys could not be bu
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -321,14 +322,19 @@ def verify_cmd(
     """
     from lite2pg.verify import verify
 
+    err = Console(stderr=True)
     try:
-        report = verify(
-            run_dir,
-            target_mod.resolve(target_uri),
-            sample=sample,
-            seed=seed,
-            float_tolerance=float_tolerance,
-        )
+        target = target_mod.resolve(target_uri)
+        if err.is_terminal:
+            with BarProgress(err) as bars:
+                report = verify(
+                    run_dir, target, sample=sample, seed=seed, float_tolerance=float_tolerance,
+                    progress=functools.partial(bars.step, "verify"),
+                )  # fmt: skip
+        else:
+            report = verify(
+                run_dir, target, sample=sample, seed=seed, float_tolerance=float_tolerance
+            )
     except psycopg.OperationalError as e:
         _fail(target_mod.server_failure(e, "verifying", "verify writes nothing: run it again"))
     except Lite2pgError as e:

@@ -220,7 +220,7 @@ def migrate(
             if progress:
                 progress.phase("verify")
             clock.mark("verify")
-            verify_into(report, run_dir, target)
+            verify_into(report, run_dir, target, progress)
         if exporting is not None and journal is not None:
             clock.mark("export")
             for info in _finish_export(exporting, run_dir, progress)[1:]:
@@ -402,12 +402,18 @@ class _Events:
             self.progress.phase(name)
 
 
-def verify_into(report: RunReport, run_dir: Path, target: Target) -> None:
+def verify_into(
+    report: RunReport, run_dir: Path, target: Target, progress: ProgressSink | None = None
+) -> None:
     """Verify a committed load and put the verdict into report.json (verify writes its own
     section and report.html first). A lost connection is one line, with exit code 1 (the
     run is loaded) and the command that finishes the proof."""
     try:
-        checked = verify(run_dir, target)
+        checked = verify(
+            run_dir,
+            target,
+            progress=None if progress is None else functools.partial(progress.step, "verify"),
+        )
     except psycopg.OperationalError as e:
         failure = server_failure(
             e,

@@ -339,7 +339,7 @@ def load(
     close_report(report, run_dir, started, schema, layout, maps, phases)
     journal.set_stage("load", "done")
     if verify:
-        verify_into(report, run_dir, target)
+        verify_into(report, run_dir, target, progress)
     return report
 
 

@@ -48,6 +48,7 @@ _passwords, _rejects, _canon, _table and _run: a run's tables reopened).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from lite2pg.target import Target
@@ -99,14 +100,16 @@ def verify(
     seed: int = 0,
     float_tolerance: float = 0.0,
     pg_snapshot: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> VerifyReport:
     """Check a migrate run's target against transform(snapshot) and return the report;
     also write it into report.json ("verify") and report.html in the run directory.
 
     `pg_snapshot` (from pg_export_snapshot(), its transaction still open) verifies the
     target as it was then: an online cutover checks the state it handed over while the
-    app already writes to PostgreSQL."""
+    app already writes to PostgreSQL. `progress` hears of each table's rows compared so
+    far, and of its rows in all."""
     return _run_verify(
         run_dir, target, sample, seed, float_tolerance, UNIT_ROWS, PARALLEL_MIN_ROWS,
-        pg_snapshot,
+        pg_snapshot, progress,
     )  # fmt: skip

@@ -29,7 +29,7 @@ from lite2pg.verify._counts import _fold, _pg_count, _reconcile
 from lite2pg.verify._distributions import _map_distributions
 from lite2pg.verify._fast import fast_path_refusal
 from lite2pg.verify._fks import _check_foreign_keys
-from lite2pg.verify._parallel import _run_jobs, _unit_specs
+from lite2pg.verify._parallel import Progress, _run_jobs, _unit_specs
 from lite2pg.verify._rejects import _check_run_rejects
 from lite2pg.verify._report import TableVerification, VerifyError, VerifyReport
 from lite2pg.verify._run import _key_columns, _open_run, _Run
@@ -46,6 +46,7 @@ def _run_verify(
     unit_rows: int,
     parallel_min_rows: int,
     pg_snapshot: str | None = None,
+    progress: Progress | None = None,
 ) -> VerifyReport:
     """`lite2pg.verify.verify`, with the package's tuning constants passed in."""
     started = time.perf_counter()
@@ -78,6 +79,7 @@ def _run_verify(
             unit_rows,
             parallel_min_rows,
             pg_snapshot,
+            progress,
         )
     except BaseException:
         actual = hashing.result()
@@ -157,6 +159,7 @@ def _verify(
     unit_rows: int,
     parallel_min_rows: int,
     given_snapshot: str | None = None,
+    progress: Progress | None = None,
 ) -> VerifyReport:
     phases: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -213,7 +216,7 @@ def _verify(
         # own): this work overlaps theirs instead of coming first.
         counting = _Background(_background_counts, main, order)
         try:
-            results, fk_totals = _run_jobs(main, order, specs, sizes, parallel_min_rows)
+            results, fk_totals = _run_jobs(main, order, specs, sizes, parallel_min_rows, progress)
         finally:
             target_rows, null_keys, fk_raw = counting.result()
         for tm in order:

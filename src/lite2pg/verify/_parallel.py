@@ -116,15 +116,20 @@ def _waits_for(run: _Run) -> dict[str, set[str]]:
     return out
 
 
+Progress = Callable[[str, int, int], None]  # table, rows compared so far, rows in all
+
+
 def _run_jobs(
     main: _Run,
     order: Sequence[TableMap],
     specs: dict[str, list[_UnitSpec]],
     sizes: dict[str, int],
     parallel_min_rows: int,
+    progress: Progress | None = None,
 ) -> tuple[dict[str, list[_UnitResult]], dict[str, _FkTotals]]:
     """Run every content job, parents before the children whose orphans they decide, in
-    worker processes when the run is big enough."""
+    worker processes when the run is big enough. `progress` hears of each table as its
+    key ranges finish (rows estimated from the share of ranges done)."""
     waits = _waits_for(main)
     # Parents come first in `order`; a wait on a later table closes a cycle: drop it.
     position = {tm.source.name: k for k, tm in enumerate(order)}
@@ -175,6 +180,10 @@ def _run_jobs(
                 for k, v in out.gone.items():
                     gone.setdefault(k, []).extend(v)
                 pending[spec.table] -= 1
+                if progress is not None:
+                    units = len(specs[spec.table])
+                    share = (units - pending[spec.table]) / units
+                    progress(spec.table, round(sizes[spec.table] * share), sizes[spec.table])
                 if pending[spec.table] == 0:
                     done.add(spec.table)
     except BaseException:
