@@ -16,7 +16,7 @@ from lite2pg.demo import make_legacy_helpdesk
 from lite2pg.plan import load_plan, parse_plan
 from lite2pg.run import MigrateOptions, migrate, prepare_schema
 from lite2pg.verify import VerifyError, VerifyReport, verify
-from lite2pg.verify import _main as verify_main
+from lite2pg.verify import _distributions as verify_distributions
 
 from .conftest import MakeDb, PgSchema
 
@@ -438,24 +438,41 @@ def test_rows_postgresql_refused_count_as_rejected_and_must_stay_absent(
     ]
 
 
+@pytest.mark.parametrize("row_by_row", [False, True])
 def test_rows_per_fk_value_past_the_held_limit_are_listed_as_not_made_and_verify_passes(
-    make_db: MakeDb, pg: PgSchema, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_db: MakeDb,
+    pg: PgSchema,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    row_by_row: bool,
 ) -> None:
     # Memory stays flat: a FK column with more distinct values than verify holds is not
     # counted per value (the rows themselves are compared, FK value included).
-    monkeypatch.setattr(verify_main, "FK_GROUPS_HELD", 10)
+    monkeypatch.setattr(verify_distributions, "FK_GROUPS_HELD", 10)
     db = make_db(
         "CREATE TABLE p (id INTEGER PRIMARY KEY);"
-        "CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p(id));",
+        "CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p(id), pw TEXT);",
         ("INSERT INTO p VALUES (?)", [(i,) for i in range(1, 51)]),
-        ("INSERT INTO c VALUES (?, ?)", [(i, i % 50 + 1) for i in range(1, 201)]),
+        ("INSERT INTO c VALUES (?, ?, ?)", [(i, i % 50 + 1, f"pw{i}") for i in range(1, 201)]),
+    )
+    # A password column sends the table through the row-by-row comparison.
+    plan = (
+        parse_plan(
+            "[tables.c.columns.pw]\n"
+            'transforms = [{ hash_password = { algorithm = "argon2id" } }]\n',
+            origin="test",
+        )
+        if row_by_row
+        else None
     )
     run_dir = tmp_path / "run"
-    migrate(db, pg.target, MigrateOptions(schema=pg.schema, run_dir=run_dir, verify=False))
+    migrate(
+        db, pg.target, MigrateOptions(schema=pg.schema, run_dir=run_dir, verify=False, plan=plan)
+    )
 
     report = verify(run_dir, pg.target)
 
-    assert report.ok
+    assert report.ok, report
     [check] = [d for d in report.distributions if d.table == "c" and d.kind == "foreign key"]
     assert check.not_made is not None and check.groups_source == 0
     # Tampering with an FK value is still caught, by the row comparison.

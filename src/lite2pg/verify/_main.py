@@ -24,6 +24,7 @@ from lite2pg.rundir import SNAPSHOT_NAME
 from lite2pg.schema import TableMap
 from lite2pg.source import quote_ident
 from lite2pg.target import Target
+from lite2pg.verify import _distributions
 from lite2pg.verify._canon import Row, snapshot_sha256
 from lite2pg.verify._counts import _fold, _pg_count, _reconcile
 from lite2pg.verify._distributions import _map_distributions
@@ -231,6 +232,7 @@ def _verify(
                 for column, (raw, key, integers) in fk_raw.get(tm.source.name, {}).items():
                     if raw is None:
                         totals.not_held.append(column)
+                        totals.columns.pop(column, None)
                     else:
                         totals.add_source(column, raw, key, integers)
         phases["content"] = time.perf_counter() - t0
@@ -316,20 +318,14 @@ def _background_counts(
     return counts, null_keys, raw
 
 
-# Rows per FK value are an app check beside the proof (every row's FK value is compared
-# with the row): past this many distinct values, a table's counts are not held in memory
-# (a 26M-row table of 2M accounts held 300 MB) and the check is listed as not made.
-FK_GROUPS_HELD = 200_000
-
-
 def _fk_groups(src: sqlite3.Connection, query: str) -> collections.Counter[Any] | None:
-    """The rows per value the query gives, or None past FK_GROUPS_HELD values."""
+    """The rows per value the query gives, or None past `FK_GROUPS_HELD` values."""
     out: collections.Counter[Any] = collections.Counter()
     cur = src.execute(query)
     try:
         while rows := cur.fetchmany(10_000):
             out.update(dict(rows))
-            if len(out) > FK_GROUPS_HELD:
+            if len(out) > _distributions.FK_GROUPS_HELD:
                 return None
     finally:
         cur.close()
