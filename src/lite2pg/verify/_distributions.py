@@ -74,7 +74,14 @@ class _FkTotals:
         if unit.fk_raw_slow is not None:
             self.fast = True
             for column, counts in unit.fk_raw_slow.items():
-                _add(self.raw_slow.setdefault(column, collections.Counter()), counts)
+                if column in self.not_held:
+                    continue
+                held = self.raw_slow.setdefault(column, collections.Counter())
+                _add(held, counts)
+                if len(held) > FK_GROUPS_HELD:
+                    del self.raw_slow[column]
+                    self.columns.pop(column, None)
+                    self.not_held.append(column)
             unit.fk_raw_slow = {}
         for column, shared in unit.fk_shared.items():
             if column in self.not_held:
