@@ -138,17 +138,24 @@ def connect(target: Target, *, autocommit: bool = False) -> psycopg.Connection[t
     except TargetError:
         conn.close()
         raise
-    with conn.cursor() as cur:
-        # Dates are written and compared in UTC and ISO form whatever the server's defaults.
-        cur.execute("SET TimeZone = 'UTC'")
-        cur.execute("SET DateStyle = 'ISO, YMD'")
-        cur.execute("SET client_encoding = 'UTF8'")
-        cur.execute("SET statement_timeout = 0")
-        # Keys and indexes are built after the load, on whole tables: the 64MB default
-        # makes large sorts spill to disk.
-        cur.execute("SET maintenance_work_mem = '256MB'")
-    if not autocommit:
-        conn.commit()
+    try:
+        with conn.cursor() as cur:
+            # Dates are written and compared in UTC and ISO form whatever the server's
+            # defaults.
+            cur.execute("SET TimeZone = 'UTC'")
+            cur.execute("SET DateStyle = 'ISO, YMD'")
+            cur.execute("SET client_encoding = 'UTF8'")
+            cur.execute("SET statement_timeout = 0")
+            # Keys and indexes are built after the load, on whole tables: the 64MB default
+            # makes large sorts spill to disk.
+            cur.execute("SET maintenance_work_mem = '256MB'")
+        if not autocommit:
+            conn.commit()
+    except psycopg.OperationalError as e:  # the connection went away right after it opened
+        conn.close()
+        raise server_failure(
+            e, "setting up the session", "nothing was written; run the same command again"
+        ) from None
     return conn
 
 
