@@ -30,8 +30,9 @@ from rich.progress import (
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from lite2pg import source as source_mod
 from lite2pg import target as target_mod
-from lite2pg.errors import Lite2pgError, UsageError
+from lite2pg.errors import Interrupted, Lite2pgError, UsageError
 from lite2pg.load import TableResult
 from lite2pg.plan import NAMES_MODES, load_plan
 from lite2pg.profiles import PROFILE_CHOICES
@@ -122,8 +123,20 @@ class BarProgress:
 
 
 def _fail(e: Lite2pgError) -> None:
-    click.echo(f"lite2pg: error: {e}", err=True)
+    click.echo(f"lite2pg: {'' if isinstance(e, Interrupted) else 'error: '}{e}", err=True)
     sys.exit(e.exit_code)
+
+
+class _Commands(click.Group):
+    """The command group: Ctrl-C anywhere ends with one line and exit code 130 (commands
+    that change state say more themselves, through `Interrupted`)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("lite2pg: interrupted", err=True)
+            sys.exit(Interrupted.exit_code)
 
 
 def _parse_casts(values: tuple[str, ...]) -> dict[str, str]:
@@ -162,6 +175,8 @@ def run_migrate(
     """Resolve the target, migrate with progress, print the summary; return the exit code."""
     err = Console(stderr=True)
     out = Console()
+    # A wrong path fails before an embedded server is started for it.
+    source_mod.check_sqlite_file(source)
     tgt = target or target_mod.resolve(target_uri)
     # Artifacts are for real targets: rehearsals on the embedded server stream through.
     options.keep_artifacts = (
@@ -199,7 +214,7 @@ _NAMES = click.option(
 )
 
 
-@click.group()
+@click.group(cls=_Commands)
 @click.version_option(package_name="lite2pg")
 def main() -> None:
     """Move a SQLite database into PostgreSQL, proven row by row."""
@@ -244,6 +259,11 @@ def main() -> None:
     "[default: on, except for the embedded PostgreSQL].",
 )
 @click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=5_000, show_default=True)
+@click.option(
+    "--keep-failed", is_flag=True,
+    help="Keep the data copies (snapshot, export/, transformed/) of a run that fails "
+    "before it publishes [default: removed].",
+)  # fmt: skip
 @_NAMES
 @click.option("-q", "--quiet", is_flag=True, help="Only the verdict.")
 @_profile_option
@@ -262,6 +282,7 @@ def migrate_cmd(
     no_verify: bool,
     keep_artifacts: bool | None,
     batch_size: int,
+    keep_failed: bool,
     names: str | None,
     quiet: bool,
     profile: str,
@@ -294,6 +315,7 @@ def migrate_cmd(
             verify=not no_verify,
             profile=profile,
             names=names,
+            keep_failed=keep_failed,
         )
         code = run_migrate(
             source, target_uri, options, allow_rejects=allow_rejects, quiet=quiet,

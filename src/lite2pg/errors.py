@@ -110,6 +110,16 @@ class TransformError(Lite2pgError):
         super().__init__(reason)
 
 
+class Interrupted(Lite2pgError):
+    """Ctrl-C (SIGINT): the message says what state the target was left in."""
+
+    exit_code = 130  # the shell's code for a process ended by SIGINT
+
+    def __init__(self, state: str, hint: str) -> None:
+        self.state = state
+        super().__init__(f"interrupted: {state} (hint: {hint})")
+
+
 class RunDirError(Lite2pgError):
     """A file lite2pg writes (the run directory, its artifacts) cannot be written."""
 

@@ -125,13 +125,18 @@ def status(run_dir: Path) -> Status:
     out = Status(str(run_dir))
     if not (run_dir / "run.json").exists():
         raise RunStateError(run_dir, "not a lite2pg run directory", "give a directory migrate made")
-    out.steps.append(("snapshot", "done" if (run_dir / SNAPSHOT_NAME).exists() else "missing"))
     journal = (
         json.loads((run_dir / "journal.json").read_text())
         if (run_dir / "journal.json").exists()
         else {}
     )
     stages = journal.get("stages", {})
+    if (run_dir / SNAPSHOT_NAME).exists():
+        out.steps.append(("snapshot", "done"))
+    elif stages.get("load", {}).get("state") == "failed":
+        out.steps.append(("snapshot", "removed: the run failed before it published"))
+    else:
+        out.steps.append(("snapshot", "missing"))
     for stage in ("export", "transform"):
         st = stages.get(stage)
         if st is None:
@@ -139,17 +144,11 @@ def status(run_dir: Path) -> Status:
                 (stage, "not run (migrate streamed)" if _streamed(run_dir, stages) else "not run")
             )
             continue
-        state = str(st.get("state"))
-        if state == "failed":
-            state += f": {st.get('reason', '')}"
-        elif state == "running" and not _alive(st.get("pid")):
-            state = "interrupted: the process running it is gone; run the same command again"
-        left = [t for t, info in st.get("tables", {}).items() if info.get("state") != "done"]
-        out.steps.append((stage, state + (f" ({len(left)} table(s) not done)" if left else "")))
+        out.steps.append((stage, _stage_state(st)))
     report = _report(run_dir) if (run_dir / "report.json").exists() else None
-    load_state = stages.get("load", {}).get("state")
-    if report is None:
-        out.steps.append(("load", f"{load_state}" if load_state else "not run"))
+    load = stages.get("load")
+    if report is None or (load is not None and load.get("state") != "done"):
+        out.steps.append(("load", _stage_state(load) if load is not None else "not run"))
         out.steps.append(("verify", "not run"))
     else:
         out.steps.append(("load", str(report.get("verdict", "done"))))
@@ -168,6 +167,18 @@ def status(run_dir: Path) -> Status:
     return out
 
 
+def _stage_state(st: dict[str, Any]) -> str:
+    """A journal stage as status shows it: failed with its reason, a running stage whose
+    process is gone as interrupted, and the tables not done."""
+    state = str(st.get("state"))
+    if state == "failed":
+        state += f": {st.get('reason', '')}"
+    elif state == "running" and not _alive(st.get("pid")):
+        state = "interrupted: the process running it is gone; run the same command again"
+    left = [t for t, info in st.get("tables", {}).items() if info.get("state") != "done"]
+    return state + (f" ({len(left)} table(s) not done)" if left else "")
+
+
 def _alive(pid: object) -> bool:
     """Whether a process of that id is there (an old journal without one: assume so)."""
     if not isinstance(pid, int):
@@ -183,7 +194,7 @@ def _alive(pid: object) -> bool:
 
 def _streamed(run_dir: Path, stages: dict[str, Any]) -> bool:
     """A migrate that streamed straight through: a report, and no staged step at all."""
-    return not stages and (run_dir / "report.json").exists()
+    return not ({"export", "transform"} & set(stages)) and (run_dir / "report.json").exists()
 
 
 def _cutover_state(run_dir: Path) -> str:

@@ -7,6 +7,7 @@ one transaction (staging.py); loads into the app's existing tables run in one tr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -25,7 +26,7 @@ from psycopg import sql
 
 from lite2pg import capture, caseless, source, workers
 from lite2pg.artifacts import MANIFEST_NAME, FileInfo, Journal, Manifest, write_manifest
-from lite2pg.errors import Lite2pgError, TargetError, file_errors
+from lite2pg.errors import Interrupted, Lite2pgError, TargetError, file_errors
 from lite2pg.existing import prepare_schema, run_in_place, target_types
 from lite2pg.export import ExportJob, record_tables, start_export, tables_to_export
 from lite2pg.layout import Layout, create_maps
@@ -84,6 +85,8 @@ def migrate(
     """Copy every table of a SQLite database into PostgreSQL and return the report."""
     opts = options or MigrateOptions()
     source.check_sqlite_file(source_path)
+    # Before a file is written or a row read: the target answers and lets the run work.
+    preflight(target, opts)
     run_dir = opts.run_dir or new_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     opts = dataclasses.replace(opts, run_id=new_run_id())  # a new snapshot: a new run
@@ -100,11 +103,11 @@ def migrate(
         started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
     write_run_file(run_dir, source_path, opts)
-    journal = Journal(run_dir) if opts.keep_artifacts else None
-    if journal is not None:
-        _clear_artifacts(run_dir)
-        for stage in ("export", "transform", "load"):
-            journal.set_stage(stage, "running")
+    journal = Journal(run_dir)
+    _clear_artifacts(run_dir)
+    stages = ("export", "transform", "load") if opts.keep_artifacts else ("load",)
+    for stage in stages:
+        journal.set_stage(stage, "running")
     snap = run_dir / SNAPSHOT_NAME
     snap.unlink(missing_ok=True)
     if progress:
@@ -116,6 +119,8 @@ def migrate(
     report.phases.append(PhaseResult("snapshot", 1, 0, time.perf_counter() - snap_started))
     src = source.open_readonly(snap)
     exporting: ExportJob | None = None
+    events: _Events | None = None
+    schema_made = False
     clock.mark("prepare")
     try:
         schema = source.discover(src)
@@ -132,7 +137,7 @@ def migrate(
                     opts = keep_nocase(conn, src, schema, opts)
                     write_run_file(run_dir, source_path, opts)
                     layout = opts.layout(schema)
-                create_schema(conn, opts.schema)
+                schema_made = create_schema(conn, opts.schema)
             except psycopg.OperationalError as e:  # nothing written yet
                 raise server_failure(e, "preparing the target schema") from None
             counts = {t.name: source.count_rows(src, t.name) for t in layout.tables}
@@ -164,7 +169,7 @@ def migrate(
                         conn, src, layout, opts.plan, opts.schema,
                         truncate_first=opts.truncate, batch_size=opts.batch_size,
                         run_dir=run_dir, on_start=events.start, on_progress=events.advance,
-                        on_done=events.done, kept=kept, before_commit=before_publish,
+                        on_done=events.done, kept=kept, before_commit=events.committing,
                     )  # fmt: skip
                 else:
                     results, phases, maps = run_staged(
@@ -181,28 +186,47 @@ def migrate(
                 raise denied(e) from None
         finally:
             conn.close()
-    except sqlite3.DatabaseError as e:
-        # A damaged page met while counting or reading rows: nothing was published.
-        if journal is not None:
-            _journal_failed(journal, "the source could not be read")
-        if exporting is not None:
-            exporting.cancel()
-        raise source.source_error(source_path, e, "reading rows") from None
     except BaseException as e:
-        if journal is not None:
-            _journal_failed(journal, str(e).splitlines()[0] if str(e) else repr(e))
         if exporting is not None:
             exporting.cancel()
+        # Past the start of publish, its commit may have happened: nothing is removed then.
+        published = events is not None and events.publishing
+        if isinstance(e, sqlite3.DatabaseError):  # a damaged page met while reading rows
+            reason = "the source could not be read"
+        elif isinstance(e, KeyboardInterrupt):
+            reason = "interrupted (Ctrl-C)" + ("" if published else "; nothing was published")
+        else:
+            reason = str(e).splitlines()[0] if str(e) else repr(e)
+        _journal_failed(journal, stages, reason)
+        if not published:
+            if schema_made:
+                drop_empty_schema(target, opts.schema)
+            if not opts.keep_failed:
+                _discard_copies(run_dir)
+        if isinstance(e, sqlite3.DatabaseError):
+            raise source.source_error(source_path, e, "reading rows") from None
+        if isinstance(e, KeyboardInterrupt):
+            if published:
+                raise Interrupted(
+                    "while publishing: the tables may or may not have been published",
+                    f"lite2pg status {run_dir} tells; then run the same command again "
+                    "(with --drop if they are there)",
+                ) from None
+            raise Interrupted(
+                "nothing was published; PostgreSQL is as it was",
+                "run the same command again",
+            ) from None
         raise
     finally:
         src.close()
+    journal.set_stage("load", "done")
     report.tables = results
     report.phases.extend(phases)
     clock.mark("report")
     close_report(report, run_dir, started, schema, layout, maps, phases)
     manifest = Manifest(files={}, tables={})
     try:
-        if exporting is not None and kept is not None and journal is not None:
+        if exporting is not None and kept is not None:
             record_tables(manifest, run_dir, [exporting.checked()], layout.tables, to_export)
             for info in kept.values():
                 manifest.add(run_dir, info)
@@ -214,19 +238,33 @@ def migrate(
                 "format": "copy",
             }
             write_manifest(run_dir, manifest)
-            for stage in ("transform", "load"):
-                journal.set_stage(stage, "done")
+            journal.set_stage("transform", "done")
         if opts.verify:
             if progress:
                 progress.phase("verify")
             clock.mark("verify")
             verify_into(report, run_dir, target, progress)
-        if exporting is not None and journal is not None:
+        if exporting is not None:
             clock.mark("export")
             for info in _finish_export(exporting, run_dir, progress)[1:]:
                 manifest.add(run_dir, info)
             write_manifest(run_dir, manifest)
             journal.set_stage("export", "done")
+    except KeyboardInterrupt:
+        loaded = sum(r.loaded for r in results)
+        if opts.verify and report.verify is None:
+            step, hint = "verify did not finish", f"run lite2pg verify {run_dir}"
+        else:
+            step = "the export CSVs were not finished"
+            hint = f"lite2pg export {source_path} --run-dir {run_dir}.export writes them"
+        if journal.stage_state("export") == "running":
+            journal.set_stage("export", "failed", reason="interrupted (Ctrl-C) after the load")
+        report.seconds = clock.stop()
+        report.stages = clock.as_list()
+        report.write_json(run_dir / "report.json")
+        raise Interrupted(
+            f"the load is committed and published ({loaded} rows); {step}", hint
+        ) from None
     finally:
         if exporting is not None:
             exporting.cancel()
@@ -259,6 +297,14 @@ def _finish_export(
     return files
 
 
+def _discard_copies(run_dir: Path) -> None:
+    """A run that failed before anything was published: the copies of the data it made
+    go (the snapshot, export/, transformed/); run.json, the journal and rejects/ stay,
+    for `status` and for finding out why."""
+    (run_dir / SNAPSHOT_NAME).unlink(missing_ok=True)
+    _clear_artifacts(run_dir)
+
+
 def _clear_artifacts(run_dir: Path) -> None:
     """A run into a directory that holds an earlier attempt's artifacts (a killed run run
     again): they describe another snapshot, and go before the new ones are written."""
@@ -267,8 +313,8 @@ def _clear_artifacts(run_dir: Path) -> None:
         shutil.rmtree(run_dir / folder, ignore_errors=True)
 
 
-def _journal_failed(journal: Journal, reason: str) -> None:
-    for stage in ("export", "transform", "load"):
+def _journal_failed(journal: Journal, stages: Sequence[str], reason: str) -> None:
+    for stage in stages:
         journal.set_stage(stage, "failed", reason=reason)
 
 
@@ -380,6 +426,9 @@ class _Events:
         self.counts = counts
         self.before_publish = before_publish
         self.clock = clock
+        # Set when publish (or a data-only load's commit) begins: past it, a failure may
+        # come after the commit, and the run's files are kept.
+        self.publishing = False
 
     def start(self, table: str) -> None:
         if self.progress:
@@ -393,11 +442,17 @@ class _Events:
         if self.progress:
             self.progress.end_table(result)
 
+    def committing(self) -> None:
+        """The load's commit is next (publish, or a data-only load's COMMIT)."""
+        self.publishing = True
+        if self.before_publish is not None:
+            self.before_publish()
+
     def phase(self, name: str) -> None:
         if self.clock is not None:
             self.clock.mark(name)
-        if name == "publish" and self.before_publish is not None:
-            self.before_publish()
+        if name == "publish":
+            self.committing()
         if self.progress:
             self.progress.phase(name)
 
@@ -435,12 +490,61 @@ def denied(e: psycopg.errors.InsufficientPrivilege) -> TargetError:
     )
 
 
-def create_schema(conn: psycopg.Connection[Any], schema: str) -> None:
-    """CREATE SCHEMA IF NOT EXISTS; a user without the right gets one line saying so."""
+def create_schema(conn: psycopg.Connection[Any], schema: str) -> bool:
+    """CREATE SCHEMA IF NOT EXISTS; a user without the right gets one line saying so.
+    Whether the schema is new (a run that fails then drops it again)."""
+    if _schema_exists(conn, schema):
+        return False
     try:
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
     except psycopg.errors.InsufficientPrivilege as e:
         raise denied(e) from None
+    return True
+
+
+def _schema_exists(conn: psycopg.Connection[Any], schema: str) -> bool:
+    row = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+    return row is not None
+
+
+def drop_empty_schema(target: Target, schema: str) -> None:
+    """Drop the schema a failed run made, if nothing is in it (best effort: the failure
+    may be the server itself)."""
+    drop = sql.SQL("DROP SCHEMA IF EXISTS {} RESTRICT").format(sql.Identifier(schema))
+    with contextlib.suppress(psycopg.Error, TargetError), connect(target, autocommit=True) as conn:
+        conn.execute(drop)
+
+
+def preflight(target: Target, opts: MigrateOptions) -> None:
+    """The checks that can fail before a file is written: the server answers, and its user
+    may create what the run creates (the staging schema in the database, the tables in the
+    target schema). A data-only load's rights are those of each table, checked as it loads."""
+    conn = connect(target, autocommit=True)
+    try:
+        if opts.data_only:
+            return
+        user = conn.info.user
+        row = conn.execute(
+            "SELECT has_database_privilege(current_database(), 'CREATE'), "
+            "(SELECT has_schema_privilege(oid, 'CREATE') FROM pg_namespace WHERE nspname = %s)",
+            (opts.schema,),
+        ).fetchone()
+        may_db, may_schema = row if row is not None else (False, None)
+        if not may_db:
+            raise TargetError(
+                f"user {user!r} may not create schemas in database {conn.info.dbname!r} "
+                "(the run loads into a staging schema, then publishes)",
+                f"GRANT CREATE ON DATABASE {conn.info.dbname} TO {user}, or use a user that has it",
+            )
+        if may_schema is False:
+            raise TargetError(
+                f"user {user!r} may not create tables in schema {opts.schema!r}",
+                f"GRANT CREATE ON SCHEMA {opts.schema} TO {user}, or pass another --schema",
+            )
+    except psycopg.OperationalError as e:
+        raise server_failure(e, "checking the target") from None
+    finally:
+        conn.close()
 
 
 def lock_key(schema: str) -> int:

@@ -54,6 +54,9 @@ class MigrateOptions:
     # Write export/ and transformed/ CSVs with a manifest (the staged commands' artifacts)
     # instead of streaming straight through.
     keep_artifacts: bool = False
+    # A run that fails before anything is published removes its data copies (snapshot,
+    # export/, transformed/); this keeps them, to look into the failure.
+    keep_failed: bool = False
     # The ORM profile: "auto" (detect), "none", or a name (profiles.PROFILE_CHOICES). Once
     # applied, `plan` holds it, `profile` is "none" and `applied_profile` says what it did.
     profile: str = "auto"

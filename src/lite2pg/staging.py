@@ -43,6 +43,7 @@ from lite2pg.schema import TableMap, create_table_sql
 from lite2pg.sinks import CopyFileSink, concatenate, copy_path
 from lite2pg.target import KEEPALIVES, Target, connect, lock_wait
 from lite2pg.workers import context as forkserver_context
+from lite2pg.workers import deferred_interrupts, ignore_interrupts, kill_pool
 
 # Below this many rows in all, starting worker processes costs more than it saves.
 PARALLEL_MIN_ROWS = 200_000
@@ -93,6 +94,7 @@ def stage_name(schema: str) -> str:
 
 def _init_worker(q: Any) -> None:
     global _WORKER_QUEUE
+    ignore_interrupts()
     _WORKER_QUEUE = q
 
 
@@ -408,19 +410,20 @@ def _load_all(
                 for name in parts:
                     conn.execute(create_table_sql(by_name[name], stage))
         while todo or running:
-            for name in [n for n in todo if waits_for[n] <= done]:
-                todo.remove(name)
-                on_start(name)
-                if name in parts:
-                    partial[name] = []
-                    for k, scope in enumerate(parts[name]):
-                        job = spec(name, part=k, scope=scope)
-                        assert procs is not None
-                        running[procs.submit(table_job, job)] = (name, k)
-                elif procs is not None and name not in hashing:
-                    running[procs.submit(table_job, spec(name))] = (name, -1)
-                else:
-                    running[threads.submit(table_job, spec(name), progress_q)] = (name, -1)
+            with deferred_interrupts():  # a submit may start a worker process
+                for name in [n for n in todo if waits_for[n] <= done]:
+                    todo.remove(name)
+                    on_start(name)
+                    if name in parts:
+                        partial[name] = []
+                        for k, scope in enumerate(parts[name]):
+                            job = spec(name, part=k, scope=scope)
+                            assert procs is not None
+                            running[procs.submit(table_job, job)] = (name, k)
+                    elif procs is not None and name not in hashing:
+                        running[procs.submit(table_job, spec(name))] = (name, -1)
+                    else:
+                        running[threads.submit(table_job, spec(name), progress_q)] = (name, -1)
             if not running:
                 raise TargetError("tables wait on each other in a cycle", "report this bug")
             finished, _ = concurrent.futures.wait(
@@ -441,7 +444,8 @@ def _load_all(
                     partial[name].append(outcome.result)
                     if len(partial[name]) == len(parts[name]):
                         assert procs is not None
-                        keys_job = procs.submit(table_job, spec(name, keys_only=True))
+                        with deferred_interrupts():
+                            keys_job = procs.submit(table_job, spec(name, keys_only=True))
                         running[keys_job] = (name, -2)
                     continue
                 if part == -2:
@@ -460,6 +464,8 @@ def _load_all(
     except BaseException:
         for future in running:
             future.cancel()
+        # A failed or interrupted run stops at once: the other tables' COPY roll back.
+        kill_pool(procs)
         raise
     finally:
         stop.set()

@@ -64,6 +64,7 @@ import bcrypt
 from lite2pg.errors import PlanError, TransformError
 from lite2pg.reasons import Category
 from lite2pg.transforms._common import Transform, kind, table
+from lite2pg.workers import deferred_interrupts, ignore_interrupts
 
 K = TypeVar("K")
 
@@ -413,9 +414,13 @@ class PasswordHasher:
         # forkserver: workers fork from a clean single-threaded server, so threads of ours
         # (progress bars, a database driver) cannot leave locks held in a child.
         self._pool = concurrent.futures.ProcessPoolExecutor(
-            self.workers, mp_context=multiprocessing.get_context("forkserver")
+            self.workers,
+            mp_context=multiprocessing.get_context("forkserver"),
+            initializer=ignore_interrupts,
         )
-        for future in [self._pool.submit(_warm_up) for _ in range(self.workers)]:
+        with deferred_interrupts():  # every worker process starts here
+            warm = [self._pool.submit(_warm_up) for _ in range(self.workers)]
+        for future in warm:
             future.result()
 
     def hash_many(self, items: Iterable[tuple[K, object]]) -> Iterator[tuple[K, HashResult]]:

@@ -27,6 +27,7 @@ from lite2pg.verify._sorted import _Sorted
 from lite2pg.verify._stream import _Stream, _UnitResult, _UnitSpec
 from lite2pg.verify._table import _Table, _Unordered
 from lite2pg.verify._unordered import _UnorderedStream
+from lite2pg.workers import deferred_interrupts, ignore_interrupts, kill_pool
 
 
 def _run_unit(spec: _UnitSpec) -> _UnitResult:
@@ -142,7 +143,9 @@ def _run_jobs(
         context = multiprocessing.get_context("forkserver")
         # Workers fork from a server that has imported lite2pg once (if it starts now).
         context.set_forkserver_preload(["lite2pg.verify"])
-        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+        pool = concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=context, initializer=ignore_interrupts
+        )
     else:
         pool = _InlineExecutor()
     results: dict[str, list[_UnitResult]] = {name: [] for name in specs}
@@ -166,7 +169,11 @@ def _run_jobs(
                 (dataclasses.replace(s, gone=dict(gone)) for n in ready for s in specs[n]),
                 key=weight,
             ):
-                running[pool.submit(_run_unit, spec)] = spec
+                if isinstance(pool, concurrent.futures.ProcessPoolExecutor):
+                    with deferred_interrupts():  # a submit may start a worker process
+                        running[pool.submit(_run_unit, spec)] = spec
+                else:
+                    running[pool.submit(_run_unit, spec)] = spec
             if not running:
                 raise VerifyError("tables", "jobs wait on each other in a cycle", "report this bug")
             finished, _ = concurrent.futures.wait(
@@ -189,6 +196,7 @@ def _run_jobs(
     except BaseException:
         for future in running:
             future.cancel()
+        kill_pool(pool)
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
