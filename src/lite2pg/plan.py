@@ -178,6 +178,9 @@ class TablePlan:
     # --data-only: the target table's rows (an ORM fills some when it migrates) are
     # replaced by the source's, in the load's transaction, instead of refusing a non-empty one.
     replace: bool = False
+    # `deactivated = "may-log-in"`: dropping the column that marks accounts deactivated,
+    # while their passwords go on, is wanted (ledger.py refuses it otherwise).
+    deactivated: str | None = None
 
     def target_column(self, column: str) -> str:
         """The target name of a source column."""
@@ -510,6 +513,9 @@ def _table(name: str, raw: object, key: str) -> TablePlan:
     raw_add = opts.get("add")
     raw_cast = opts.get("cast")
     where = opts.get_optional_str("where")
+    deactivated = opts.get_optional_str("deactivated")
+    if deactivated not in (None, "may-log-in"):
+        raise PlanError(opts.key_of("deactivated"), 'the one value is "may-log-in"')
     raw_columns = opts.get("columns")
     raw_fks = opts.get("foreign_keys")
     opts.finish()
@@ -607,6 +613,7 @@ def _table(name: str, raw: object, key: str) -> TablePlan:
         columns=types.MappingProxyType(columns),
         foreign_keys=types.MappingProxyType(foreign_keys),
         replace=replace,
+        deactivated=deactivated,
     )
 
 

@@ -76,6 +76,9 @@ class RunReport:
     profile: dict[str, Any] | None = None  # lite2pg.profiles.Profile.as_dict(), if one applied
     # Wall time of each stage, in order (StageClock): they add up to `seconds`.
     stages: list[dict[str, Any]] = field(default_factory=list)
+    # What the plan drops and rewrites (ledger.TableLedger.as_dict()), per table.
+    ledger: list[dict[str, Any]] = field(default_factory=list)
+    ledger_lines: list[str] = field(default_factory=list)  # the same, as the screen says it
 
     @property
     def rows_read(self) -> int:
@@ -163,6 +166,9 @@ class RunReport:
             out["verify"] = self.verify
         if self.stages:
             out["stages"] = self.stages
+        if self.ledger:
+            out["ledger"] = self.ledger
+            out["ledger_lines"] = self.ledger_lines
         return out
 
     def write_json(self, path: Path) -> None:
@@ -212,6 +218,8 @@ def print_summary(report: RunReport, console: Console) -> None:
         console.print(f"profile: {report.profile['summary']}")
         for note in report.profile.get("notes") or []:
             console.print(f"note: profile: {note}")
+    for line in report.ledger_lines:
+        console.print(line)
     for change in report.behaviour_changes:
         console.print(f"behaviour change: {change}")
     for r in report.tables:

@@ -74,6 +74,7 @@ def render_html(data: dict[str, Any]) -> str:
         out.extend(f"<li>{_e(p)}</li>" for p in v["problems"])
         out.append("</ul>")
     out.append(_reconciliation(data, v))
+    out.append(_ledger(data))
     if v:
         out.append(_differences(v))
         out.append(_reject_reasons(v))
@@ -286,6 +287,15 @@ def _reject_reasons(v: dict[str, Any]) -> str:
     if not parts:
         return "<h2>Reject reasons</h2><p class='muted'>No row was rejected.</p>"
     return "<h2>Reject reasons</h2>" + "".join(parts)
+
+
+def _ledger(data: dict[str, Any]) -> str:
+    """What the plan drops and rewrites: each line as the terminal said it."""
+    lines = data.get("ledger_lines") or []
+    if not lines:
+        return ""
+    items = "".join(f"<li>{_e(line)}</li>" for line in lines)
+    return f"<h2>What the plan drops and changes</h2><ul>{items}</ul>"
 
 
 def _mappings(v: dict[str, Any]) -> str:

@@ -30,6 +30,7 @@ from lite2pg.errors import Interrupted, Lite2pgError, TargetError, file_errors
 from lite2pg.existing import prepare_schema, run_in_place, target_types
 from lite2pg.export import ExportJob, record_tables, start_export, tables_to_export
 from lite2pg.layout import Layout, create_maps
+from lite2pg.ledger import ledger, summary_lines
 from lite2pg.load import PhaseResult, TableResult
 from lite2pg.profiles import TargetTypes, resolve
 from lite2pg.report import RunReport, StageClock
@@ -129,6 +130,11 @@ def migrate(
         report.profile = opts.applied_profile
         wanted = tuple(opts.tables) if opts.tables else None
         layout = opts.layout(schema)
+        # Before a row moves: what the plan drops and rewrites (a plan that would let
+        # deactivated accounts log in stops here).
+        entries = ledger(src, layout.tables, opts.plan)
+        report.ledger = [e.as_dict() for e in entries]
+        report.ledger_lines = summary_lines(entries)
         conn = connect(target, autocommit=True)
         try:
             try:
