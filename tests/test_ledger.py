@@ -135,3 +135,18 @@ def test_a_plan_that_lets_deactivated_accounts_log_in_is_refused(
 def test_deactivated_takes_one_value() -> None:
     with pytest.raises(PlanError, match="may-log-in"):
         parse_plan('[tables.accounts]\ndeactivated = "yes"\n')
+
+
+def test_check_lists_the_ledger_and_the_refusal(tmp_path: Path) -> None:
+    db = _make_db(tmp_path / "app.db")
+    plan = tmp_path / "plan.toml"
+    plan.write_text(PLAN.format(extra=""))
+    result = cli("check", str(db), "--plan", str(plan), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    out = " ".join(result.stdout.split())
+    assert "ATTENTION: a run refuses this plan" in out and "is_active" in out
+    plan.write_text(PLAN.format(extra='deactivated = "may-log-in"'))
+    result = cli("check", str(db), "--plan", str(plan), cwd=tmp_path)
+    out = " ".join(result.stdout.split())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "dropped: tasks.note (50 non-NULL value(s) not migrated)" in out

@@ -15,9 +15,10 @@ from typing import Any
 from lite2pg import native, source
 from lite2pg.caseless import CaseCollision, preflight, python_lower
 from lite2pg.coerce import Family
-from lite2pg.errors import TransformError, file_errors
+from lite2pg.errors import PlanError, TransformError, file_errors
 from lite2pg.fixes import MAX_DISTINCT, Fix, ValueTally, propose
 from lite2pg.layout import create_maps, parents_first, select_tables, table_plan
+from lite2pg.ledger import ledger, summary_lines
 from lite2pg.plan import Plan, TablePlan
 from lite2pg.profiles import resolve
 from lite2pg.reasons import Category
@@ -133,6 +134,9 @@ class CheckReport:
     case_collisions: list[CaseCollision] = field(default_factory=list)
     # Text columns whose every value is JSON or a uuid: a cast the user may want.
     suggestions: list[str] = field(default_factory=list)
+    # What the plan drops and rewrites (ledger.summary_lines), and a plan a run refuses.
+    ledger: list[str] = field(default_factory=list)
+    plan_refusals: list[str] = field(default_factory=list)
 
     @property
     def rows_rejected(self) -> int:
@@ -140,9 +144,11 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        return self.rows_rejected == 0 and not self.case_collisions
+        return self.rows_rejected == 0 and not self.case_collisions and not self.plan_refusals
 
     def __str__(self) -> str:
+        if self.plan_refusals:
+            return "ATTENTION: a run refuses this plan: " + self.plan_refusals[0]
         if self.case_collisions:
             return (
                 f"ATTENTION: {len(self.case_collisions)} group(s) of values differ only in "
@@ -215,6 +221,8 @@ class CheckReport:
             "profile": self.profile,
             "case_collisions": [c.as_dict() for c in self.case_collisions],
             "suggestions": self.suggestions,
+            "ledger": self.ledger,
+            "plan_refusals": self.plan_refusals,
         }
 
 
@@ -275,6 +283,10 @@ def check(
                 schema, tuple(tables) if tables else None, plan, casts or {}, names=names
             )
             maps, _ = create_maps(layout, plan)
+            try:
+                report.ledger = summary_lines(ledger(src, layout.tables, plan))
+            except PlanError as e:
+                report.plan_refusals.append(str(e))
             report.case_collisions = preflight(src, maps, plan, python_lower)
             report.behaviour_changes = list(schema.changes) + [
                 f"{tm.source.name}: {c}" for tm in maps for c in tm.changes

@@ -699,7 +699,9 @@ def check_cmd(
         )
     for suggestion in report.suggestions:
         out.print(f"suggestion: {suggestion}")
-    out.print(str(report))
+    for line in report.ledger:
+        out.print(line, markup=False)
+    out.print(str(report), markup=False)
     sys.exit(0 if report.ok else 1)
 
 
