@@ -19,7 +19,7 @@ from typing import Any
 
 from psycopg import sql
 
-from lite2pg import capture, source
+from lite2pg import capture, quarantine, source
 from lite2pg.artifacts import Journal, Manifest, write_manifest
 from lite2pg.cutover import ConfigChange, SmokeResult, restore, run_smoke_command, switch_config
 from lite2pg.errors import Lite2pgError, TargetError, file_errors
@@ -372,6 +372,8 @@ def rollback(
             )
             verb = "DROP TABLE {} CASCADE" if drop else "TRUNCATE {}"
             conn.execute(sql.SQL(verb).format(names))
+            run_id = json.loads((run_dir / "run.json").read_text()).get("id") or run_dir.name
+            quarantine.drop(conn, str(run_id))
             # An online sync's position no longer holds for emptied tables: the next sync
             # (after --reload) starts again from the snapshot.
             forget_sync_state(conn, run_dir)

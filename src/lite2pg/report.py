@@ -71,6 +71,7 @@ class RunReport:
     # collation the app registers): printed before the notes, never buried among them.
     behaviour_changes: list[str] = field(default_factory=list)
     rejects_dir: str | None = None
+    quarantine: str | None = None  # the PostgreSQL table holding the rejected rows too
     snapshot_sha256: str | None = None  # of the SQLite snapshot loaded; verify re-checks it
     verify: dict[str, Any] | None = None  # lite2pg.verify.VerifyReport.as_dict(), once run
     profile: dict[str, Any] | None = None  # lite2pg.profiles.Profile.as_dict(), if one applied
@@ -155,6 +156,8 @@ class RunReport:
             "notes": self.notes,
             "rejects_dir": self.rejects_dir,
         }
+        if self.quarantine is not None:
+            out["quarantine"] = self.quarantine
         # Present once known, so that a report.json without them keeps its old shape.
         if self.profile is not None:
             out["profile"] = self.profile
@@ -219,7 +222,9 @@ def print_summary(report: RunReport, console: Console) -> None:
         for note in report.profile.get("notes") or []:
             console.print(f"note: profile: {note}")
     for line in report.ledger_lines:
-        console.print(line)
+        console.print(line, markup=False)
+    if report.quarantine:
+        console.print(f"rejected rows: also in PostgreSQL, table {report.quarantine}")
     for change in report.behaviour_changes:
         console.print(f"behaviour change: {change}")
     for r in report.tables:

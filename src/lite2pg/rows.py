@@ -147,6 +147,7 @@ class RejectSink:
         reason: str,
         row: dict[str, Any],
         secret_columns: frozenset[str] = frozenset(),
+        category: Category | None = None,
     ) -> None:
         f = self._files.get(table)
         if f is None:
@@ -161,6 +162,7 @@ class RejectSink:
             "key": {k: _json_value(v) for k, v in key.items()},
             "column": column,
             "reason": reason,
+            **({"category": category.name.lower()} if category is not None else {}),
             "row": {
                 k: (REDACTED if k in secret_columns and v is not None else _json_value(v))
                 for k, v in row.items()
@@ -619,8 +621,9 @@ class RowStream:
             self.gone.record(self.pipe.table.name, row)
         if self.rejects is not None:
             self.rejects.write(
-                self.pipe.table.name, key, column, reason, row, self.pipe.secret_columns
-            )
+                self.pipe.table.name, key, column, reason, row, self.pipe.secret_columns,
+                category,
+            )  # fmt: skip
         value: Any = None
         if self.keep_values and column is not None:
             secret = column in self.pipe.secret_columns and row.get(column) is not None

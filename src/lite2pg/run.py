@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg import sql
 
-from lite2pg import capture, caseless, source, workers
+from lite2pg import capture, caseless, quarantine, source, workers
 from lite2pg.artifacts import MANIFEST_NAME, FileInfo, Journal, Manifest, write_manifest
 from lite2pg.errors import Interrupted, Lite2pgError, TargetError, file_errors
 from lite2pg.existing import prepare_schema, run_in_place, target_types
@@ -87,7 +87,21 @@ def migrate(
     opts = options or MigrateOptions()
     source.check_sqlite_file(source_path)
     # Before a file is written or a row read: the target answers and lets the run work.
-    preflight(target, opts)
+    # The run goes on in that session (it holds the schema's lock from then on).
+    conn = preflight(target, opts)
+    try:
+        return _migrate(conn, source_path, target, opts, progress)
+    finally:
+        conn.close()
+
+
+def _migrate(
+    conn: psycopg.Connection[Any],
+    source_path: Path,
+    target: Target,
+    opts: MigrateOptions,
+    progress: ProgressSink | None,
+) -> RunReport:
     run_dir = opts.run_dir or new_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     opts = dataclasses.replace(opts, run_id=new_run_id())  # a new snapshot: a new run
@@ -135,10 +149,8 @@ def migrate(
         entries = ledger(src, layout.tables, opts.plan)
         report.ledger = [e.as_dict() for e in entries]
         report.ledger_lines = summary_lines(entries)
-        conn = connect(target, autocommit=True)
         try:
             try:
-                lock_schema(conn, opts.schema)
                 if not opts.data_only:
                     opts = keep_nocase(conn, src, schema, opts)
                     write_run_file(run_dir, source_path, opts)
@@ -230,6 +242,8 @@ def migrate(
     report.phases.extend(phases)
     clock.mark("report")
     close_report(report, run_dir, started, schema, layout, maps, phases)
+    if report.rejects_dir:
+        keep_rejected(report, run_dir, target, opts.run_id or run_dir.name)
     manifest = Manifest(files={}, tables={})
     try:
         if exporting is not None and kept is not None:
@@ -301,6 +315,18 @@ def _finish_export(
         failure.exit_code = 1
         raise failure from None
     return files
+
+
+def keep_rejected(report: RunReport, run_dir: Path, target: Target, run_id: str) -> None:
+    """The rejected rows into the run's quarantine table, for the app team to query. The
+    load is committed: a failure here is a note (the rejects files hold every row)."""
+    try:
+        with connect(target, autocommit=True) as conn:
+            report.quarantine, _ = quarantine.keep(conn, run_dir / "rejects", run_id)
+    except (psycopg.Error, TargetError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        report.notes.append(f"rejected rows not copied into PostgreSQL: {first}")
+    report.write_json(run_dir / "report.json")
 
 
 def _discard_copies(run_dir: Path) -> None:
@@ -521,14 +547,16 @@ def drop_empty_schema(target: Target, schema: str) -> None:
         conn.execute(drop)
 
 
-def preflight(target: Target, opts: MigrateOptions) -> None:
+def preflight(target: Target, opts: MigrateOptions) -> psycopg.Connection[Any]:
     """The checks that can fail before a file is written: the server answers, and its user
     may create what the run creates (the staging schema in the database, the tables in the
-    target schema). A data-only load's rights are those of each table, checked as it loads."""
+    target schema). A data-only load's rights are those of each table, checked as it loads.
+    Returns the session (autocommit), for the run to go on in."""
     conn = connect(target, autocommit=True)
     try:
+        lock_schema(conn, opts.schema)  # one run per schema: the second fails here, at once
         if opts.data_only:
-            return
+            return conn
         user = conn.info.user
         row = conn.execute(
             "SELECT has_database_privilege(current_database(), 'CREATE'), "
@@ -547,10 +575,12 @@ def preflight(target: Target, opts: MigrateOptions) -> None:
                 f"user {user!r} may not create tables in schema {opts.schema!r}",
                 f"GRANT CREATE ON SCHEMA {opts.schema} TO {user}, or pass another --schema",
             )
-    except psycopg.OperationalError as e:
-        raise server_failure(e, "checking the target") from None
-    finally:
+    except BaseException as e:
         conn.close()
+        if isinstance(e, psycopg.OperationalError):
+            raise server_failure(e, "checking the target") from None
+        raise
+    return conn
 
 
 def lock_key(schema: str) -> int:
