@@ -68,6 +68,9 @@ from lite2pg.verify._report import (
     MAX_SHOWN as MAX_SHOWN,
 )
 from lite2pg.verify._report import (
+    CatalogCheck as CatalogCheck,
+)
+from lite2pg.verify._report import (
     DistributionCheck as DistributionCheck,
 )
 from lite2pg.verify._report import (
