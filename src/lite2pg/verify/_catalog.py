@@ -24,6 +24,7 @@ at those types), and the sequences.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -138,6 +139,14 @@ def _expected(
         shape = shapes.get(tm.target)
         if shape is None:
             continue
+        pk = names.names.get((tm.source.name, "pk", ""))
+        if tm.target in unique_pk or pk in gone.get(tm.target, set()):
+            # Only a primary key makes its columns NOT NULL: without one they are as declared.
+            declared = {c.target: c.not_null for c in tm.columns}
+            shape.columns = [
+                dataclasses.replace(c, not_null=declared.get(c.name, c.not_null))
+                for c in shape.columns
+            ]
         kept: list[_Object] = []
         for o in shape.objects:
             if o.name in gone.get(tm.target, set()):
