@@ -112,6 +112,11 @@ TAMPERINGS = [
         id="missing-column",
     ),
     pytest.param(
+        "DROP TABLE orders",
+        "orders: table: expected it, found none",
+        id="missing-table",
+    ),
+    pytest.param(
         "ALTER TABLE orders DROP CONSTRAINT orders_pkey",
         "orders: primary key: expected PRIMARY KEY (id), found none",
         id="drop-primary-key",
