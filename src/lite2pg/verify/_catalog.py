@@ -422,10 +422,13 @@ def _sequences(run: _Run, tm: TableMap, check: CatalogCheck) -> None:
     max(column) and past the AUTOINCREMENT high-water mark."""
     schema = run.opts.schema
     table = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(tm.target))
-    floor = tm.source.sequence_value or 0
+    # The run moves the sequences of the columns it loads past the mark (keys.reset_sequences);
+    # an app's own serial column that the run does not load only has to be past its max.
+    loaded = {c.target for c in tm.columns}
     for column, seq, seq_schema, increment, maximum in run.pg.execute(
         _SEQUENCES, (schema, tm.target)
     ).fetchall():
+        floor = (tm.source.sequence_value or 0) if column in loaded else 0
         state = run.pg.execute(
             sql.SQL("SELECT last_value, is_called FROM {}.{}").format(
                 sql.Identifier(seq_schema), sql.Identifier(seq)
