@@ -76,6 +76,7 @@ def render_html(data: dict[str, Any]) -> str:
     out.append(_reconciliation(data, v))
     out.append(_ledger(data))
     if v:
+        out.append(_catalog(v))
         out.append(_differences(v))
         out.append(_reject_reasons(v))
         out.append(_mappings(v))
@@ -312,6 +313,31 @@ def _mappings(v: dict[str, Any]) -> str:
     if not parts:
         return ""
     return "<h2>Value mappings, before &rarr; after</h2>" + "".join(parts)
+
+
+def _catalog(v: dict[str, Any]) -> str:
+    section = v.get("catalog") or {}
+    rows = []
+    for c in section.get("tables") or []:
+        sequences = "; ".join(
+            f"{s['sequence']} ({s['column']}): next {s['next_value']}, needs {s['needed']}"
+            for s in c.get("sequences") or []
+        )
+        rows.append(
+            [
+                _e(c["table"]),
+                _e(c.get("scope")),
+                "<br>".join(_e(d) for d in c.get("differences") or []) or "as built",
+                _e(sequences or "none"),
+                _status(c.get("ok")),
+            ]
+        )
+    if not rows:
+        return ""
+    verdict = _status(section.get("ok"))
+    return f"<h2>Catalog and sequences {verdict}</h2>" + _table(
+        ["table", "checked", "differences", "sequences", ""], rows, set()
+    )
 
 
 def _foreign_keys(v: dict[str, Any]) -> str:

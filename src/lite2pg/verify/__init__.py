@@ -4,6 +4,11 @@ A run is checked against its run directory, never against the live source: run.j
 the run was asked to do), the SQLite snapshot it loaded, report.json (what it says it did),
 rejects/ and the password cache. The checks:
 
+0. Catalog (_catalog), first: columns, keys, indexes, CHECKs and foreign keys as the run
+   built them (its DDL built again in a rolled-back scratch schema, then both catalogs
+   compared), and every identity or serial sequence past max(key) and the AUTOINCREMENT
+   mark. A table whose columns differ in type, or are missing, is not compared row by row
+   (the casts would be lossy); it fails with the reason.
 1. Counts: per table, rows in the snapshot = rows in PostgreSQL + rejected + filtered, with
    every number counted afresh on both sides and checked against report.json.
 2. Foreign keys: validated constraints hold by PostgreSQL's word; NOT VALID or missing ones
@@ -41,7 +46,7 @@ it has shown equal. Large tables are split into key ranges verified in parallel 
 The report counts the chunks each way and says why a table went row by row.
 
 The package: this module is the public surface; the private modules hold one concern each
-(_report: result objects, _main: the whole run, _counts, _fks, _fast/_render/_sorted/
+(_report: result objects, _main: the whole run, _catalog, _counts, _fks, _fast/_render/_sorted/
 _content/_unordered/_stream: the comparison, _parallel: the jobs, _distributions, _spot,
 _passwords, _rejects, _canon, _table and _run: a run's tables reopened).
 """
@@ -66,6 +71,9 @@ from lite2pg.verify._report import (
 )
 from lite2pg.verify._report import (
     MAX_SHOWN as MAX_SHOWN,
+)
+from lite2pg.verify._report import (
+    CatalogCheck as CatalogCheck,
 )
 from lite2pg.verify._report import (
     DistributionCheck as DistributionCheck,

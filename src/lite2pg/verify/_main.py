@@ -4,6 +4,7 @@ keys, distributions, spot-checks, then report.json and report.html."""
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import os
 import sqlite3
@@ -26,6 +27,7 @@ from lite2pg.source import quote_ident
 from lite2pg.target import Target
 from lite2pg.verify import _distributions
 from lite2pg.verify._canon import Row, snapshot_sha256
+from lite2pg.verify._catalog import check_catalog
 from lite2pg.verify._counts import _fold, _pg_count, _reconcile
 from lite2pg.verify._distributions import _map_distributions
 from lite2pg.verify._fast import fast_path_refusal
@@ -178,12 +180,26 @@ def _verify(
         )
         logged = {t["source"]: t for t in run_report.get("tables") or []}
         tables: dict[str, TableVerification] = {}
-        order = parents_first(main.maps)
-        for tm in order:
+        for tm in main.maps:
             tv = TableVerification(tm.source.name, tm.target, _key_columns(tm))
             tv.report = dict(logged.get(tm.source.name) or {})
             tables[tm.source.name] = tv
         phases["setup"] = time.perf_counter() - t0
+
+        # The catalog first: a table whose columns are not what the run made (a type
+        # changed, a column gone) cannot have its rows compared at the run's types; it
+        # fails with the reason, and the other checks go on without it.
+        t0 = time.perf_counter()
+        report.catalog = check_catalog(main, target, run_report)
+        blocked = {c.source: c.blocked for c in report.catalog if c.blocked}
+        for name, why in blocked.items():
+            tables[name].problems.append(f"content not compared: {why} (see the catalog)")
+        main_all = main
+        main = dataclasses.replace(
+            main, maps=[tm for tm in main.maps if tm.source.name not in blocked]
+        )
+        order = parents_first(main.maps)
+        phases["catalog"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         sizes: dict[str, int] = {}
@@ -264,7 +280,7 @@ def _verify(
 
         for tm in order:
             _reconcile(tables[tm.source.name])
-        report.tables = [tables[tm.source.name] for tm in main.maps]
+        report.tables = [tables[tm.source.name] for tm in main_all.maps]
         report.phases = phases
         report.seconds = time.perf_counter() - started
         return report

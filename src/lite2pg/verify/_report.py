@@ -186,6 +186,33 @@ class DistributionCheck:
 
 
 @dataclass
+class CatalogCheck:
+    """One table's catalog against what the run built, and its sequences (`_catalog`)."""
+
+    source: str
+    table: str  # target name
+    scope: str = "as the run created it"
+    differences: list[str] = field(default_factory=list)  # one line each, table first
+    sequences: list[dict[str, Any]] = field(default_factory=list)
+    blocked: str | None = None  # why its content cannot be compared (a column missing...)
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "table": self.table,
+            "scope": self.scope,
+            "differences": self.differences,
+            "sequences": self.sequences,
+            "content_not_compared": self.blocked,
+            "ok": self.ok,
+        }
+
+
+@dataclass
 class VerifyReport:
     """The outcome of `verify`: `ok`, a one-line verdict (`str()`), and `as_dict()` for
     report.json's "verify" section."""
@@ -197,6 +224,7 @@ class VerifyReport:
     snapshot_sha256: str = ""
     snapshot_check: str = ""  # "recorded" (first verify) | "unchanged"
     tables: list[TableVerification] = field(default_factory=list)
+    catalog: list[CatalogCheck] = field(default_factory=list)
     foreign_keys: list[ForeignKeyCheck] = field(default_factory=list)
     distributions: list[DistributionCheck] = field(default_factory=list)
     spot_checks: list[dict[str, Any]] = field(default_factory=list)
@@ -207,7 +235,8 @@ class VerifyReport:
     @property
     def problems(self) -> list[str]:
         """Every failed check, one line each (no values of secret columns)."""
-        out = [f"{t.source}: {p}" for t in self.tables for p in t.problems]
+        out = [d for c in self.catalog for d in c.differences]
+        out += [f"{t.source}: {p}" for t in self.tables for p in t.problems]
         for fk in self.foreign_keys:
             if not fk.ok:
                 out.append(
@@ -224,16 +253,23 @@ class VerifyReport:
         return not self.problems
 
     @property
+    def catalog_ok(self) -> bool:
+        """The catalog section's own verdict."""
+        return all(c.ok for c in self.catalog)
+
+    @property
     def rows(self) -> int:
         return sum(t.target_rows for t in self.tables)
 
     def verdict(self) -> str:
         if self.ok:
             checks = len(self.foreign_keys) + len(self.distributions)
+            sequences = sum(len(c.sequences) for c in self.catalog)
             return (
                 f"VERIFIED: {self.rows} rows in {len(self.tables)} tables equal "
-                f"transform(source), counts reconcile, {checks} key and distribution checks "
-                f"pass ({self.seconds:.1f}s)"
+                f"transform(source), counts reconcile, the catalog is as the run built it "
+                f"({sequences} sequences past their keys), {checks} key and distribution "
+                f"checks pass ({self.seconds:.1f}s)"
             )
         problems = self.problems
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
@@ -260,6 +296,10 @@ class VerifyReport:
             "digest": DIGEST_NAME,
             "settings": self.settings,
             "tables": [t.as_dict() for t in self.tables],
+            "catalog": {
+                "ok": self.catalog_ok,
+                "tables": [c.as_dict() for c in self.catalog],
+            },
             "foreign_keys": [f.as_dict() for f in self.foreign_keys],
             "distributions": [d.as_dict() for d in self.distributions],
             "spot_checks": self.spot_checks,
