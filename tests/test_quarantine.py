@@ -63,3 +63,25 @@ def test_rejected_rows_are_queryable_in_postgresql(tmp_path: Path, pg: PgSchema)
 
     rollback(run_dir, pg.target)
     assert pg.query("SELECT to_regclass(%s)", (table,)) == [(None,)]
+
+
+def test_a_table_whose_name_is_not_a_plain_file_name_verifies_with_its_rejects(
+    tmp_path: Path, pg: PgSchema
+) -> None:
+    db = tmp_path / "app.db"
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute('CREATE TABLE "order items" (id INTEGER PRIMARY KEY, role TEXT)')
+        conn.executemany(
+            'INSERT INTO "order items" VALUES (?, ?)',
+            [(i, ["a", "b", "x"][i % 3]) for i in range(30)],
+        )
+        conn.commit()
+    plan = parse_plan(
+        '[tables."order items".columns.role]\n'
+        'transforms = [{ map = { values = { a = "a", b = "b" }, on_unknown = "reject" } }]\n'
+    )
+    report = migrate(
+        db, pg.target, MigrateOptions(schema=pg.schema, run_dir=tmp_path / "r", plan=plan)
+    )
+    assert report.rows_rejected == 10
+    assert report.verify is not None and report.verify["ok"], report.verify

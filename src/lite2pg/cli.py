@@ -363,6 +363,8 @@ def verify_cmd(
         _fail(e)
     out = Console()
     out.print(str(report))
+    if report.evidence is not None:
+        out.print(report.evidence.verdict())
     out.print(f"report: {run_dir / 'report.html'}")
     sys.exit(0 if report.ok else 1)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from psycopg import sql
 
-from lite2pg import capture, quarantine, source
+from lite2pg import capture, evidence, quarantine, source
 from lite2pg.artifacts import Journal, Manifest, write_manifest
 from lite2pg.cutover import ConfigChange, SmokeResult, restore, run_smoke_command, switch_config
 from lite2pg.errors import Lite2pgError, TargetError, file_errors
@@ -80,6 +80,7 @@ def export(
     run_dir = run_dir or new_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     opts = dataclasses.replace(opts, run_id=new_run_id())  # a new snapshot: a new run
+    evidence.new_key(run_dir)
     write_run_file(run_dir, source_path, opts)
     journal = Journal(run_dir)
     journal.set_stage("export", "running")
@@ -104,6 +105,7 @@ def export(
     files = export_tables(snap, source_path, tables, run_dir, check=False)
     record_tables(manifest, run_dir, files, layout.tables, tables)
     write_manifest(run_dir, manifest)
+    evidence.write_evidence(run_dir, "export")
     journal.set_stage("export", "done")
     return run_dir
 

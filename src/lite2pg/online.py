@@ -29,7 +29,7 @@ from typing import Any
 
 import psycopg
 
-from lite2pg import capture, source
+from lite2pg import capture, evidence, source
 from lite2pg.cutover import ConfigChange, SmokeResult, restore, run_smoke_command, switch_config
 from lite2pg.rows import safe_filename
 from lite2pg.rundir import RUN_FILE, SNAPSHOT_NAME
@@ -269,6 +269,8 @@ def _final_run_dir(run_dir: Path, s: Syncer, lines: list[dict[str, Any]]) -> Pat
         if (run_dir / name).exists():
             _copy_private(run_dir / name, final / name)
     _final_rejects(run_dir, final, s)
+    evidence.new_key(final)
+    evidence.write_evidence(final, "online cutover")
     return final
 
 

@@ -83,6 +83,7 @@ def render_html(data: dict[str, Any]) -> str:
         out.append(_foreign_keys(v))
         out.append(_distributions(v))
         out.append(_passwords(v))
+        out.append(_evidence(v))
     out.append(_timings(data, v))
     if v:
         out.append(_spot_checks(v))
@@ -365,6 +366,27 @@ def _foreign_keys(v: dict[str, Any]) -> str:
         rows,
         {4},
     )
+
+
+def _evidence(v: dict[str, Any]) -> str:
+    e = v.get("evidence")
+    if not isinstance(e, dict):
+        return ""
+    rows = [
+        [_e(name), _e(state), _status(state == "unchanged")]
+        for name, state in (e.get("files") or {}).items()
+    ]
+    parts = [
+        "<h2>Evidence</h2>",
+        f'<p class="{"ok" if e.get("ok") else "bad"}">{_e(e.get("verdict", ""))}</p>',
+    ]
+    if rows:
+        parts.append(_table(["file", "since the run signed it", ""], rows, set()))
+    lines = [f"<li>{_e(p)}</li>" for p in e.get("problems") or []]
+    lines += [f"<li>{_e(n)}</li>" for n in e.get("notes") or []]
+    if lines:
+        parts.append("<ul>" + "".join(lines) + "</ul>")
+    return "".join(parts)
 
 
 def _distributions(v: dict[str, Any]) -> str:

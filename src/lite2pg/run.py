@@ -15,6 +15,7 @@ import hashlib
 import json
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -24,7 +25,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg import sql
 
-from lite2pg import capture, caseless, quarantine, source, workers
+from lite2pg import capture, caseless, evidence, quarantine, source, workers
 from lite2pg.artifacts import MANIFEST_NAME, FileInfo, Journal, Manifest, write_manifest
 from lite2pg.errors import Interrupted, Lite2pgError, TargetError, file_errors
 from lite2pg.existing import prepare_schema, run_in_place, target_types
@@ -117,6 +118,7 @@ def _migrate(
         mode="data-only" if opts.data_only else "create",
         started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
+    evidence.new_key(run_dir)  # a new run: a new key for its evidence record
     write_run_file(run_dir, source_path, opts)
     journal = Journal(run_dir)
     _clear_artifacts(run_dir)
@@ -132,6 +134,9 @@ def _migrate(
     # A prepared source: where the snapshot stands in the change log (sync starts there).
     capture.write_capture_file(run_dir, snap)
     report.phases.append(PhaseResult("snapshot", 1, 0, time.perf_counter() - snap_started))
+    # The evidence record pins the snapshot's SHA-256: the export process hashes it when
+    # artifacts are kept, else a thread beside the load (hashlib releases the GIL).
+    snap_hash = None if opts.keep_artifacts else _Hashing(snap)
     src = source.open_readonly(snap)
     exporting: ExportJob | None = None
     events: _Events | None = None
@@ -259,6 +264,11 @@ def _migrate(
             }
             write_manifest(run_dir, manifest)
             journal.set_stage("transform", "done")
+        snap_sha = (
+            exporting.checked().sha256 if exporting is not None
+            else snap_hash.result() if snap_hash is not None else None
+        )  # fmt: skip
+        evidence.write_evidence(run_dir, "migrate", snap_sha)
         if opts.verify:
             if progress:
                 progress.phase("verify")
@@ -291,9 +301,28 @@ def _migrate(
     report.seconds = clock.stop()
     report.stages = clock.as_list()
     report.write_json(run_dir / "report.json")
+    evidence.write_evidence(run_dir, "migrate")
     if (run_dir / "report.html").exists():  # verify wrote it: again, with the stage times
         write_html(run_dir / "report.html", json.loads((run_dir / "report.json").read_text()))
     return report
+
+
+class _Hashing:
+    """A file's SHA-256, computed in a thread; `result()` waits for it (None: failed)."""
+
+    def __init__(self, path: Path) -> None:
+        self._out: list[str] = []
+
+        def work() -> None:
+            with contextlib.suppress(OSError):
+                self._out.append(evidence.file_sha256(path))
+
+        self._thread = threading.Thread(target=work, name="lite2pg-snapshot-hash", daemon=True)
+        self._thread.start()
+
+    def result(self) -> str | None:
+        self._thread.join()
+        return self._out[0] if self._out else None
 
 
 def _finish_export(

@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 
-from lite2pg import keys, source
+from lite2pg import evidence, keys, source
 from lite2pg.artifacts import (
     READ_BATCH_SIZE,
     Journal,
@@ -122,6 +122,7 @@ def transform(run_dir: Path) -> dict[str, dict[str, int]]:
     finally:
         rejects.close()
         src.close()
+    evidence.write_evidence(run_dir, "transform")
     journal.set_stage("transform", "done")
     return counts
 
@@ -337,6 +338,7 @@ def load(
     report.tables = results
     report.phases = phases
     close_report(report, run_dir, started, schema, layout, maps, phases)
+    evidence.write_evidence(run_dir, "load")
     journal.set_stage("load", "done")
     if verify:
         verify_into(report, run_dir, target, progress)

@@ -25,6 +25,9 @@ rejects/ and the password cache. The checks:
 5. Spot-checks: a few seeded random rows per table, source raw -> expected -> target.
 6. Application-level checks: for every `map` column the value distribution, and for every
    foreign key column the rows per parent key, source-through-plan against PostgreSQL.
+7. Evidence (_evidence): evidence.json's HMAC and the SHA-256 of every file it pins (run.json,
+   snapshot, manifest, rejects/) and report.json's counts, recomputed; every row logged as
+   refused by PostgreSQL replayed in a rolled-back transaction, to be refused again.
 
 How content is compared fast, yet exactly. Tables keyed by an INTEGER PRIMARY KEY take the
 fast path (_fast): chunks of rows are rendered as text in SQL by SQLite and by PostgreSQL
@@ -48,7 +51,7 @@ The report counts the chunks each way and says why a table went row by row.
 The package: this module is the public surface; the private modules hold one concern each
 (_report: result objects, _main: the whole run, _catalog, _counts, _fks, _fast/_render/_sorted/
 _content/_unordered/_stream: the comparison, _parallel: the jobs, _distributions, _spot,
-_passwords, _rejects, _canon, _table and _run: a run's tables reopened).
+_passwords, _rejects, _evidence, _canon, _table and _run: a run's tables reopened).
 """
 
 from __future__ import annotations

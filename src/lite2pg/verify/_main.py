@@ -30,11 +30,12 @@ from lite2pg.verify._canon import Row, snapshot_sha256
 from lite2pg.verify._catalog import check_catalog
 from lite2pg.verify._counts import _fold, _pg_count, _reconcile
 from lite2pg.verify._distributions import _map_distributions
+from lite2pg.verify._evidence import check_record, replay_refused
 from lite2pg.verify._fast import fast_path_refusal
 from lite2pg.verify._fks import _check_foreign_keys
 from lite2pg.verify._parallel import Progress, _run_jobs, _unit_specs
 from lite2pg.verify._rejects import _check_run_rejects
-from lite2pg.verify._report import TableVerification, VerifyError, VerifyReport
+from lite2pg.verify._report import EvidenceCheck, TableVerification, VerifyError, VerifyReport
 from lite2pg.verify._run import _key_columns, _open_run, _Run
 from lite2pg.verify._spot import _spot_checks
 from lite2pg.verify._table import _Table
@@ -92,6 +93,10 @@ def _run_verify(
     actual = hashing.result()
     if recorded and actual != recorded:
         raise _snapshot_changed(snap, recorded, actual)
+    t0 = time.perf_counter()
+    report.evidence = report.evidence or EvidenceCheck()
+    check_record(run_dir, actual, report.evidence)
+    report.phases["evidence"] = report.phases.get("evidence", 0.0) + time.perf_counter() - t0
     report.snapshot_sha256 = actual
     report.snapshot_check = "unchanged" if recorded else "recorded"
     report.phases["snapshot sha256"] = hashing.seconds
@@ -277,6 +282,11 @@ def _verify(
         for tm in order:
             report.spot_checks.extend(_spot_checks(main, tm, gone, sample, seed))
         phases["spot checks"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        report.evidence = EvidenceCheck()
+        replay_refused(main, target, gone, report.evidence)
+        phases["evidence"] = time.perf_counter() - t0
 
         for tm in order:
             _reconcile(tables[tm.source.name])

@@ -213,6 +213,59 @@ class CatalogCheck:
 
 
 @dataclass
+class EvidenceCheck:
+    """The run's own evidence: evidence.json's hashes and HMAC recomputed, and every row
+    the run logged as refused by PostgreSQL replayed (in a transaction rolled back)."""
+
+    state: str = "pinned"  # "pinned" | "not pinned" (no record: an older lite2pg) | "broken"
+    written_by: str = ""
+    written_at: str = ""
+    files: dict[str, str] = field(default_factory=dict)  # path -> unchanged|changed|added|missing
+    counts_tables: int = 0  # tables whose report.json counts the record pins
+    replayed: int = 0  # refused rows replayed against PostgreSQL
+    refused_again: int = 0  # ... that PostgreSQL refused again (the claim stands)
+    accepted: list[dict[str, Any]] = field(default_factory=list)  # rows it took: {table, key}
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def verdict(self) -> str:
+        replay = (
+            f"; {self.refused_again} of {self.replayed} refused row(s) refused again"
+            if self.replayed
+            else ""
+        )
+        if self.ok:
+            return (
+                f"evidence: PINNED: {len(self.files)} file(s) and the counts of "
+                f"{self.counts_tables} table(s) as signed by {self.written_by or 'the run'}"
+                f"{replay}"
+            )
+        word = "NOT VERIFIED" if self.state == "not pinned" else "FAILED"
+        more = f" (and {len(self.problems) - 2} more)" if len(self.problems) > 2 else ""
+        return f"evidence: {word}: " + "; ".join(self.problems[:2]) + more
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "verdict": self.verdict(),
+            "state": self.state,
+            "written_by": self.written_by,
+            "written_at": self.written_at,
+            "files": self.files,
+            "counts_tables": self.counts_tables,
+            "replayed": self.replayed,
+            "refused_again": self.refused_again,
+            "accepted": self.accepted,
+            "problems": self.problems,
+            "notes": self.notes,
+        }
+
+
+@dataclass
 class VerifyReport:
     """The outcome of `verify`: `ok`, a one-line verdict (`str()`), and `as_dict()` for
     report.json's "verify" section."""
@@ -228,6 +281,7 @@ class VerifyReport:
     foreign_keys: list[ForeignKeyCheck] = field(default_factory=list)
     distributions: list[DistributionCheck] = field(default_factory=list)
     spot_checks: list[dict[str, Any]] = field(default_factory=list)
+    evidence: EvidenceCheck | None = None
     phases: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
@@ -246,6 +300,8 @@ class VerifyReport:
         for d in self.distributions:
             if not d.ok:
                 out.append(f"{d.table}.{d.column}: {d.kind} distribution differs")
+        if self.evidence is not None:
+            out.extend(f"evidence: {p}" for p in self.evidence.problems)
         return out
 
     @property
@@ -303,6 +359,7 @@ class VerifyReport:
             "foreign_keys": [f.as_dict() for f in self.foreign_keys],
             "distributions": [d.as_dict() for d in self.distributions],
             "spot_checks": self.spot_checks,
+            "evidence": None if self.evidence is None else self.evidence.as_dict(),
             "phases": {k: round(v, 3) for k, v in self.phases.items()},
             "seconds": round(self.seconds, 3),
         }

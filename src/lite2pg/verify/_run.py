@@ -4,7 +4,6 @@ connection on one shared transaction snapshot."""
 from __future__ import annotations
 
 import contextlib
-import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from lite2pg import source
 from lite2pg.errors import TargetError
 from lite2pg.existing import existing_maps
 from lite2pg.layout import Layout, create_maps
+from lite2pg.rows import safe_filename
 from lite2pg.rundir import SNAPSHOT_NAME, MigrateOptions, read_run_file
 from lite2pg.schema import TableMap
 from lite2pg.target import Target, connect
@@ -107,4 +107,5 @@ def _key_columns(tm: TableMap) -> list[str]:
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "_"
+    """The file name the run gave a table's rejects (rows.RejectSink)."""
+    return safe_filename(name)
