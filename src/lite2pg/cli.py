@@ -599,6 +599,39 @@ def rollback_cmd(run_dir: Path, target_uri: str | None, drop: bool, reload_: boo
     click.echo(str(result))
 
 
+@main.command("retry")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--plan", "plan_name", metavar="PLAN", required=True,
+    help="The plan lines that fix the rejects (lite2pg check proposes them), laid over "
+    "the run's plan.",
+)  # fmt: skip
+@click.option("--target", "target_uri", metavar="URI", help="The server the run loaded into.")
+@click.option("--no-verify", is_flag=True, help="Skip verifying the run again afterwards.")
+def retry_cmd(run_dir: Path, plan_name: str, target_uri: str | None, no_verify: bool) -> None:
+    """Load a run's rejected rows again, through its plan with PLAN's fixes laid over it.
+
+    One transaction, parents before children; rows already loaded must come out of the
+    new plan unchanged. The run then is the new plan's: run.json, rejects/ and report.json
+    say so, and verify proves it again. Run it until nothing is left rejected.
+
+    Example: lite2pg retry .lite2pg/runs/<run> --plan fix.toml --target postgresql://...
+    """
+    from lite2pg.retry import retry
+
+    try:
+        result = retry(
+            run_dir, target_mod.resolve(target_uri), load_plan(plan_name),
+            verify_after=not no_verify,
+        )  # fmt: skip
+    except Lite2pgError as e:
+        _fail(e)
+    click.echo(str(result))
+    for t in result.tables:
+        click.echo(f"  {t.table}: {t.loaded} of {t.retried} loaded, {t.rejected} still rejected")
+    sys.exit(0 if result.ok and not result.rejected else 1)
+
+
 @main.command("check")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--plan", "plan_name", metavar="PLAN", help="A plan TOML file, or a built-in name.")
