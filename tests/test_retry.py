@@ -7,6 +7,7 @@ import json
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 from tests._cli import cli, known_error
 from tests.conftest import PgSchema
@@ -44,7 +45,7 @@ def _make_db(path: Path) -> Path:
     return path
 
 
-def _source(db: Path, query: str) -> list[tuple[object, ...]]:
+def _source(db: Path, query: str) -> list[tuple[Any, ...]]:
     with closing(sqlite3.connect(db)) as conn:
         return [tuple(r) for r in conn.execute(query).fetchall()]
 

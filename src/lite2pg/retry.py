@@ -82,6 +82,7 @@ class RetryResult:
     run_dir: str
     tables: list[TableRetry] = field(default_factory=list)
     verify: dict[str, Any] | None = None
+    recovered: str | None = None  # what became of an interrupted earlier retry
 
     @property
     def loaded(self) -> int:
@@ -96,6 +97,8 @@ class RetryResult:
         return self.verify is None or bool(self.verify.get("ok"))
 
     def __str__(self) -> str:
+        if not self.tables and self.recovered:
+            return f"OK: {self.recovered}; no rejected row is left"
         retried = sum(t.retried for t in self.tables)
         head = f"{self.loaded} of {retried} rejected row(s) loaded"
         rest = f", {self.rejected} still rejected" if self.rejected else ", none left rejected"
@@ -121,12 +124,12 @@ def retry(
     if not report_path.exists() or not snap.exists():
         raise RetryError("the run has no committed load to retry into", "run migrate first")
     _refuse_after_online_cutover(run_dir)
-    finish_pending(run_dir, target)
+    recovered = finish_pending(run_dir, target)
     new_plan = merge_plans(opts.plan, fix, fix.origin) if opts.plan is not None else fix
     new_opts = dataclasses.replace(opts, plan=new_plan)
     src = source.open_readonly(snap)
     conn = connect(target, autocommit=True)  # its one transaction is explicit
-    result = RetryResult(str(run_dir))
+    result = RetryResult(str(run_dir), recovered=recovered)
     try:
         schema = source.discover(src)
         old_layout, new_layout = opts.layout(schema), new_opts.layout(schema)
@@ -135,6 +138,8 @@ def retry(
         _same_shape(maps, new_maps, opts.plan, new_plan)
         rejected = {tm.source.name: _rejected_keys(run_dir, tm) for tm in maps}
         if not any(rejected.values()):
+            if recovered is not None:
+                return result
             raise RetryError("the run rejected no row", "nothing to retry")
         for tm in maps:
             _same_values_for_loaded_rows(src, tm, rejected[tm.source.name], opts.plan, new_plan)
