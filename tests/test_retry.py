@@ -4,7 +4,12 @@ the run verifies as the new plan's; a fix that would change loaded rows is refus
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -122,3 +127,33 @@ def test_retry_refuses_a_fix_that_changes_the_tables(tmp_path: Path, pg: PgSchem
         cli("retry", str(run_dir), "--plan", str(fix), "--target", pg.dsn, cwd=tmp_path)
     )
     assert "changes the tables or columns" in line
+
+
+def test_a_retry_killed_around_its_commit_is_finished_by_the_next(
+    tmp_path: Path, pg: PgSchema
+) -> None:
+    """SIGKILL once retry.pending.json exists (written just before the commit, removed
+    once the files are written): whichever side of the commit the kill landed on, the
+    next retry ends with every row in once and a run that verifies."""
+    db = _make_db(tmp_path / "app.db")
+    run_dir = _migrate(tmp_path, pg, db)
+    fix = tmp_path / "fix.toml"
+    fix.write_text(PLAN.format(more=', root = "admin", guest = "user"'))
+    args = ["retry", str(run_dir), "--plan", str(fix), "--target", pg.dsn, "--no-verify"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lite2pg", *args], cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    pending = run_dir / "retry.pending.json"
+    deadline = time.monotonic() + 60
+    while not pending.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.0005)
+    landed = pending.exists()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert landed, "the retry ended before its pending record could be seen"
+    again = cli("retry", str(run_dir), "--plan", str(fix), "--target", pg.dsn, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert not pending.exists()
+    assert pg.query("SELECT count(*) FROM users") == [(50,)]
+    assert pg.query("SELECT count(*) FROM tickets") == _source(db, "SELECT count(*) FROM tickets")
