@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -597,6 +598,85 @@ def rollback_cmd(run_dir: Path, target_uri: str | None, drop: bool, reload_: boo
     except Lite2pgError as e:
         _fail(e)
     click.echo(str(result))
+
+
+_SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]i?b|b)?\s*", re.IGNORECASE)
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
+
+
+def _size(text: str) -> int:
+    """'5GB', '800 MB', '1.5GiB' or a plain number of bytes."""
+    m = _SIZE.fullmatch(text)
+    if m is None:
+        raise UsageError(f"--production-size {text!r} is not a size", "e.g. 5GB or 800MB")
+    return int(float(m.group(1)) * _UNITS[(m.group(2) or "b").lower()])
+
+
+@main.command("rehearse")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--plan", "plan_name", metavar="PLAN", help="The plan the real run will use.")
+@click.option(
+    "--target", "target_uri", metavar="URI",
+    help="Where to rehearse [default: the embedded PostgreSQL].",
+)  # fmt: skip
+@click.option(
+    "--production-size", metavar="SIZE",
+    help="The production SQLite file's size (5GB), to scale the times [default: SOURCE's].",
+)  # fmt: skip
+@click.option("--production-db", default="prod.db", show_default=True, help="For the commands.")
+@click.option(
+    "--production-target", default="postgresql://app@db.example/app", show_default=True,
+    help="For the commands of the cutover day.",
+)  # fmt: skip
+@click.option("--config", default=".env", show_default=True, help="The app's config file.")
+@click.option("--schema", default="public", show_default=True, help="Target schema.")
+@click.option("--run-dir", type=click.Path(path_type=Path), help="Run directory.")
+def rehearse_cmd(
+    source: Path,
+    plan_name: str | None,
+    target_uri: str | None,
+    production_size: str | None,
+    production_db: str,
+    production_target: str,
+    config: str,
+    schema: str,
+    run_dir: Path | None,
+) -> None:
+    """Rehearse the migration of SOURCE and write the sign-off document (rehearsal.md).
+
+    A full migrate and verify (on the embedded PostgreSQL unless --target), then one
+    Markdown file for the DBA, the tech lead and the sponsor: what moves, what the plan
+    drops and changes, rejects by reason, mapped values, behaviour changes, each stage's
+    time scaled to the production size, and the commands of the cutover day.
+
+    Example: lite2pg rehearse copy-of-prod.db --plan plan.toml --production-size 5GB
+    """
+    from lite2pg import rehearsal
+    from lite2pg.rundir import new_run_dir
+
+    try:
+        size = _size(production_size) if production_size else None
+        options = MigrateOptions(
+            plan=load_plan(plan_name) if plan_name else None,
+            run_dir=run_dir or new_run_dir(),
+            schema=schema,
+        )
+        code = run_migrate(source, target_uri, options, allow_rejects=True, quiet=False)
+        assert options.run_dir is not None
+        commands = rehearsal.cutover_commands(
+            production_db, f"runs/{options.run_dir.name}", plan_name, production_target, config
+        )
+        path = rehearsal.write(
+            options.run_dir,
+            source_bytes=source.stat().st_size,
+            production_bytes=size,
+            commands=commands,
+        )
+    except Lite2pgError as e:
+        _fail(e)
+    click.echo(f"rehearsal: {path}")
+    sys.exit(code)
 
 
 @main.command("retry")
