@@ -595,13 +595,14 @@ def preflight(target: Target, opts: MigrateOptions) -> psycopg.Connection[Any]:
         may_db, may_schema = row if row is not None else (False, None)
         if not may_db:
             raise TargetError(
-                f"user {user!r} may not create schemas in database {conn.info.dbname!r} "
+                f"permission denied: user {user!r} may not create schemas in database "
+                f"{conn.info.dbname!r} "
                 "(the run loads into a staging schema, then publishes)",
                 f"GRANT CREATE ON DATABASE {conn.info.dbname} TO {user}, or use a user that has it",
             )
         if may_schema is False:
             raise TargetError(
-                f"user {user!r} may not create tables in schema {opts.schema!r}",
+                f"permission denied: user {user!r} may not create tables in schema {opts.schema!r}",
                 f"GRANT CREATE ON SCHEMA {opts.schema} TO {user}, or pass another --schema",
             )
     except BaseException as e:
