@@ -67,7 +67,16 @@ from psycopg.types.string import ByteaBinaryLoader
 from lite2pg.coerce import Family, PgType
 from lite2pg.errors import TransformError
 from lite2pg.source import quote_ident
-from lite2pg.verify._canon import ESC, GS, US, Row, _show, _text, null_marker
+from lite2pg.verify._canon import (
+    ESC,
+    GS,
+    US,
+    Row,
+    _show,
+    _text,
+    null_marker,
+    shortest_doubles,
+)
 from lite2pg.verify._content import _Ordered
 from lite2pg.verify._render import (
     FREE,
@@ -197,6 +206,7 @@ class _Fast(_Ordered):
         # separators of dates and times, or hex, never a control character.
         self.free = {j for j, c in enumerate(t.columns) if c.pg_type.family in FREE}
         self.textual = {j for j, c in enumerate(t.columns) if c.pg_type.family in TEXTUAL}
+        self.doubles = {j for j, c in enumerate(t.columns) if c.pg_type.family is Family.FLOAT}
         self.key_q = quote_ident(t.rowid_key or "")
         self.key_pg = sql.Identifier(t.columns[t.key_s[0]].target)
         self.table_q = quote_ident(t.pipe.table.name)
@@ -469,6 +479,8 @@ class _Fast(_Ordered):
             at = self.canonical_at.get(j)
             if at is not None:
                 p_text = b"" if p_canonical[at] is None else bytes(p_canonical[at])
+                if j in self.doubles:
+                    p_text = shortest_doubles(p_text)
             texts.append(p_text)
         res = self.res
         res.streamed += n

@@ -30,6 +30,9 @@ by powers of two, as on every platform lite2pg runs on (x86-64 SSE2, ARM64).
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import sqlite3
 from dataclasses import dataclass, field
 
 from psycopg import sql
@@ -150,14 +153,28 @@ def sqlite_column(c: ColumnMap, q: str, declared: str) -> Column:
     if fam is Family.FLOAT:
         # transform takes a double, or an integer that converts to one exactly.
         exact = f"{p} BETWEEN -{2**53} AND {2**53}"
-        # -0.0 and 0.0 print alike; only REAL affinity stores every zero as +0.0.
-        zero = "'0'" if affinity(declared) == "REAL" else "'?'"
+        # -0.0 and 0.0 compare and print alike in SQLite; any affinity may hold -0.0 (REAL
+        # affinity too, after the writable_schema trick), so a zero is told by its sign as
+        # PostgreSQL prints it, or, where SQLite has no atan2, sent row by row.
+        zero = f"CASE WHEN atan2({p}, -1.0) < 0 THEN '-0' ELSE '0' END" if signed_zeros() else "'?'"
         real, whole = _bits(p, zero, "?"), _bits(f"({q} * 1.0)", "'0'", "?")
         return Column(
             f"CASE typeof({q}) WHEN 'real' THEN {real} "
             f"WHEN 'integer' THEN CASE WHEN {exact} THEN {whole} ELSE '?' END ELSE '?' END"
         )
     raise AssertionError(fam)
+
+
+@functools.cache
+def signed_zeros() -> bool:
+    """Whether SQLite tells -0.0 from 0.0 here: atan2(-0.0, -1) is -pi, but atan2 is one of
+    the math functions SQLite may be built without."""
+    try:
+        with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+            row = conn.execute("SELECT atan2(-0.0, -1.0) < 0, atan2(0.0, -1.0) > 0").fetchone()
+    except sqlite3.Error:
+        return False
+    return bool(row and row[0] and row[1])
 
 
 def _real(q: str) -> str:
