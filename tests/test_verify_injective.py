@@ -21,12 +21,22 @@ from psycopg import sql
 
 from lite2pg.coerce import PgType, converter, parse_pg_type
 from lite2pg.errors import TransformError
+from lite2pg.run import MigrateOptions, migrate
 from lite2pg.schema import ColumnMap
 from lite2pg.source import decode_text
+from lite2pg.verify import VerifyReport, _fast, verify
 from lite2pg.verify._canon import _canon_fn, _pg_canon, _text, null_marker, shortest_doubles
-from lite2pg.verify._render import FREE, any_of, pg_compare, pg_ok, pg_text, sqlite_column
+from lite2pg.verify._render import (
+    FREE,
+    any_of,
+    pg_compare,
+    pg_ok,
+    pg_text,
+    signed_zeros,
+    sqlite_column,
+)
 
-from .conftest import PgSchema
+from .conftest import MakeDb, PgSchema
 
 # (declared type in SQLite, the PostgreSQL type it lands as): every affinity (INTEGER,
 # REAL, NUMERIC, TEXT, BLOB or none), the declared types that map to special types, and
@@ -320,3 +330,107 @@ def test_equal_texts_prove_equal_values_for_every_storage_class_and_declared_typ
         check_column(conn, tmp_path / "s.sqlite", declared, pg_sql, values)
 
     check()
+
+
+# -- end to end: migrate, change one cell to what reads the same, verify ------------------
+
+# 17 significant digits, or 16: SQLite's text of each (15 digits) reads as another double.
+LONG_REALS = [0.1 + 0.2, 1.23456789012345678, 1 / 3, 2.0 / 7, 1e-7 / 3, 123456.78901234567]
+
+
+def _altered_run(make_db: MakeDb, pg: PgSchema, tmp_path: Path, before: str, after: str) -> Path:
+    """A migrated table t(id, v) whose column v was declared `before` when its values were
+    stored (two hundred reals) and `after` when migrated, as the writable_schema trick
+    leaves it."""
+    rows = [(i, LONG_REALS[i % len(LONG_REALS)] * (1 + i)) for i in range(1, 201)]
+    db = make_db(
+        f"CREATE TABLE t (id INTEGER PRIMARY KEY, v {before});",
+        ("INSERT INTO t VALUES (?, ?)", rows),
+        "PRAGMA writable_schema = 1;"
+        f"UPDATE sqlite_master SET sql = replace(sql, 'v {before}', 'v {after}') WHERE name = 't';",
+    )
+    run_dir = tmp_path / "run"
+    report = migrate(db, pg.target, MigrateOptions(schema=pg.schema, run_dir=run_dir, verify=False))
+    assert report.exit_code() == 0, report.as_dict()
+    return run_dir
+
+
+def _differences(report: VerifyReport) -> list[tuple[str, str, list[dict[str, str]]]]:
+    [t] = report.tables
+    return [(d["kind"], d["key"]["id"], d["columns"]) for d in t.differences]
+
+
+def _sqlite_text(value: float) -> str:
+    with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+        return str(conn.execute("SELECT CAST(? AS TEXT)", (value,)).fetchone()[0])
+
+
+def test_a_real_in_a_text_column_holding_sqlites_15_digits_in_postgresql_is_caught(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    run_dir = _altered_run(make_db, pg, tmp_path, "REAL", "TEXT")
+    values = {i: LONG_REALS[i % len(LONG_REALS)] * (1 + i) for i in (1, 7, 150)}
+    # The load wrote Python's repr (up to 17 digits): PostgreSQL must hold exactly that.
+    [(held,)] = pg.query("SELECT v FROM t WHERE id = 7")
+    assert held == repr(values[7]) != _sqlite_text(values[7])
+    assert verify(run_dir, pg.target).ok
+    # SQLite's own text of each value: 15 digits, which the fast path once took for equal.
+    for i, value in values.items():
+        pg.execute(f"UPDATE t SET v = '{_sqlite_text(value)}' WHERE id = {i}")
+
+    report = verify(run_dir, pg.target)
+
+    assert not report.ok
+    assert _differences(report) == [
+        ("changed", str(i), [{"column": "v", "source": repr(repr(v)), "target": repr(sqlite_text)}])
+        for i, v in values.items()
+        for sqlite_text in [_sqlite_text(v)]
+    ]  # fmt: skip
+
+
+def test_minus_zero_in_a_real_column_is_told_from_zero(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    # Stored without affinity, then declared REAL: SQLite keeps -0.0, prints it as 0.0.
+    db = make_db(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v);",
+        ("INSERT INTO t VALUES (?, ?)", [(i, -0.0 if i % 2 else 0.0) for i in range(1, 101)]),
+        "PRAGMA writable_schema = 1;"
+        "UPDATE sqlite_master SET sql = replace(sql, 'v)', 'v REAL)') WHERE name = 't';",
+    )
+    run_dir = tmp_path / "run"
+    migrate(db, pg.target, MigrateOptions(schema=pg.schema, run_dir=run_dir, verify=False))
+    assert pg.query("SELECT v::text FROM t WHERE id IN (1, 2) ORDER BY id") == [("-0",), ("0",)]
+    first = verify(run_dir, pg.target)
+    assert first.ok, first.problems
+    if signed_zeros():
+        assert first.tables[0].slow_rows == 0
+    pg.execute("UPDATE t SET v = 0 WHERE id = 51")
+    pg.execute("UPDATE t SET v = '-0' WHERE id = 52")
+
+    report = verify(run_dir, pg.target)
+
+    assert _differences(report) == [
+        ("changed", "51", [{"column": "v", "source": "-0.0", "target": "0.0"}]),
+        ("changed", "52", [{"column": "v", "source": "0.0", "target": "-0.0"}]),
+    ]
+
+
+def test_well_typed_tables_with_zeros_and_text_still_take_the_fast_path(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_fast, "CHUNK_ROWS", 100)
+    db = make_db(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, x REAL, n NUMERIC, label TEXT, kind VARCHAR(4));"
+        "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 500)"
+        " INSERT INTO t SELECT i, CASE WHEN i % 3 = 0 THEN 0.0 ELSE i * 0.25 END,"
+        " i % 7, 'row ' || i, CASE WHEN i % 2 THEN 'odd' END FROM s;"
+    )
+    run_dir = tmp_path / "run"
+    migrate(db, pg.target, MigrateOptions(schema=pg.schema, run_dir=run_dir, verify=False))
+
+    report = verify(run_dir, pg.target)
+
+    assert report.ok, report.problems
+    [t] = report.tables
+    assert (t.fast_rows, t.slow_rows, t.fast_chunks, t.slow_chunks) == (500, 0, 5, 0)
