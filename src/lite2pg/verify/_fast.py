@@ -32,7 +32,7 @@ Why equal texts prove target value == transform(source value) for every row and 
 5. Every other field is the same bytes on both sides. Per column, SQLite's storage class
    and shape must be one for which that implies transform(value) == the target value
    (`_render`): the blob b'5' or the text '5' in an integer column, a real in a text column
-   of another affinity (SQLite prints 15 digits, transform keeps 17), a number in an enum
+   of any affinity (SQLite prints 15 digits, transform keeps 17), a number in an enum
    column each send their chunk to the slow path. Text equal to what PostgreSQL prints for
    jsonb, json, uuid (32 hex digits), inet or cidr converts to that very value (`native`).
    PostgreSQL's dates and times must lie in the years 1 to 9999 and numeric text be plain
