@@ -393,7 +393,9 @@ def test_floats_of_any_digits_and_size_are_compared_in_chunks_with_the_same_dige
     # Doubles compare bit for bit; their digest text is Python's repr, which PostgreSQL's
     # text must give too (whole numbers, 1e15 to 1e16, exponents).
     floats = [0.1 + 0.2, 1 / 3, 1e-9, -2.5e-10, 1e-5, 5e-19, 123456789.12345679, 1e15,
-              1.5e15, 1234567890123456.8, 1e16, 2.0**62 - 512, -7.0, 0.0, 1e-4]  # fmt: skip
+              1.5e15, 1234567890123456.8, 1e16, 2.0**62 - 512, -7.0, 0.0, 1e-4,
+              # whole doubles PostgreSQL prints with 17 digits, Python's repr with fewer
+              2.662306560134349e16, -4.575667461512672e18]  # fmt: skip
     updates = "".join(
         f"UPDATE t SET ratio = {v!r}, weight = {-v!r} WHERE id = {10 * k + 5};"
         for k, v in enumerate(floats)

@@ -270,6 +270,20 @@ class _Digests:
         return combine(self.src), combine(self.pg)
 
 
+# PostgreSQL prints some whole doubles from 2**54 on with 17 digits where fewer read back
+# as the same double (2.6623065601343488e+16, Python's 2.662306560134349e+16): exact, but
+# not the shortest text, which is what the canonical text of a double is.
+_LONG_DOUBLE = re.compile(rb"-?[0-9]\.[0-9]{16}e\+[0-9]+")
+
+
+def shortest_doubles(text: bytes) -> bytes:
+    """PostgreSQL's canonical text of a float column (values joined by US) with each double
+    as Python's repr prints it; a regular-expression scan, Python only for those found."""
+    if b"e+" not in text:
+        return text
+    return _LONG_DOUBLE.sub(lambda m: repr(float(m.group())).encode(), text)
+
+
 def row_text(row: Row, nulls: Sequence[str]) -> bytes:
     """A canonical row (its flag first; after its columns, the orphan flags verify adds) as
     one text: each column's canonical text followed by US, as the column digests hash them.

@@ -17,7 +17,9 @@ SQLite cannot print a double's decimal digits exactly:
 `Column.bad` is SQLite SQL, true for a value whose text could equal PostgreSQL's without
 transform(value) being that value (the storage class, the shape): its chunk goes row by
 row. The comparisons `q >= ''` (text or blob), `q >= X''` (blob) and `q < X''` (neither)
-cost no function call: SQLite sorts NULL < numbers < text < blobs. A value neither side can
+cost no function call: SQLite sorts NULL < numbers < text < blobs. They are made on `+q`,
+which has no affinity (in a column of TEXT affinity, `q < ''` would compare a number as
+its text, and never be true). A value neither side can
 print exactly prints a marker: '?' on SQLite's side, '!' on PostgreSQL's, never equal.
 `pg_ok` gives PostgreSQL's checks that its values are where its text is canonical and
 transform can give them (years 1 to 9999, ...).
@@ -28,6 +30,9 @@ by powers of two, as on every platform lite2pg runs on (x86-64 SSE2, ARM64).
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import sqlite3
 from dataclasses import dataclass, field
 
 from psycopg import sql
@@ -108,47 +113,73 @@ class Column:
 def sqlite_column(c: ColumnMap, q: str, declared: str) -> Column:
     """How SQLite renders column `q` of declared type `declared` (NULL stays NULL)."""
     fam = c.pg_type.family
+    # The guards compare `+q`, which has no affinity: compared with '' or X'', a column of
+    # TEXT affinity would first turn its numbers (stored by the writable_schema trick)
+    # into text.
+    p = f"+{q}"
     if fam in (Family.INTEGER, Family.BOOLEAN):
         # The text '5' or a blob of it; a real always prints a '.' or an exponent.
-        return Column(q, [f"{q} >= ''"])
+        return Column(q, [f"{p} >= ''"])
     if fam in (Family.ENUM, Family.OTHER, *_NATIVE):
         # A number, a blob. The text of these types that PostgreSQL prints reads back as
         # the same value (`native`), so text equal to it converts to that value.
-        return Column(q, [f"{q} < ''", f"{q} >= X''"])
+        return Column(q, [f"{p} < ''", f"{p} >= X''"])
     if fam is Family.DATE:
         # A number cannot print as a date; the range PostgreSQL's values are in is
         # checked on its side (`_PG_RANGE`).
-        return Column(q, [f"{q} >= X''"])
+        return Column(q, [f"{p} >= X''"])
     if fam in (Family.TIMESTAMPTZ, Family.TIMESTAMP):
-        return Column(_trimmed_fraction(q, 20, 26), [f"{q} >= X''"])
+        return Column(_trimmed_fraction(q, 20, 26), [f"{p} >= X''"])
     if fam is Family.TIME:
-        return Column(_trimmed_fraction(q, 9, 15), [f"{q} >= X''"])
+        return Column(_trimmed_fraction(q, 9, 15), [f"{p} >= X''"])
     if fam is Family.BYTEA:
         # Text (bytes of any encoding) and numbers are not bytes.
-        return Column(f"CASE WHEN {q} IS NULL THEN NULL ELSE hex({q}) END", [f"{q} < X''"])
+        return Column(f"CASE WHEN {q} IS NULL THEN NULL ELSE hex({q}) END", [f"{p} < X''"])
     if fam is Family.TEXT:
         # transform prints integers as SQLite does and decodes blobs; a real would print
-        # with 15 digits where transform keeps 17. TEXT affinity stores no reals.
-        return Column(q, [] if affinity(declared) == "TEXT" else [f"typeof({q}) = 'real'"])
+        # with 15 digits where transform keeps repr's up to 17 ('0.1' and the double
+        # nearest 0.1 read alike). A column of any affinity may hold reals (TEXT affinity
+        # too, after the `PRAGMA writable_schema` trick that changes a declared type), so
+        # a number is asked its class: cheap, since text and blobs are not numbers.
+        return Column(q, [_real(q)])
     if fam is Family.NUMERIC:
         # Text that is not a plain decimal (PostgreSQL also prints 'NaN'); blobs.
         shape = _SHAPE[Family.NUMERIC].format(c=q)
-        bad = [f"{q} >= X''", f"CASE WHEN {q} >= '' THEN {shape} END"]
-        if affinity(declared) == "TEXT":  # stores no reals: text is compared as text
-            return Column(q, [*bad, f"typeof({q}) = 'real'"])
-        real = _scaled(q, _scale(c.pg_type))
+        bad = [f"{p} >= X''", f"CASE WHEN {p} >= '' THEN {shape} END"]
+        if affinity(declared) == "TEXT":  # reals are rare: text is compared as text
+            return Column(q, [*bad, _real(q)])
+        real = _scaled(p, _scale(c.pg_type))
         return Column(f"CASE WHEN typeof({q}) = 'real' THEN {real} ELSE {q} END", bad)
     if fam is Family.FLOAT:
         # transform takes a double, or an integer that converts to one exactly.
-        exact = f"{q} BETWEEN -{2**53} AND {2**53}"
-        # -0.0 and 0.0 print alike; only REAL affinity stores every zero as +0.0.
-        zero = "'0'" if affinity(declared) == "REAL" else "'?'"
-        real, whole = _bits(q, zero, "?"), _bits(f"({q} * 1.0)", "'0'", "?")
+        exact = f"{p} BETWEEN -{2**53} AND {2**53}"
+        # -0.0 and 0.0 compare and print alike in SQLite; any affinity may hold -0.0 (REAL
+        # affinity too, after the writable_schema trick), so a zero is told by its sign as
+        # PostgreSQL prints it, or, where SQLite has no atan2, sent row by row.
+        zero = f"CASE WHEN atan2({p}, -1.0) < 0 THEN '-0' ELSE '0' END" if signed_zeros() else "'?'"
+        real, whole = _bits(p, zero, "?"), _bits(f"({q} * 1.0)", "'0'", "?")
         return Column(
             f"CASE typeof({q}) WHEN 'real' THEN {real} "
             f"WHEN 'integer' THEN CASE WHEN {exact} THEN {whole} ELSE '?' END ELSE '?' END"
         )
     raise AssertionError(fam)
+
+
+@functools.cache
+def signed_zeros() -> bool:
+    """Whether SQLite tells -0.0 from 0.0 here: atan2(-0.0, -1) is -pi, but atan2 is one of
+    the math functions SQLite may be built without."""
+    try:
+        with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+            row = conn.execute("SELECT atan2(-0.0, -1.0) < 0, atan2(0.0, -1.0) > 0").fetchone()
+    except sqlite3.Error:
+        return False
+    return bool(row and row[0] and row[1])
+
+
+def _real(q: str) -> str:
+    """SQLite SQL, true for a REAL in column `q`; typeof() is called for numbers only."""
+    return f"CASE WHEN +{q} < '' THEN typeof({q}) = 'real' END"
 
 
 def pg_compare(c: ColumnMap, declared: str) -> sql.Composable:
