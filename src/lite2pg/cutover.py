@@ -16,7 +16,9 @@ from __future__ import annotations
 import configparser
 import contextlib
 import datetime as dt
+import functools
 import hashlib
+import io
 import json
 import os
 import re
@@ -27,10 +29,19 @@ import tempfile
 import time
 import tomllib
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import tomlkit
+import tomlkit.items
+from configupdater import ConfigUpdater, Option, Section
+from ruamel.yaml import YAML
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, ScalarNode
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
 from lite2pg.artifacts import atomic_write
 from lite2pg.errors import Lite2pgError
@@ -182,18 +193,21 @@ def _scrub(text: str, passwords: list[str]) -> str:
 
 
 # --- locating a value --------------------------------------------------------------------
+# Each format is read by its own well-kept parser; lite2pg only finds the key's value in
+# what the parser reports and writes the new one there, so every other byte stays.
 
 
 @dataclass
 class _Hit:
-    """Where a key's value is written: text[start:end], how it is quoted, its line."""
+    """One place the wanted key is set: its line, the value as the format's parser reads
+    it (None when it is no string), why it cannot be switched (if so), and `write`, which
+    gives the whole text with a new value there."""
 
-    start: int
-    end: int
-    style: str
     line: int
     value: str | None = None
-    problem: str | None = None  # why it cannot be edited in place, if it cannot
+    problem: str | None = None
+    write: Callable[[str], str] | None = None
+    data_path: tuple[str, ...] = ()  # where the value sits in `_load`'s data, if not the key
 
 
 class _Found:
@@ -211,6 +225,14 @@ def _lines(text: str) -> list[str]:
 
 def _line_of(text: str, pos: int) -> int:
     return text.count("\n", 0, pos) + 1
+
+
+def _splice(text: str, start: int, end: int, render: Callable[[str], str]) -> Callable[[str], str]:
+    return lambda new: text[:start] + render(new) + text[end:]
+
+
+def _one_line(e: Exception | str) -> str:
+    return " ".join(str(e).split())
 
 
 def config_kind(path: Path) -> str:
@@ -232,6 +254,9 @@ def config_kind(path: Path) -> str:
 
 
 # .env ------------------------------------------------------------------------------------
+# A small editor of our own: python-dotenv's set_key rewrites the whole line (it drops
+# `export` and the line's comment, always single-quotes, turns CRLF into LF and silently
+# sets every copy of a duplicated key), and .env has no grammar beyond these few rules.
 
 _ENV_ASSIGN = re.compile(r"[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_.-]*)[ \t]*=[ \t]*")
 _DQ = re.compile(r'"((?:[^"\\]|\\[\s\S])*)"')
@@ -245,8 +270,8 @@ def _rest_is_comment(text: str, pos: int) -> bool:
     return not rest or rest.startswith("#")
 
 
-def _locate_env(path: Path, text: str, key: str) -> _Found:
-    found = _Found()
+def _env_assignments(path: Path, text: str) -> Iterator[tuple[str, int, int, str, str]]:
+    """Each KEY=VALUE: the name, where its value is written, its quoting and its text."""
     pos = 0
     while pos < len(text):
         eol = text.find("\n", pos)
@@ -261,7 +286,6 @@ def _locate_env(path: Path, text: str, key: str) -> _Found:
                 path, f"line {_line_of(text, pos)} is not KEY=VALUE", "fix or comment out the line"
             )
         name, vstart = m.group(1), m.end()
-        found.keys.append(name)
         quote = text[vstart : vstart + 1]
         if quote in ("'", '"'):
             qm = (_DQ if quote == '"' else _SQ).match(text, vstart)
@@ -291,8 +315,16 @@ def _locate_env(path: Path, text: str, key: str) -> _Found:
             value = text[vstart:vend]
             style = "plain"
             pos = eol + 1
+        yield name, vstart, vend, style, value
+
+
+def _locate_env(path: Path, text: str, key: str) -> _Found:
+    found = _Found()
+    for name, start, end, style, value in _env_assignments(path, text):
+        found.keys.append(name)
         if name == key:
-            found.hits.append(_Hit(vstart, vend, style, _line_of(text, vstart), value))
+            write = _splice(text, start, end, functools.partial(_render_env, style))
+            found.hits.append(_Hit(_line_of(text, start), value, write=write, data_path=(name,)))
     return found
 
 
@@ -306,117 +338,11 @@ def _render_env(style: str, new: str) -> str:
     return '"' + new.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-# TOML ------------------------------------------------------------------------------------
-
-_TOML_BARE = re.compile(r"[A-Za-z0-9_-]+")
-_TOML_BASIC = re.compile(r'"((?:[^"\\\n]|\\.)*)"')
-_TOML_LITERAL = re.compile(r"'([^'\n]*)'")
-_TOML_ML_BASIC = re.compile(r'"""(?:[^"\\]|\\[\s\S]|""?(?!"))*"{3,5}')
-_TOML_ML_LITERAL = re.compile(r"'''[\s\S]*?'{3,5}")
+def _load_env(text: str) -> Any:
+    return {name: value for name, *_, value in _env_assignments(Path(), text)}
 
 
-class _ScanError(Exception):
-    pass
-
-
-def _skip_ws(text: str, i: int) -> int:
-    while i < len(text) and text[i] in " \t":
-        i += 1
-    return i
-
-
-def _next_line(text: str, i: int) -> int:
-    eol = text.find("\n", i)
-    return len(text) if eol == -1 else eol + 1
-
-
-def _toml_key(text: str, i: int) -> tuple[list[str], int]:
-    parts: list[str] = []
-    while True:
-        i = _skip_ws(text, i)
-        for rx in (_TOML_BARE, _TOML_BASIC, _TOML_LITERAL):
-            m = rx.match(text, i)
-            if m:
-                part = m.group(1) if m.groups() else m.group(0)
-                parts.append(re.sub(r"\\(.)", r"\1", part) if rx is _TOML_BASIC else part)
-                i = _skip_ws(text, m.end())
-                break
-        else:
-            raise _ScanError(f"line {_line_of(text, i)}: expected a key")
-        if text.startswith(".", i):
-            i += 1
-            continue
-        return parts, i
-
-
-def _toml_skip_value(text: str, i: int) -> tuple[int, str]:
-    """End of the value at text[i] and its style: basic, literal, multiline or other."""
-    for rx, style in (
-        (_TOML_ML_BASIC, "multiline"),
-        (_TOML_ML_LITERAL, "multiline"),
-        (_TOML_BASIC, "basic"),
-        (_TOML_LITERAL, "literal"),
-    ):
-        m = rx.match(text, i)
-        if m:
-            return m.end(), style
-    if text[i : i + 1] in ("[", "{"):
-        depth = 0
-        while i < len(text):
-            c = text[i]
-            if c in "\"'":
-                end, _ = _toml_skip_value(text, i)
-                if end == i:
-                    raise _ScanError(f"line {_line_of(text, i)}: unterminated string")
-                i = end
-                continue
-            if c == "#":
-                i = _next_line(text, i)
-                continue
-            depth += c in "[{"
-            depth -= c in "]}"
-            i += 1
-            if depth == 0:
-                return i, "other"
-        raise _ScanError("unclosed array or inline table")
-    eol = text.find("\n", i)
-    eol = len(text) if eol == -1 else eol
-    comment = text.find("#", i, eol)
-    end = comment if comment != -1 else eol
-    while end > i and text[end - 1] in " \t\r":
-        end -= 1
-    return (end, "other") if end > i else (i, "other")
-
-
-def _toml_scan(text: str, target: tuple[str, ...]) -> list[_Hit]:
-    hits: list[_Hit] = []
-    table: tuple[str, ...] | None = ()
-    i = 0
-    while i < len(text):
-        i = _skip_ws(text, i)
-        if i >= len(text):
-            break
-        c = text[i]
-        if c in "\r\n#":
-            i = _next_line(text, i)
-            continue
-        if c == "[":
-            array = text.startswith("[[", i)
-            parts, i = _toml_key(text, i + (2 if array else 1))
-            # Keys inside an array of tables are not reachable by a dotted path.
-            table = None if array else tuple(parts)
-            i = _next_line(text, i)
-            continue
-        parts, i = _toml_key(text, i)
-        if not text.startswith("=", i):
-            raise _ScanError(f"line {_line_of(text, i)}: expected '='")
-        start = _skip_ws(text, i + 1)
-        end, style = _toml_skip_value(text, start)
-        if table is not None and (*table, *parts) == target:
-            problem = None if style in ("basic", "literal") else "is not a one-line string"
-            hits.append(_Hit(start, end, style, _line_of(text, start), problem=problem))
-        i = _next_line(text, end)
-    return hits
+# TOML: tomlkit keeps every byte it is not asked to change; tomllib is the check. -------
 
 
 def _leaves(doc: Any, prefix: str = "") -> list[str]:
@@ -425,224 +351,203 @@ def _leaves(doc: Any, prefix: str = "") -> list[str]:
     return [prefix[:-1]] if prefix else []
 
 
-def _lookup(doc: Any, parts: list[str] | tuple[str, ...]) -> tuple[bool, Any]:
+def _has(doc: Any, parts: Sequence[str]) -> bool:
     for p in parts:
         if not isinstance(doc, dict) or p not in doc:
-            return False, None
+            return False
         doc = doc[p]
-    return True, doc
+    return True
+
+
+def _toml_lines(text: str, parts: Sequence[str]) -> list[int]:
+    """The lines that set the key: each line read by tomllib under the table header above
+    it (a value over several lines is not found this way; the line is then 0)."""
+    header = ""
+    found: list[int] = []
+    for n, line in enumerate(_lines(text), 1):
+        try:
+            data = tomllib.loads(line)
+        except tomllib.TOMLDecodeError:
+            data = None
+        if line.lstrip().startswith("[") and data is not None:
+            header = line
+            continue
+        with contextlib.suppress(tomllib.TOMLDecodeError):
+            if _has(tomllib.loads(f"{header}\n{line}"), parts):
+                found.append(n)
+    return found
 
 
 def _locate_toml(path: Path, text: str, key: str) -> _Found:
-    target = tuple(key.split("."))
+    parts = key.split(".")
     found = _Found()
     try:
-        doc = tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        try:
-            dupes = _toml_scan(text, target)
-        except _ScanError:
-            dupes = []
-        if len(dupes) > 1:
-            found.hits = dupes
+        lines = _toml_lines(text, parts)
+        if len(lines) > 1:
+            found.hits = [_Hit(n) for n in lines]
             return found
         raise ConfigUnparsable(path, f"not valid TOML: {e}", "fix the file first") from None
-    try:
-        found.hits = _toml_scan(text, target)
-    except _ScanError as e:
-        raise ConfigUnparsable(path, f"cannot edit in place: {e}", "edit it by hand") from None
-    found.keys = _leaves(doc)
-    present, value = _lookup(doc, target)
-    if present and not found.hits:
-        raise ConfigUnparsable(
-            path,
-            f"{key} is set inside an inline table or array, which lite2pg does not edit",
-            f'write it as a `{target[-1]} = "..."` line under [{".".join(target[:-1])}]',
-        )
-    for h in found.hits:
-        h.value = value if isinstance(value, str) else None
+    found.keys = _leaves(data)
+    if not _has(data, parts):
+        return found
+    doc = tomlkit.parse(text)
+    parent: Any = doc
+    for p in parts[:-1]:
+        parent = parent[p]
+    item = parent[parts[-1]]
+    hit = _Hit(next(iter(_toml_lines(text, parts)), 0))
+    found.hits.append(hit)
+    one_line = (tomlkit.items.StringType.SLB, tomlkit.items.StringType.SLL)
+    if not isinstance(item, tomlkit.items.String) or item.type not in one_line:
+        hit.problem = "is not a one-line string"
+        return found
+    hit.value = str(item)
+    literal = item.type == tomlkit.items.StringType.SLL
+
+    def write(new: str) -> str:
+        fits = literal and "'" not in new and not re.search(r"[\x00-\x08\x0a-\x1f\x7f]", new)
+        kind = tomlkit.items.StringType.SLL if fits else tomlkit.items.StringType.SLB
+        parent[parts[-1]] = tomlkit.items.String.from_raw(new, kind)
+        return tomlkit.dumps(doc)
+
+    hit.write = write
     return found
 
 
-def _render_toml(style: str, new: str) -> str:
-    if style == "literal" and "'" not in new and not re.search(r"[\x00-\x08\x0a-\x1f\x7f]", new):
-        return f"'{new}'"
-    return json.dumps(new, ensure_ascii=False).replace("\x7f", "\\u007f")
+def _load_toml(text: str) -> Any:
+    return tomllib.loads(text)
 
 
-# YAML ------------------------------------------------------------------------------------
+# YAML: ruamel.yaml's round-trip composer gives each value's exact place and style. ------
+# The edit is made there in the text rather than by dumping the whole document: ruamel
+# re-indents sequences, moves comments and folds long lines of keys nobody asked it to touch.
 
-_YAML_KEY = re.compile(
-    r"""(?:"(?P<dq>(?:[^"\\]|\\.)*)"|'(?P<sq>(?:[^']|'')*)'|(?P<plain>[^\s#'"{}\[\],&*!|>%@`-][^#]*?))"""
-    r"[ \t]*:(?=[ \t]|$)"
-)
-_YAML_DQ = re.compile(r'"(?:[^"\\]|\\.)*"')
-_YAML_SQ = re.compile(r"'(?:[^']|'')*'")
-_YAML_PLAIN_SAFE = re.compile(r"[A-Za-z][!-\"$-~]*")  # printable ASCII, no '#' or space
-# What a single-quoted scalar may hold as is: printable, and no NEL, LS, PS or BOM.
-_YAML_SQ_SAFE = re.compile(
-    "[\t\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]*"
-)
-_UNSAFE_YAML = re.compile("[\x7f-\x9f\u2028\u2029\ufeff]")
-_YAML_NOT_STRING = re.compile(
-    r"(?:[-+.0-9][-+.0-9_:eExXoOa-fA-F]*|y|n|yes|no|true|false|on|off|null|~)", re.IGNORECASE
-)
+_YAML_STR = "tag:yaml.org,2002:str"
+_YAML_PROPERTIES = re.compile(r"(?:[&!]\S*\s+)*")  # an anchor and/or a tag before a value
+_YAML_BREAKS = re.compile("[\r\n\x85\u2028\u2029]")
 
 
-_YAML_ESCAPES = {
-    "0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n", "v": "\v", "f": "\f",
-    "r": "\r", "e": "\x1b", " ": " ", '"': '"', "/": "/", "\\": "\\", "N": "\x85",
-    "_": "\xa0", "L": "\u2028", "P": "\u2029",
-}  # fmt: skip
-_YAML_ESCAPE = re.compile(r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|(.))")
-
-
-def _yaml_unescape(body: str) -> str:
-    """The text of a one-line YAML double-quoted scalar (without its quotes)."""
-
-    def one(m: re.Match[str]) -> str:
-        code = m.group(1) or m.group(2) or m.group(3)
-        if code:
-            return chr(int(code, 16))
-        return _YAML_ESCAPES.get(m.group(4), m.group(0))
-
-    return _YAML_ESCAPE.sub(one, body)
+def _yaml_error(path: Path, e: YAMLError) -> ConfigUnparsable:
+    if isinstance(e, MarkedYAMLError) and e.problem_mark is not None:
+        where = f"line {e.problem_mark.line + 1}: "
+        # A duplicate key's message quotes both values: one may hold a password.
+        problem = "a key is set twice" if isinstance(e, DuplicateKeyError) else e.problem
+        context = ""
+        if e.context and e.context_mark is not None and not isinstance(e, DuplicateKeyError):
+            context = f" ({e.context} at line {e.context_mark.line + 1})"
+        message = f"{where}not valid YAML: {problem}{context}"
+    else:
+        message = f"not valid YAML: {_one_line(e)}"
+    return ConfigUnparsable(path, message, "fix the YAML first")
 
 
 def _locate_yaml(path: Path, text: str, key: str) -> _Found:
-    """Block-style YAML mappings, scanned line by line by indentation."""
-    target = key.split(".")
+    target = tuple(key.split("."))
     found = _Found()
-    # (indent, key, indent of its children once seen)
-    stack: list[list[Any]] = []
-    root_child: int | None = None
-    skip_over: int | None = None  # lines indented deeper than this continue a value
-    skip_kind = ""
-    skip_hit: _Hit | None = None
-    open_quote: tuple[str, int] | None = None  # an unclosed multi-line quote and its line
-    pos = 0
+    try:
+        docs = list(YAML().compose_all(text))
+    except YAMLError as e:
+        raise _yaml_error(path, e) from None
+    several = len(docs) > 1
 
-    def bad(line_no: int, problem: str) -> ConfigUnparsable:
-        return ConfigUnparsable(
-            path,
-            f"line {line_no}: {problem}",
-            "fix the YAML; if it is valid, change the setting by hand",
-        )
-
-    for n, line in enumerate(_lines(text), 1):
-        start, pos = pos, pos + len(line)
-        body = line.rstrip("\r\n")
-        stripped = body.lstrip(" ")
-        indent = len(body) - len(stripped)
-        if not stripped.strip() or stripped.startswith("#"):
-            continue
-        if skip_over is not None:
-            if indent > skip_over:
-                if skip_hit is not None and skip_hit.problem is None:
-                    skip_hit.problem = "spans several lines"
-                if skip_kind == "plain" and re.search(r":(?:[ \t]|$)", stripped.split(" #")[0]):
-                    raise bad(n, "a mapping is not allowed here (bad indentation?)")
-                if open_quote and re.search(r'(?<!\\)"' if open_quote[0] == '"' else "'", stripped):
-                    open_quote = None
+    def walk(node: Any, at: tuple[str, ...], doc: int) -> None:
+        for k, v in node.value:
+            if not isinstance(k, ScalarNode):
                 continue
-            if open_quote:
-                raise bad(open_quote[1], f"no closing {open_quote[0]}")
-            skip_over, skip_hit, skip_kind = None, None, ""
-        if stripped.startswith("\t"):
-            raise bad(n, "a tab in the indentation (YAML allows spaces only)")
-        if indent == 0 and (stripped in ("---", "...") or stripped.startswith(("--- ", "%"))):
-            stack.clear()
-            root_child = None
-            continue
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        parent_child = stack[-1][2] if stack else root_child
-        if parent_child is None:
-            if stack:
-                stack[-1][2] = indent
-            else:
-                root_child = indent
-        elif parent_child != indent:
-            raise bad(n, f"bad indentation ({indent} spaces, expected {parent_child})")
-        if stripped == "-" or stripped.startswith("- "):
-            # A sequence item: what is inside is not reachable by a dotted path.
-            skip_over, skip_kind = indent, "sequence"
-            continue
-        m = _YAML_KEY.match(stripped)
-        if not m:
-            raise bad(n, "not a `key: value` line (lite2pg edits block-style mappings only)")
-        if m.group("dq") is not None:
-            name = _yaml_unescape(m.group("dq"))
-        elif m.group("sq") is not None:
-            name = m.group("sq").replace("''", "'")
-        else:
-            name = m.group("plain").rstrip()
-        full = [str(s[1]) for s in stack] + [name]
-        after = stripped[m.end() :]
-        v = after.lstrip(" \t")
-        vstart = start + indent + m.end() + (len(after) - len(v))
-        hit: _Hit | None = None
-        is_target = full == target
-        stack.append([indent, name, None])
-        if not v or v.startswith("#"):
-            if is_target:
-                hit = _Hit(vstart, vstart, "none", n, problem="has no value on its line")
-        elif v[0] in "|>":
-            skip_over, skip_kind = indent, "block"
-            hit = _Hit(vstart, vstart, "block", n, problem="is a block scalar (| or >)")
-        elif v[0] in "\"'":
-            qm = (_YAML_DQ if v[0] == '"' else _YAML_SQ).match(v)
-            skip_over, skip_kind = indent, "quoted"
-            if qm is None:
-                open_quote = (v[0], n)
-                hit = _Hit(vstart, vstart, "quoted", n, problem="spans several lines")
-            else:
-                rest = v[qm.end() :].strip()
-                if rest and not rest.startswith("#"):
-                    raise bad(n, "text after the closing quote")
-                inner = qm.group(0)[1:-1]
-                value = _yaml_unescape(inner) if v[0] == '"' else inner.replace("''", "'")
-                hit = _Hit(vstart, vstart + qm.end(), v[0], n, value)
-        elif v[0] in "[{":
-            skip_over, skip_kind = indent, "flow"
-            hit = _Hit(vstart, vstart, "flow", n, problem="is not a string")
-        elif v[0] in "&!*":
-            skip_over, skip_kind = indent, "tagged"
-            hit = _Hit(vstart, vstart, "tagged", n, problem="uses an anchor, alias or tag")
-            if re.fullmatch(r"[&!]\S*(?:[ \t]+#.*)?", v):
-                skip_over = None  # `key: &anchor` opens a mapping
-        else:
-            comment = re.search(r"[ \t]#", v)
-            value = (v[: comment.start()] if comment else v).rstrip()
-            skip_over, skip_kind = indent, "plain"
-            hit = _Hit(vstart, vstart + len(value), "plain", n, value)
-        if hit is not None and hit.style != "none":
-            found.keys.append(".".join(full))
-        if is_target and hit is not None:
-            found.hits.append(hit)
-            skip_hit = hit if skip_over is not None else None
-    if open_quote:
-        raise bad(open_quote[1], f"no closing {open_quote[0]}")
+            here = (*at, str(k.value))
+            alias = v.start_mark.index < k.end_mark.index  # the value is written elsewhere
+            if isinstance(v, MappingNode) and not alias and here != target:
+                walk(v, here, doc)
+                continue
+            if k.value != "<<":
+                found.keys.append(".".join(here))
+            if here == target:
+                # Inside {...} a plain scalar may not hold `,` or `}`: quote it there.
+                hit = _yaml_hit(text, k, v, alias, '"' if node.flow_style else None)
+                if several:
+                    hit.data_path = (str(doc), *target)
+                found.hits.append(hit)
+
+    for n, root in enumerate(docs):
+        if isinstance(root, MappingNode):
+            walk(root, (), n)
+    if not found.hits:
+        # Set through an anchor or a merge (`<<: *defaults`): switching it here would
+        # switch every place that shares it.
+        for data in _load_yaml_docs(path, text):
+            if _has(data, target):
+                raise ConfigUnparsable(
+                    path,
+                    f"{key} is not written out in the file: it comes from an anchor or a "
+                    "merge (<<)",
+                    f"add `{target[-1]}:` under {'.'.join(target[:-1]) or 'the top'} "
+                    "and switch that, or edit the file by hand",
+                )
     return found
 
 
-def _render_yaml(style: str, new: str) -> str:
-    if style == "'" and _YAML_SQ_SAFE.fullmatch(new):
-        return "'" + new.replace("'", "''") + "'"
-    if (
-        style == "plain"
-        and _YAML_PLAIN_SAFE.fullmatch(new)
-        and not re.search(r":(?:\s|$)", new)
-        and not _YAML_NOT_STRING.fullmatch(new)
-    ):
-        return new
-    # A JSON string is a YAML double-quoted one; YAML 1.1 also breaks lines at NEL, LS, PS.
-    return _UNSAFE_YAML.sub(
-        lambda m: f"\\u{ord(m.group()):04x}", json.dumps(new, ensure_ascii=False)
-    )
+def _yaml_hit(text: str, k: Any, v: Any, alias: bool, style: str | None) -> _Hit:
+    hit = _Hit(k.start_mark.line + 1)
+    if alias:
+        hit.problem = f"is an alias of the value at line {v.start_mark.line + 1}"
+    elif not isinstance(v, ScalarNode) or v.tag != _YAML_STR:
+        hit.problem = "is not a string"
+    elif v.style in ("|", ">"):
+        hit.problem = "is a block scalar (| or >)"
+    else:
+        m = _YAML_PROPERTIES.match(text, v.start_mark.index)
+        start = m.end() if m else v.start_mark.index
+        end = v.end_mark.index
+        if _YAML_BREAKS.search(text, start, end):
+            hit.problem = "spans several lines"
+        else:
+            hit.value = str(v.value)
+            hit.write = _splice(text, start, end, functools.partial(_render_yaml, style or v.style))
+    return hit
 
 
-# JSON ------------------------------------------------------------------------------------
+def _render_yaml(style: str | None, new: str) -> str:
+    """`new` as a one-line YAML scalar, in the old one's quoting where that holds it."""
+    styles: list[type[str]] = [DoubleQuotedScalarString]
+    if style == "'":
+        styles.insert(0, SingleQuotedScalarString)
+    elif style is None:
+        styles.insert(0, str)
+    for cls in styles:
+        out = io.StringIO()
+        emitter = YAML()
+        emitter.width = 1 << 30  # never fold the line
+        emitter.dump([cls(new)], out)
+        scalar = out.getvalue()[2:].removesuffix("\n")  # "- <scalar>\n"
+        if cls is str and scalar[:1] in ("'", '"'):
+            continue  # it needs quotes: the double ones, which hold anything
+        # A YAML 1.1 reader (PyYAML) must read it the same: `on` is true there.
+        if not _YAML_BREAKS.search(scalar) and _yaml11(scalar) == new:
+            return scalar
+    raise AssertionError("a double-quoted YAML scalar holds any one-line text")
+
+
+def _yaml11(scalar: str) -> Any:
+    return YAML(typ="safe", pure=True).load(f"%YAML 1.1\n---\n- {scalar}\n")[0]
+
+
+def _load_yaml_docs(path: Path, text: str) -> list[Any]:
+    try:
+        return list(YAML(typ="safe", pure=True).load_all(text))
+    except YAMLError as e:
+        raise _yaml_error(path, e) from None
+
+
+def _load_yaml(text: str) -> Any:
+    docs = _load_yaml_docs(Path(), text)
+    return docs[0] if len(docs) == 1 else {str(n): d for n, d in enumerate(docs)}
+
+
+# JSON: a targeted edit of the one string token. Dumping the parsed document again would
+# re-lay every line (a compact [1, 2] opened up, "\u00e9" written as "é", key spacing), and
+# the json module gives no positions, so its raw_decode walks the text to find the value.
 
 _JSON_WS = re.compile(r"[ \t\n\r]*")
 
@@ -679,7 +584,14 @@ def _locate_json(path: Path, text: str, key: str) -> _Found:
                 start = i
                 i = value(i, child)
                 if child == target:
-                    found.hits.append(_Hit(start, i, "json", _line_of(text, start)))
+                    obj, _ = decoder.raw_decode(text, start)
+                    hit = _Hit(_line_of(text, start))
+                    if isinstance(obj, str):
+                        hit.value = obj
+                        hit.write = _splice(text, start, i, _render_json)
+                    else:
+                        hit.problem = "is not a string"
+                    found.hits.append(hit)
                 i = ws(i)
                 if text[i] == ",":
                     i = ws(i + 1)
@@ -689,60 +601,50 @@ def _locate_json(path: Path, text: str, key: str) -> _Found:
         return end
 
     value(ws(0), ())
-    for h in found.hits:
-        obj, _ = decoder.raw_decode(text, h.start)
-        if isinstance(obj, str):
-            h.value = obj
-        else:
-            h.problem = "is not a string"
     return found
 
 
-def _render_json(style: str, new: str) -> str:
+def _render_json(new: str) -> str:
     return json.dumps(new, ensure_ascii=False)
 
 
-# INI -------------------------------------------------------------------------------------
+def _load_json(text: str) -> Any:
+    data = json.loads(text)
+    # Paths of a JSON array's items are their indexes, as in the dotted key.
+    return _json_lists_as_dicts(data)
 
-_INI_SECTION = re.compile(r"\[(?P<name>.+)\]")
-_INI_OPTION = re.compile(r"(?P<option>.*?)\s*[=:]\s*")
+
+def _json_lists_as_dicts(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _json_lists_as_dicts(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return {str(n): _json_lists_as_dicts(v) for n, v in enumerate(data)}
+    return data
 
 
-def _ini_scan(text: str, section: str, option: str) -> _Found:
-    found = _Found()
-    current: str | None = None
-    in_value = False  # indented lines after an option continue its value
-    target: _Hit | None = None
-    pos = 0
-    for n, line in enumerate(_lines(text), 1):
-        start, pos = pos, pos + len(line)
-        body = line.rstrip("\r\n")
-        stripped = body.strip()
-        if not stripped or stripped[0] in "#;":
-            continue
-        if body[0] in " \t" and in_value:
-            if target is not None:
-                target.problem = "spans several lines"
-            continue
-        in_value, target = False, None
-        sm = _INI_SECTION.fullmatch(stripped)
-        if sm:
-            current = sm.group("name")
-            continue
-        om = _INI_OPTION.match(body)
-        if om is None or current is None:
-            continue  # configparser accepted it; nothing of ours
-        in_value = True
-        name = om.group("option").strip().lower()
-        found.keys.append(f"{current}.{name}")
-        if current == section and name == option:
-            raw = body[om.end() :].rstrip()
-            vstart = start + om.end()
-            quoted = len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\""
-            style = raw[0] if quoted else "plain"
-            target = _Hit(vstart, vstart + len(raw), style, n, raw[1:-1] if quoted else raw)
-            found.hits.append(target)
-    return found
+# INI: configupdater reads it with configparser's own rules and keeps each option's lines.
+# Its `option.value = ...` writes the line anew (`key = value`, LF), so the value is
+# replaced inside the option's own line instead; configparser is the check.
+
+
+def _ini_error(path: Path, e: configparser.Error) -> ConfigUnparsable:
+    if isinstance(e, configparser.ParsingError) and not isinstance(
+        e, configparser.MissingSectionHeaderError
+    ):
+        # Its message quotes the lines, which may hold a password: give their numbers.
+        lines = [str(n) for n, _ in e.errors]
+        what = f"line {lines[0]} is" if len(lines) == 1 else f"lines {', '.join(lines)} are"
+        return ConfigUnparsable(path, f"not valid INI: {what} not `option = value`", "fix it first")
+    return ConfigUnparsable(path, f"not valid INI: {_one_line(e)}", "fix it first")
+
+
+def _ini_parse(path: Path, text: str, *, strict: bool) -> ConfigUpdater:
+    updater = ConfigUpdater(strict=strict)
+    try:
+        updater.read_string(text, source=str(path))
+    except configparser.Error as e:
+        raise _ini_error(path, e) from None
+    return updater
 
 
 def _locate_ini(path: Path, text: str, key: str) -> _Found:
@@ -752,35 +654,52 @@ def _locate_ini(path: Path, text: str, key: str) -> _Found:
             path, f"key {key!r} is not section.option", "give the key as section.option"
         )
     option = option.lower()  # configparser's option names are case-insensitive
-    parser = configparser.RawConfigParser(strict=True, interpolation=None)
-    try:
-        parser.read_string(text, source=str(path))
-    except configparser.DuplicateOptionError as e:
-        if e.section == section and e.option == option:
-            return _ini_scan(text, section, option)  # the caller reports the duplicate
-        raise ConfigUnparsable(path, f"not valid INI: {_one_line(e)}", "fix it first") from None
-    except configparser.Error as e:
-        raise ConfigUnparsable(path, f"not valid INI: {_one_line(e)}", "fix it first") from None
-    found = _ini_scan(text, section, option)
-    if len(found.hits) == 1 and found.hits[0].problem is None:
-        # The value as configparser reads it, so the check after editing is configparser's.
-        hit = found.hits[0]
-        if section == parser.default_section:
-            value = parser.defaults().get(option)
-        else:
-            value = parser.get(section, option, fallback=None)
-        if value is not None and hit.style != "plain" and len(value) >= 2:
-            value = value[1:-1]
-        hit.value = value
+    found = _Found()
+    lines = _lines(text)
+    line = 1
+    for block in _ini_parse(path, text, strict=False).iter_blocks():
+        first = line
+        line += len(block.lines)
+        if not isinstance(block, Section):
+            continue
+        line = first + 1
+        for item in block.iter_blocks():
+            here = line
+            line += len(item.lines)
+            if not isinstance(item, Option):
+                continue
+            found.keys.append(f"{block.name}.{item.key}")
+            if block.name != section or item.key != option:
+                continue
+            hit = _Hit(here)
+            found.hits.append(hit)
+            raw = item.value
+            if len(item.lines) > 1 or raw is None:
+                hit.problem = "spans several lines" if raw else "has no value"
+                continue
+            quoted = len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\""
+            hit.value = raw[1:-1] if quoted else raw
+            start = sum(map(len, lines[: here - 1]))
+            end = start + len(lines[here - 1].rstrip("\r\n").rstrip())
+            if text[end - len(raw) : end] != raw:
+                hit.problem = "is not where configparser reads it"
+                continue
+            quote = raw[0] if quoted else ""
+            hit.write = _splice(text, end - len(raw), end, functools.partial(_quoted, quote))
+    if len(found.hits) < 2:
+        _ini_parse(path, text, strict=True)  # any other fault, as configparser puts it
     return found
 
 
-def _render_ini(style: str, new: str) -> str:
-    return f"{style}{new}{style}" if style in ("'", '"') else new
+def _quoted(quote: str, new: str) -> str:
+    return f"{quote}{new}{quote}"
 
 
-def _one_line(e: Exception) -> str:
-    return " ".join(str(e).split())
+def _load_ini(text: str) -> Any:
+    parser = configparser.RawConfigParser(strict=True, interpolation=None)
+    parser.read_string(text)
+    sections = {s: dict(parser.items(s, raw=True)) for s in parser.sections()}
+    return {parser.default_section: dict(parser.defaults()), **sections}
 
 
 _LOCATE: dict[str, Callable[[Path, str, str], _Found]] = {
@@ -790,13 +709,36 @@ _LOCATE: dict[str, Callable[[Path, str, str], _Found]] = {
     "json": _locate_json,
     "ini": _locate_ini,
 }
-_RENDER: dict[str, Callable[[str, str], str]] = {
-    "env": _render_env,
-    "toml": _render_toml,
-    "yaml": _render_yaml,
-    "json": _render_json,
-    "ini": _render_ini,
+# The file's whole content as its format's parser reads it: after an edit only the key may
+# differ (an anchor, a merge or [DEFAULT] could carry a change further).
+_LOAD: dict[str, Callable[[str], Any]] = {
+    "env": _load_env,
+    "toml": _load_toml,
+    "yaml": _load_yaml,
+    "json": _load_json,
+    "ini": _load_ini,
 }
+
+
+def _differences(old: Any, new: Any, at: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The paths where two parsed documents differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[tuple[str, ...]] = []
+        for k in [*old, *(k for k in new if k not in old)]:
+            here = (*at, str(k))
+            if k in old and k in new:
+                out += _differences(old[k], new[k], here)
+            else:
+                out.append(here)
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [
+            d
+            for n, (a, b) in enumerate(zip(old, new, strict=True))
+            for d in _differences(a, b, (*at, str(n)))
+        ]
+    same = type(old) is type(new) and (old == new or (old != old and new != new))  # NaN
+    return [] if same else [at]
 
 
 # --- switch and restore ------------------------------------------------------------------
@@ -868,13 +810,20 @@ def _locate(kind: str, path: Path, text: str, key: str) -> _Hit:
     if len(found.hits) > 1:
         raise ConfigDuplicateKey(path, key, [h.line for h in found.hits])
     hit = found.hits[0]
-    if hit.problem or hit.value is None:
+    if hit.problem or hit.value is None or hit.write is None:
         raise ConfigUnparsable(
             path,
             f"{key} (line {hit.line}) {hit.problem or 'is not a string'}",
             "make it a one-line string value, or edit the file by hand",
         )
     return hit
+
+
+def _data_path(kind: str, key: str) -> tuple[str, ...]:
+    if kind == "ini":
+        section, _, option = key.rpartition(".")
+        return (section, option.lower())
+    return tuple(key.split("."))
 
 
 def _backup_path(real: Path) -> Path:
@@ -908,18 +857,31 @@ def switch_config(path: Path, new_url: str, *, key: str | None = None) -> Config
     bom = "\ufeff" if text.startswith("\ufeff") else ""
     body = text[len(bom) :]
     hit = _locate(kind, path, body, key)
-    assert hit.value is not None
-    new_body = body[: hit.start] + _RENDER[kind](hit.style, new_url) + body[hit.end :]
-    # Read the edited text back the same way: refuse rather than write a broken config.
+    assert hit.value is not None and hit.write is not None
+    new_body = hit.write(new_url)
+    # Read the edited text back with the format's parser: refuse rather than write a
+    # broken config, or one where anything but this one value reads differently.
     try:
         check = _locate(kind, path, new_body, key)
-    except ConfigError as e:
+        changed = _differences(_LOAD[kind](body), _LOAD[kind](new_body))
+    except (ConfigError, ValueError, configparser.Error) as e:
+        problem = e.problem if isinstance(e, ConfigError) else _one_line(e)
         raise ConfigUnparsable(
-            path, f"editing {key} in place would break the file ({e.problem})", "edit it by hand"
+            path, f"editing {key} in place would break the file ({problem})", "edit it by hand"
         ) from None
     if check.value != new_url:
         raise ConfigUnparsable(
             path, f"{key} would not read back as the new URL", "edit the file by hand"
+        )
+    where = hit.data_path or _data_path(kind, key)
+    also = [".".join(p) for p in changed if p != where]
+    if also:
+        shown = ", ".join(also[:_KEYS_SHOWN]) + (", ..." if len(also) > _KEYS_SHOWN else "")
+        raise ConfigUnparsable(
+            path,
+            f"switching {key} would also change {shown} (they share it through an anchor, a merge "
+            "or [DEFAULT])",
+            "switch the key where the app reads it, or edit the file by hand",
         )
     new_raw = (bom + new_body).encode("utf-8")
     info = real.stat()
