@@ -37,6 +37,7 @@ from lite2pg.plan import NAMES_MODES, load_plan
 from lite2pg.profiles import PROFILE_CHOICES
 from lite2pg.report import RunReport, print_summary
 from lite2pg.run import MigrateOptions, migrate
+from lite2pg.runtarget import run_target
 
 
 class PlainProgress:
@@ -306,7 +307,7 @@ def migrate_cmd(
 
 @main.command("verify")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--target", "target_uri", metavar="URI", help="The server the run loaded into.")
+@click.option("--target", "target_uri", metavar="URI", help="Default: the server the run recorded.")
 @click.option("--sample", type=click.IntRange(0, 1000), default=5, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--float-tolerance", type=click.FloatRange(min=0), default=0.0, show_default=True)
@@ -324,7 +325,7 @@ def verify_cmd(
 
     err = Console(stderr=True)
     try:
-        target = target_mod.resolve(target_uri)
+        target = run_target(run_dir, target_uri)
         if err.is_terminal:
             with BarProgress(err) as bars:
                 report = verify(
@@ -417,7 +418,12 @@ def transform_cmd(run_dir: Path) -> None:
 
 @main.command("load")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--target", "target_uri", metavar="URI", help="libpq URI; default DATABASE_URL, PG*.")
+@click.option(
+    "--target",
+    "target_uri",
+    metavar="URI",
+    help="libpq URI; default: the run's, DATABASE_URL, PG*.",
+)
 @click.option("--drop", is_flag=True, help="Replace target tables of the same name.")
 @click.option("--no-verify", is_flag=True, help="Skip the verification at the end.")
 @click.option("--allow-rejects", is_flag=True, help="Exit 0 even when rows were rejected.")
@@ -434,7 +440,7 @@ def load_cmd(
     from lite2pg.stages import load
 
     try:
-        report = load(run_dir, target_mod.resolve(target_uri), drop=drop, verify=not no_verify)
+        report = load(run_dir, run_target(run_dir, target_uri), drop=drop, verify=not no_verify)
     except Lite2pgError as e:
         _fail(e)
     out = Console()
@@ -468,7 +474,7 @@ def status_cmd(run_dir: Path) -> None:
     help="The app's config: .env, TOML, YAML, JSON or INI.",
 )
 @click.option("--key", metavar="DOTTED.KEY", help="The setting (default DATABASE_URL in .env).")
-@click.option("--target", "target_uri", metavar="URI", help="The server the run loaded into.")
+@click.option("--target", "target_uri", metavar="URI", help="Default: the server the run recorded.")
 @click.option("--smoke", metavar="COMMAND", help="The app's own tests, run with the new URL.")
 @click.option("--smoke-timeout", type=click.FloatRange(min=1), default=600.0, show_default=True)
 @click.option(
@@ -520,7 +526,7 @@ def cutover_cmd(
         return
     try:
         result = cutover(
-            run_dir, target_mod.resolve(target_uri), config, key=key, smoke=smoke,
+            run_dir, run_target(run_dir, target_uri), config, key=key, smoke=smoke,
             smoke_timeout=smoke_timeout,
         )  # fmt: skip
     except Lite2pgError as e:
@@ -544,7 +550,7 @@ def _cutover_online(
     err = Console(stderr=True)
     try:
         result = cutover_online(
-            run_dir, target_mod.resolve(target_uri), config, key=key, max_lag=max_lag,
+            run_dir, run_target(run_dir, target_uri), config, key=key, max_lag=max_lag,
             lock_wait=lock_wait, verify_after=verify_after, smoke=smoke,
             smoke_timeout=smoke_timeout, on_round=lambda r: err.print(str(r)),
             on_phase=lambda p: err.print(f"{p} ..."),
@@ -558,7 +564,7 @@ def _cutover_online(
 
 @main.command("rollback")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--target", "target_uri", metavar="URI", help="The server the run loaded into.")
+@click.option("--target", "target_uri", metavar="URI", help="Default: the server the run recorded.")
 @click.option("--drop", is_flag=True, help="Drop the tables instead of emptying them.")
 @click.option("--reload", "reload_", is_flag=True, help="Then load again from the snapshot.")
 def rollback_cmd(run_dir: Path, target_uri: str | None, drop: bool, reload_: bool) -> None:
@@ -569,7 +575,7 @@ def rollback_cmd(run_dir: Path, target_uri: str | None, drop: bool, reload_: boo
     from lite2pg.lifecycle import rollback
 
     try:
-        result = rollback(run_dir, target_mod.resolve(target_uri), drop=drop, reload=reload_)
+        result = rollback(run_dir, run_target(run_dir, target_uri), drop=drop, reload=reload_)
     except Lite2pgError as e:
         _fail(e)
     click.echo(str(result))

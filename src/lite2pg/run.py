@@ -43,6 +43,7 @@ from lite2pg.rundir import (
     read_run_file,
     write_run_file,
 )
+from lite2pg.runtarget import record_target
 from lite2pg.schema import TableMap
 from lite2pg.staging import run_staged
 from lite2pg.target import Target, citext_type, connect, server_failure
@@ -100,6 +101,7 @@ def migrate(
         started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
     write_run_file(run_dir, source_path, opts)
+    record_target(run_dir, target)
     journal = Journal(run_dir) if opts.keep_artifacts else None
     if journal is not None:
         _clear_artifacts(run_dir)

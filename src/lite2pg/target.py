@@ -41,10 +41,15 @@ class Target:
     origin: str  # "--target", "DATABASE_URL", "PG* environment", "embedded"
     psql_command: str | None = None
     note: str | None = None  # what the user should know about this target, e.g. an upgrade
+    embedded_dir: Path | None = None  # the data directory of an embedded server
 
     @property
     def display(self) -> str:
         return redact(self.dsn) if self.dsn else "(from PG* environment)"
+
+
+# Target.origin of the target a run recorded (runtarget.py), read back without its password.
+RECORDED = "the run (run.json)"
 
 
 def redact(dsn: str) -> str:
@@ -71,7 +76,7 @@ def start_embedded(data_dir: Path) -> Target:
     The server keeps running after lite2pg exits so later commands and psql can use it.
     """
     server = embedded.start(data_dir)
-    return Target(server.uri, "embedded", server.psql_command, server.note)
+    return Target(server.uri, "embedded", server.psql_command, server.note, data_dir.resolve())
 
 
 # A link that dies without a FIN or RST (a NAT timeout, a pulled cable) is noticed in
@@ -121,6 +126,11 @@ def connect(target: Target, *, autocommit: bool = False) -> psycopg.Connection[t
         if any(w in first.lower() for w in _GOING_AWAY):
             hint = (
                 "the server is restarting or went away; once it answers, run the same command again"
+            )
+        elif "password" in first.lower() and target.origin == RECORDED:
+            hint = (
+                "the run keeps its target without the password: put it in PGPASSWORD or "
+                "~/.pgpass, or give the target with --target"
             )
         elif "password" in first.lower():
             hint = "check the user name and password"
