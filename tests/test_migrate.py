@@ -179,6 +179,21 @@ def test_orphans_are_rejected_by_default_without_a_plan_and_the_foreign_key_is_v
     ) == [(True,)]
 
 
+def test_a_foreign_key_to_a_table_the_source_lacks_rejects_no_row(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES ghost(id));"
+        "INSERT INTO c VALUES (1, 1), (2, NULL);"
+    )
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+
+    assert report.rows_loaded == 2 and report.rows_rejected == 0
+    fk_phase = next(p for p in report.phases if p.name == "foreign keys")
+    assert fk_phase.notes == ["foreign key c(p_id) -> ghost: not created: ghost is not migrated"]
+    assert report.verify is not None and report.verify["ok"], report.verify
+
+
 def test_children_of_a_rejected_parent_are_rejected_as_orphans_without_a_plan(
     make_db: MakeDb, pg: PgSchema, tmp_path: Path
 ) -> None:

@@ -328,7 +328,9 @@ def build_pipeline(
     orphan_exprs: list[str] = []
     for fk in table.foreign_keys:
         policy = orphan_policy(tp, fk.columns)
-        if policy == "keep" or not all(col in source_columns for col in fk.columns):
+        if policy == "keep" or not fk.parent_found:
+            continue  # (a parent table the source lacks: the FK is not built, see keys.py)
+        if not all(col in source_columns for col in fk.columns):
             continue
         orphans.append(_Orphans(fk, policy, [source_columns.index(c) for c in fk.columns]))
         orphan_exprs.append(_orphan_expr(table, fk, gone))

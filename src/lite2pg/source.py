@@ -87,6 +87,7 @@ class ForeignKey:
     on_delete: str
     deferrable: bool = False
     name: str | None = None  # the CONSTRAINT name the DDL gives it
+    parent_found: bool = True  # False: the source has no table `ref_table` (no orphans then)
 
 
 @dataclass(frozen=True)
@@ -1101,6 +1102,8 @@ def _resolve_fk_targets(tables: list[Table]) -> None:
                     fk.deferrable,
                     fk.name,
                 )
+            else:
+                fk = dataclasses.replace(fk, parent_found=False)
             fixed.append(fk)
         object.__setattr__(tables[i], "foreign_keys", tuple(fixed))
 
