@@ -93,3 +93,16 @@ def test_verify_after_a_column_type_change_is_one_line_naming_the_error_not_a_tr
     line = known_error(checked)
     assert "PostgreSQL refused a query (UndefinedFunction: " in line, line
     assert "migrate again, or undo the change" in line
+
+
+def test_rollback_of_a_table_dropped_since_the_run_is_one_line_not_a_traceback(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    _migrate(_source(make_db), pg.dsn, pg, run_dir)
+    pg.execute("DROP TABLE t")
+
+    undone = cli("rollback", str(run_dir), cwd=tmp_path)
+
+    line = known_error(undone)
+    assert "while running lite2pg rollback (UndefinedTable: " in line, line

@@ -200,7 +200,18 @@ _NAMES = click.option(
 )
 
 
-@click.group()
+class _Commands(click.Group):
+    """The commands, with one last net: a server error no command turned into a message
+    (a table dropped or changed in the target since the run) is one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except psycopg.Error as e:
+            _fail(target_mod.refused(e, f"running lite2pg {ctx.invoked_subcommand or ''}".strip()))
+
+
+@click.group(cls=_Commands)
 @click.version_option(package_name="lite2pg")
 def main() -> None:
     """Move a SQLite database into PostgreSQL, proven row by row."""

@@ -214,6 +214,23 @@ def server_failure(e: psycopg.OperationalError, doing: str, then: str = ROLLED_B
     )
 
 
+def refused(e: psycopg.Error, doing: str) -> TargetError:
+    """Any server error while `doing` something, as one line: a lost connection as
+    server_failure says it, a statement PostgreSQL refused with its error's name."""
+    if isinstance(e, psycopg.OperationalError):
+        return server_failure(e, doing, "run the same command again")
+    text = str(e).strip()
+    first = (e.diag.message_primary if e.diag else None) or (text.splitlines() or [""])[0]
+    problem = f"PostgreSQL refused a statement while {doing} ({type(e).__name__}: {first})"
+    if isinstance(e, psycopg.errors.InsufficientPrivilege):
+        return TargetError(problem, "connect as a role that may do this, or grant it")
+    return TargetError(
+        problem,
+        "the target differs from what the run built (a table, column or type dropped or "
+        "changed since?): put it back, or migrate again",
+    )
+
+
 def citext_type(conn: psycopg.Connection[Any], *, create: bool = True) -> str:
     """The citext type as this database spells it (schema-qualified), creating the
     extension when it is missing and `create`; "" when the database cannot have it.

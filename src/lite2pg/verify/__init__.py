@@ -133,6 +133,7 @@ def _refused(e: psycopg.Error) -> VerifyError:
         return VerifyError("the target", problem, "connect as a role that may read the tables")
     return VerifyError(
         "the target",
-        problem + "; its tables differ from what the run built (a type or column changed?)",
+        problem + "; its tables differ from what the run built (a table, column or type "
+        "dropped or changed since?)",
         "the target does not hold what the run loaded: migrate again, or undo the change",
     )
