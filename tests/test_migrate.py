@@ -155,7 +155,7 @@ def test_rows_postgresql_cannot_take_go_to_rejects_and_the_rest_loads(
     assert rejects[6]["column"] == "name" and "UTF-8" in rejects[6]["reason"]
 
 
-def test_orphans_leave_the_foreign_key_not_valid_and_say_how_many(
+def test_orphans_are_rejected_by_default_without_a_plan_and_the_foreign_key_is_valid(
     make_db: MakeDb, pg: PgSchema, tmp_path: Path
 ) -> None:
     db = make_db(
@@ -165,14 +165,55 @@ def test_orphans_leave_the_foreign_key_not_valid_and_say_how_many(
     )
     report = migrate(db, pg.target, _opts(pg, tmp_path))
 
-    assert report.rows_loaded == 5
-    assert report.exit_code() == 1
-    fk_phase = next(p for p in report.phases if p.name == "foreign keys")
-    assert fk_phase.failed == 1
-    assert "2 orphan row(s)" in fk_phase.notes[0]
+    assert report.rows_loaded == 3
+    assert report.exit_code() == 1  # rows were rejected
+    assert report.verify is not None and report.verify["ok"], report.verify
+    path = tmp_path / "run" / "rejects" / "c.jsonl"
+    rejects = {r["key"]["id"]: r for r in map(json.loads, path.read_text().splitlines())}
+    assert {k: r["reason"] for k, r in rejects.items()} == {
+        2: "orphan: p_id = 99 has no row in p",
+        3: "orphan: p_id = 98 has no row in p",
+    }
     assert pg.query(
         "SELECT convalidated FROM pg_constraint WHERE contype = 'f' AND conrelid = 'c'::regclass"
-    ) == [(False,)]
+    ) == [(True,)]
+
+
+def test_a_foreign_key_to_a_table_the_source_lacks_rejects_no_row(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES ghost(id));"
+        "INSERT INTO c VALUES (1, 1), (2, NULL);"
+    )
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+
+    assert report.rows_loaded == 2 and report.rows_rejected == 0
+    fk_phase = next(p for p in report.phases if p.name == "foreign keys")
+    assert fk_phase.notes == ["foreign key c(p_id) -> ghost: not created: ghost is not migrated"]
+    assert report.verify is not None and report.verify["ok"], report.verify
+
+
+def test_children_of_a_rejected_parent_are_rejected_as_orphans_without_a_plan(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE p (id INTEGER PRIMARY KEY, n INTEGER NOT NULL);"
+        "CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER NOT NULL REFERENCES p(id));"
+        "INSERT INTO p VALUES (1, 10), (2, 'twenty');"
+        "INSERT INTO c VALUES (1, 1), (2, 2), (3, 2);"
+    )
+    report = migrate(db, pg.target, _opts(pg, tmp_path))
+
+    assert pg.query("SELECT id FROM p") == [(1,)]
+    assert pg.query("SELECT id, p_id FROM c") == [(1, 1)]
+    path = tmp_path / "run" / "rejects" / "c.jsonl"
+    reasons = [json.loads(line)["reason"] for line in path.read_text().splitlines()]
+    assert reasons == ["orphan: p_id = 2 has no row in p"] * 2
+    assert pg.query(
+        "SELECT convalidated FROM pg_constraint WHERE contype = 'f' AND conrelid = 'c'::regclass"
+    ) == [(True,)]
+    assert report.verify is not None and report.verify["ok"], report.verify
 
 
 def test_views_that_postgresql_accepts_are_created_and_triggers_are_reported(

@@ -21,7 +21,6 @@ full-row comparison (values and storage classes) done inside SQLite.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import sqlite3
@@ -31,29 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lite2pg import source
+from lite2pg import installed, source
 from lite2pg.errors import SourceError, UsageError
 from lite2pg.source import Table, quote_ident
 
-CHANGES_TABLE = "_lite2pg_changes"
-PREFIX = source.LITE2PG_PREFIX
-MAX_KEY_COLUMNS = 8
+CHANGES_TABLE = installed.CHANGES_TABLE
+CREATE_CHANGES = installed.CREATE_CHANGES
+MAX_KEY_COLUMNS = installed.KEY_COLUMNS
 # How long prepare/cleanup/cutover wait for the application's write lock.
 LOCK_WAIT_S = 10.0
 MOVED_MESSAGE = "lite2pg: this database moved to PostgreSQL; write there"
-
-_KEYS = ", ".join(f"k{i} ANY" for i in range(1, MAX_KEY_COLUMNS + 1))
-_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
-CREATE_CHANGES = (
-    f"CREATE TABLE IF NOT EXISTS {CHANGES_TABLE} ("
-    "seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, op TEXT NOT NULL, "
-    f"{_KEYS.replace(' ANY', '')}, at REAL NOT NULL DEFAULT {_NOW})"
-)
-
-
-def is_capture_object(name: str) -> bool:
-    """Whether a schema object is one of lite2pg's own (never migrated)."""
-    return name.startswith(PREFIX)
 
 
 def key_columns(table: Table) -> tuple[str, ...] | None:
@@ -63,12 +49,7 @@ def key_columns(table: Table) -> tuple[str, ...] | None:
     return None
 
 
-def _suffix(table: str) -> str:
-    return hashlib.sha256(table.encode()).hexdigest()[:12]
-
-
-def _trigger(kind: str, table: str) -> str:
-    return f"{PREFIX}{kind}_{_suffix(table)}"
+_trigger = installed.trigger_name
 
 
 def _log(table: str, op: str, keys: Sequence[str], alias: str) -> str:
@@ -178,7 +159,7 @@ def prepare(path: Path, tables: Sequence[str] | None = None) -> Prepared:
     try:
         # Triggers need the names only: no pass over the live tables' values.
         schema = source.discover(conn, values=False)
-        chosen = [t for t in schema.tables if not is_capture_object(t.name)]
+        chosen = list(schema.tables)  # discovery leaves out what lite2pg installed
         if tables:
             names = {t.name for t in chosen}
             unknown = [n for n in tables if n not in names]
@@ -214,12 +195,13 @@ def prepare(path: Path, tables: Sequence[str] | None = None) -> Prepared:
 
 
 def _capture_triggers(conn: sqlite3.Connection) -> list[str]:
+    """lite2pg's own triggers (a user's trigger named _lite2pg_* is left alone)."""
     return [
-        r[0]
-        for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE ? ESCAPE '\\'",
-            (PREFIX.replace("_", "\\_") + "%",),
+        name
+        for name, table in conn.execute(
+            "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'"
         )
+        if installed.is_installed_trigger(name, table)
     ]
 
 

@@ -19,7 +19,7 @@ from lite2pg.errors import PlanError, TransformError, file_errors
 from lite2pg.fixes import MAX_DISTINCT, Fix, ValueTally, propose
 from lite2pg.layout import create_maps, parents_first, select_tables, table_plan
 from lite2pg.ledger import ledger, summary_lines
-from lite2pg.plan import Plan, TablePlan
+from lite2pg.plan import Plan, TablePlan, orphan_policy
 from lite2pg.profiles import resolve
 from lite2pg.reasons import Category
 from lite2pg.rows import REDACTED, GoneRows, RejectRecord, RowStream, build_pipeline
@@ -435,7 +435,7 @@ def _orphans(src: Any, table: source.Table, tp: Any, report: CheckReport) -> Non
         except Exception:  # the parent table is missing from the source: every row dangles
             continue
         if count:
-            policy = tp.on_orphan(fk.columns) if tp is not None else "keep (no plan)"
+            policy = orphan_policy(tp, fk.columns)
             report.orphans.append(
                 {
                     "table": table.name,

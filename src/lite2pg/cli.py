@@ -39,6 +39,7 @@ from lite2pg.plan import NAMES_MODES, load_plan
 from lite2pg.profiles import PROFILE_CHOICES
 from lite2pg.report import RunReport, print_summary
 from lite2pg.run import MigrateOptions, migrate
+from lite2pg.runtarget import run_target
 
 
 class PlainProgress:
@@ -130,7 +131,8 @@ def _fail(e: Lite2pgError) -> None:
 
 class _Commands(click.Group):
     """The command group: Ctrl-C anywhere ends with one line and exit code 130 (commands
-    that change state say more themselves, through `Interrupted`)."""
+    that change state say more themselves, through `Interrupted`); a server error, with one
+    line."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -138,6 +140,10 @@ class _Commands(click.Group):
         except KeyboardInterrupt:
             click.echo("lite2pg: interrupted", err=True)
             sys.exit(Interrupted.exit_code)
+        except psycopg.Error as e:
+            # The last net: a server error no command turned into a message (a table
+            # dropped or changed in the target since the run) is one line, not a traceback.
+            _fail(target_mod.refused(e, f"running lite2pg {ctx.invoked_subcommand or ''}".strip()))
 
 
 def _parse_casts(values: tuple[str, ...]) -> dict[str, str]:
@@ -329,7 +335,7 @@ def migrate_cmd(
 
 @main.command("verify")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--target", "target_uri", metavar="URI", help="The server the run loaded into.")
+@click.option("--target", "target_uri", metavar="URI", help="Default: the server the run recorded.")
 @click.option("--sample", type=click.IntRange(0, 1000), default=5, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--float-tolerance", type=click.FloatRange(min=0), default=0.0, show_default=True)
@@ -347,7 +353,7 @@ def verify_cmd(
 
     err = Console(stderr=True)
     try:
-        target = target_mod.resolve(target_uri)
+        target = run_target(run_dir, target_uri)
         if err.is_terminal:
             with BarProgress(err) as bars:
                 report = verify(
@@ -442,7 +448,12 @@ def transform_cmd(run_dir: Path) -> None:
 
 @main.command("load")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--target", "target_uri", metavar="URI", help="libpq URI; default DATABASE_URL, PG*.")
+@click.option(
+    "--target",
+    "target_uri",
+    metavar="URI",
+    help="libpq URI; default: the run's, DATABASE_URL, PG*.",
+)
 @click.option("--drop", is_flag=True, help="Replace target tables of the same name.")
 @click.option("--no-verify", is_flag=True, help="Skip the verification at the end.")
 @click.option("--allow-rejects", is_flag=True, help="Exit 0 even when rows were rejected.")
@@ -459,7 +470,7 @@ def load_cmd(
     from lite2pg.stages import load
 
     try:
-        report = load(run_dir, target_mod.resolve(target_uri), drop=drop, verify=not no_verify)
+        report = load(run_dir, run_target(run_dir, target_uri), drop=drop, verify=not no_verify)
     except Lite2pgError as e:
         _fail(e)
     out = Console()
@@ -493,7 +504,7 @@ def status_cmd(run_dir: Path) -> None:
     help="The app's config: .env, TOML, YAML, JSON or INI.",
 )
 @click.option("--key", metavar="DOTTED.KEY", help="The setting (default DATABASE_URL in .env).")
-@click.option("--target", "target_uri", metavar="URI", help="The server the run loaded into.")
+@click.option("--target", "target_uri", metavar="URI", help="Default: the server the run recorded.")
 @click.option("--smoke", metavar="COMMAND", help="The app's own tests, run with the new URL.")
 @click.option("--smoke-timeout", type=click.FloatRange(min=1), default=600.0, show_default=True)
 @click.option(
@@ -545,7 +556,7 @@ def cutover_cmd(
         return
     try:
         result = cutover(
-            run_dir, target_mod.resolve(target_uri), config, key=key, smoke=smoke,
+            run_dir, run_target(run_dir, target_uri), config, key=key, smoke=smoke,
             smoke_timeout=smoke_timeout,
         )  # fmt: skip
     except Lite2pgError as e:
@@ -569,7 +580,7 @@ def _cutover_online(
     err = Console(stderr=True)
     try:
         result = cutover_online(
-            run_dir, target_mod.resolve(target_uri), config, key=key, max_lag=max_lag,
+            run_dir, run_target(run_dir, target_uri), config, key=key, max_lag=max_lag,
             lock_wait=lock_wait, verify_after=verify_after, smoke=smoke,
             smoke_timeout=smoke_timeout, on_round=lambda r: err.print(str(r)),
             on_phase=lambda p: err.print(f"{p} ..."),
@@ -583,7 +594,7 @@ def _cutover_online(
 
 @main.command("rollback")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--target", "target_uri", metavar="URI", help="The server the run loaded into.")
+@click.option("--target", "target_uri", metavar="URI", help="Default: the server the run recorded.")
 @click.option("--drop", is_flag=True, help="Drop the tables instead of emptying them.")
 @click.option("--reload", "reload_", is_flag=True, help="Then load again from the snapshot.")
 def rollback_cmd(run_dir: Path, target_uri: str | None, drop: bool, reload_: bool) -> None:
@@ -594,7 +605,7 @@ def rollback_cmd(run_dir: Path, target_uri: str | None, drop: bool, reload_: boo
     from lite2pg.lifecycle import rollback
 
     try:
-        result = rollback(run_dir, target_mod.resolve(target_uri), drop=drop, reload=reload_)
+        result = rollback(run_dir, run_target(run_dir, target_uri), drop=drop, reload=reload_)
     except Lite2pgError as e:
         _fail(e)
     click.echo(str(result))
@@ -686,7 +697,10 @@ def rehearse_cmd(
     help="The plan lines that fix the rejects (lite2pg check proposes them), laid over "
     "the run's plan.",
 )  # fmt: skip
-@click.option("--target", "target_uri", metavar="URI", help="The server the run loaded into.")
+@click.option(
+    "--target", "target_uri", metavar="URI",
+    help="The server the run loaded into [default: the one run.json records].",
+)  # fmt: skip
 @click.option("--no-verify", is_flag=True, help="Skip verifying the run again afterwards.")
 def retry_cmd(run_dir: Path, plan_name: str, target_uri: str | None, no_verify: bool) -> None:
     """Load a run's rejected rows again, through its plan with PLAN's fixes laid over it.
@@ -701,7 +715,7 @@ def retry_cmd(run_dir: Path, plan_name: str, target_uri: str | None, no_verify: 
 
     try:
         result = retry(
-            run_dir, target_mod.resolve(target_uri), load_plan(plan_name),
+            run_dir, run_target(run_dir, target_uri), load_plan(plan_name),
             verify_after=not no_verify,
         )  # fmt: skip
     except Lite2pgError as e:

@@ -10,8 +10,8 @@ from types import FrameType
 
 import click
 
-from lite2pg import target as target_mod
 from lite2pg.errors import Lite2pgError
+from lite2pg.runtarget import run_target
 
 
 def _fail(e: Lite2pgError) -> None:
@@ -69,7 +69,7 @@ def cleanup_cmd(source: Path) -> None:
 
 @click.command("sync")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--target", "target_uri", metavar="URI", help="The server the run loaded into.")
+@click.option("--target", "target_uri", metavar="URI", help="Default: the server the run recorded.")
 @click.option("--follow", is_flag=True, help="Keep applying changes until interrupted.")
 @click.option(
     "--interval", type=click.FloatRange(min=0.01), default=0.2, show_default=True,
@@ -119,7 +119,7 @@ def sync_cmd(
 
     try:
         total = sync(
-            run_dir, target_mod.resolve(target_uri), follow=follow, interval=interval,
+            run_dir, run_target(run_dir, target_uri), follow=follow, interval=interval,
             on_round=show, stop=lambda: stopping, capture=capture_mode,
         )  # fmt: skip
     except Lite2pgError as e:

@@ -20,6 +20,7 @@ from typing import Any
 
 from lite2pg import native
 from lite2pg.errors import TransformError
+from lite2pg.isotime import NOT_ISO, NotIsoTime, parse_iso_datetime
 from lite2pg.reasons import Category, for_value
 
 Converter = Callable[[Any], Any]
@@ -267,8 +268,11 @@ def ok_predicate(pg: PgType, column_sql: str) -> str:
         # Text shaped like 'YYYY-MM-DD HH:MM:SS' goes to PostgreSQL's own strict parser,
         # which refuses impossible dates ('2021-02-30'): the row is then replayed through
         # Python and rejected with the reason. Other ISO forms and numbers go to Python.
+        # The GLOB keeps out other 19-character texts PostgreSQL reads its own way
+        # ('2021-01-01 10:00 PM', '2021-01-01 10:00+05' in a timestamp column).
         return (
             f"({c} IS NULL OR (typeof({c})='text' AND length({c})=19 "
+            f"AND {c} GLOB '{_STAMP_GLOB}' "
             f"AND {c} BETWEEN '0001-01-01 00:00:00' AND '9999-12-31 23:59:59'))"
         )
     if fam is Family.DATE:
@@ -289,6 +293,9 @@ def ok_predicate(pg: PgType, column_sql: str) -> str:
         return f"({c} IS NULL OR {native.uuid_text_sql(c)})"
     return NEVER
 
+
+_DIGIT = "[0-9]"
+_STAMP_GLOB = "-".join([_DIGIT * 4, _DIGIT * 2, _DIGIT * 2]) + "[ T]" + ":".join([_DIGIT * 2] * 3)
 
 _TRUE = {"1", "t", "true", "y", "yes", "on"}
 _FALSE = {"0", "f", "false", "n", "no", "off"}
@@ -602,19 +609,27 @@ def _to_bool(v: Any) -> Any:
     raise _reject(v, "boolean", category=Category.NOT_A_BOOLEAN)
 
 
-_FRACTION = re.compile(r"[0-9]{2}:[0-9]{2}:[0-9]{2}[.,]([0-9]+)")
 _DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
-def parse_iso_datetime(s: str) -> dt.datetime:
-    """Parse ISO-8601 text as SQLite apps write it ('T' or space, fractions, Z or offset)."""
-    text = s.strip()
-    if text != s or not text or not text[:4].isdigit() or not text.isascii():
-        raise ValueError(s)
-    m = _FRACTION.search(text)
-    if m and m.group(1)[6:].strip("0"):
-        raise ValueError(s)  # finer than microseconds: PostgreSQL would round it
-    return dt.datetime.fromisoformat(text)
+def _read_iso(v: str, name: str, rounding: bool, *, carries: bool = True) -> dt.datetime:
+    """Text -> datetime by isotime's reader, or the row's rejection saying why."""
+    plain = "not an ISO-8601 date" if name == "date" else "not an ISO-8601 date/time"
+    try:
+        return parse_iso_datetime(v, rounding=rounding, carries=carries)
+    except NotIsoTime as e:
+        if _DECIMAL_TEXT.fullmatch(v):
+            raise _reject(v, name, _EPOCH_HINT, Category.EPOCH_AMBIGUOUS) from None
+        if e.too_precise and name == "date":
+            raise _reject(v, name, Category.TIME_OF_DAY.value, Category.TIME_OF_DAY) from None
+        if e.too_precise:
+            raise _reject(v, name, f"{e.why}; {ROUND_HINT}", Category.TOO_PRECISE) from None
+        why = plain if e.why == NOT_ISO else f"{plain}: {e.why}"
+        raise _reject(v, name, why, Category.NOT_A_DATE) from None
+    except OverflowError:
+        raise _reject(
+            v, name, "outside the years 1 to 9999 in UTC", Category.OUT_OF_RANGE
+        ) from None
 
 
 def _fraction(v: Any, micros: int, pg: PgType, rounding: bool, *, before_2000: bool = False) -> int:
@@ -667,12 +682,7 @@ def _to_timestamp(pg: PgType, rounding: bool) -> Converter:
         if isinstance(v, dt.datetime):
             parsed = v
         elif isinstance(v, str):
-            try:
-                parsed = parse_iso_datetime(v)
-            except ValueError:
-                if _DECIMAL_TEXT.fullmatch(v):
-                    raise _reject(v, name, _EPOCH_HINT, Category.EPOCH_AMBIGUOUS) from None
-                raise _reject(v, name, "not an ISO-8601 date/time", Category.NOT_A_DATE) from None
+            parsed = _read_iso(v, name, rounding)
         elif isinstance(v, int | float) and not isinstance(v, bool):
             raise _reject(v, name, _EPOCH_HINT, Category.EPOCH_AMBIGUOUS)
         else:
@@ -706,12 +716,7 @@ def _to_date(v: Any) -> Any:
     elif isinstance(v, dt.date):
         return v.isoformat()
     elif isinstance(v, str):
-        try:
-            parsed = parse_iso_datetime(v)
-        except ValueError:
-            if _DECIMAL_TEXT.fullmatch(v):
-                raise _reject(v, "date", _EPOCH_HINT, Category.EPOCH_AMBIGUOUS) from None
-            raise _reject(v, "date", "not an ISO-8601 date", Category.NOT_A_DATE) from None
+        parsed = _read_iso(v, "date", False, carries=False)
     elif isinstance(v, int | float) and not isinstance(v, bool):
         raise _reject(v, "date", _EPOCH_HINT, Category.EPOCH_AMBIGUOUS)
     else:

@@ -95,6 +95,7 @@ __all__ = [
     "dump_plan",
     "load_plan",
     "merge_plans",
+    "orphan_policy",
     "parse_plan",
 ]
 
@@ -102,6 +103,13 @@ OrphanPolicy = Literal["reject", "null", "keep"]
 
 # An orphan row is rejected unless the plan says otherwise: the FK would not hold anyway.
 DEFAULT_ON_ORPHAN: OrphanPolicy = "reject"
+
+
+def orphan_policy(tp: TablePlan | None, columns: Sequence[str]) -> OrphanPolicy:
+    """The orphan policy of a table's FK on these source columns: the plan's, or the
+    default for every FK the plan does not name, also of a table the plan leaves out."""
+    return tp.on_orphan(columns) if tp is not None else DEFAULT_ON_ORPHAN
+
 
 # PostgreSQL silently truncates longer identifiers (NAMEDATALEN - 1 bytes).
 MAX_IDENTIFIER_BYTES = 63

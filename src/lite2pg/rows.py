@@ -22,7 +22,7 @@ from typing import IO, Any, NamedTuple
 
 from lite2pg.coerce import ALWAYS, DUMP_TYPES, PgType, converter, ok_predicate
 from lite2pg.errors import TransformError
-from lite2pg.plan import TablePlan
+from lite2pg.plan import TablePlan, orphan_policy
 from lite2pg.reasons import Category
 from lite2pg.schema import TableMap
 from lite2pg.source import ForeignKey, Table, count_rows, quote_ident, stream_rows
@@ -328,13 +328,14 @@ def build_pipeline(
 
     orphans: list[_Orphans] = []
     orphan_exprs: list[str] = []
-    if tp is not None:
-        for fk in table.foreign_keys:
-            policy = tp.on_orphan(fk.columns)
-            if policy == "keep" or not all(col in source_columns for col in fk.columns):
-                continue
-            orphans.append(_Orphans(fk, policy, [source_columns.index(c) for c in fk.columns]))
-            orphan_exprs.append(_orphan_expr(table, fk, gone))
+    for fk in table.foreign_keys:
+        policy = orphan_policy(tp, fk.columns)
+        if policy == "keep" or not fk.parent_found:
+            continue  # (a parent table the source lacks: the FK is not built, see keys.py)
+        if not all(col in source_columns for col in fk.columns):
+            continue
+        orphans.append(_Orphans(fk, policy, [source_columns.index(c) for c in fk.columns]))
+        orphan_exprs.append(_orphan_expr(table, fk, gone))
     if orphan_exprs:
         preds.extend(f"NOT {e}" for e in orphan_exprs)
 
@@ -423,20 +424,28 @@ def _slow(
 ) -> Callable[[Row, TableCounts], Row]:
     def slow(raw: Row, counts: TableCounts) -> Row:
         out = list(raw[:n])
+        orphan: RowRejected | None = None
         for k, o in enumerate(orphans):
             if raw[n + k]:
-                cols = ", ".join(o.fk.columns)
-                values = ", ".join(repr(out[p]) for p in o.positions)
                 if o.policy == "reject":
-                    raise RowRejected(
-                        source_columns[o.positions[0]],
-                        f"orphan: {cols} = {values} has no row in {o.fk.ref_table}",
-                        Category.ORPHAN,
-                    )
+                    if orphan is None:
+                        cols = ", ".join(o.fk.columns)
+                        values = ", ".join(repr(out[p]) for p in o.positions)
+                        orphan = RowRejected(
+                            source_columns[o.positions[0]],
+                            f"orphan: {cols} = {values} has no row in {o.fk.ref_table}",
+                            Category.ORPHAN,
+                        )
+                    continue
                 for p in o.positions:
                     out[p] = None
                 counts.orphans_nulled += 1
-        return _apply(out, every)
+        row = _apply(out, every)
+        # A value that does not fit is named before the orphan: with the default policy a
+        # parent rejected for a value orphans its children, and the value is what to fix.
+        if orphan is not None:
+            raise orphan
+        return row
 
     return slow
 

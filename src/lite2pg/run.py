@@ -46,6 +46,7 @@ from lite2pg.rundir import (
     read_run_file,
     write_run_file,
 )
+from lite2pg.runtarget import record_target
 from lite2pg.schema import TableMap
 from lite2pg.staging import run_staged
 from lite2pg.target import Target, citext_type, connect, server_failure
@@ -120,6 +121,7 @@ def _migrate(
     )
     evidence.new_key(run_dir)  # a new run: a new key for its evidence record
     write_run_file(run_dir, source_path, opts)
+    record_target(run_dir, target)
     journal = Journal(run_dir)
     _clear_artifacts(run_dir)
     stages = ("export", "transform", "load") if opts.keep_artifacts else ("load",)

@@ -5,6 +5,7 @@ Every command over a run reads it through here; the stages and verify build on i
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -116,6 +117,11 @@ def write_run_file(run_dir: Path, source_path: Path, opts: MigrateOptions) -> No
         "citext": opts.citext,
         "id": opts.run_id,
     }
+    # The target this run loaded into (runtarget.py), kept while the run is the same run.
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        old = json.loads((run_dir / RUN_FILE).read_text())
+        if old.get("id") == opts.run_id and old.get("target"):
+            data["target"] = old["target"]
     tmp = run_dir / (RUN_FILE + ".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, run_dir / RUN_FILE)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lite2pg import native
+from lite2pg import installed, native
 from lite2pg.errors import RunDirError, SourceError, UsageError
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -87,6 +87,7 @@ class ForeignKey:
     on_delete: str
     deferrable: bool = False
     name: str | None = None  # the CONSTRAINT name the DDL gives it
+    parent_found: bool = True  # False: the source has no table `ref_table` (no orphans then)
 
 
 @dataclass(frozen=True)
@@ -144,10 +145,6 @@ class SourceSchema:
             if t.name == name:
                 return t
         raise KeyError(name)
-
-
-# Tables and triggers that `lite2pg prepare` adds (capture.py); discovery leaves them out.
-LITE2PG_PREFIX = "_lite2pg_"
 
 
 def quote_ident(name: str) -> str:
@@ -755,13 +752,20 @@ def _discover(conn: sqlite3.Connection, values: bool) -> SourceSchema:
         if kind == "shadow":
             skipped.append(Skipped("shadow table", name, "belongs to a virtual table"))
             continue
-        if name.startswith(LITE2PG_PREFIX):
-            continue  # lite2pg's own change capture (capture.py): never migrated
+        if installed.is_changes_table(name, master.get(("table", name), ("", None))[1]):
+            own = sum(
+                1
+                for (kind, trigger), (tbl, _) in master.items()
+                if kind == "trigger" and installed.is_installed_trigger(trigger, tbl)
+            )
+            why = f"lite2pg's own change log and its {own} trigger(s) (lite2pg prepare)"
+            skipped.append(Skipped("lite2pg table", name, why))
+            continue  # never migrated: not the application's data
         table = _table(conn, name, bool(wr), bool(strict), master, sequences)
         tables.append(_with_stored(conn, table) if values else table)
 
     for (kind, name), (tbl, sql) in sorted(master.items()):
-        if kind == "trigger" and not name.startswith(LITE2PG_PREFIX):
+        if kind == "trigger" and not installed.is_installed_trigger(name, tbl):
             skipped.append(
                 Skipped(
                     "trigger",
@@ -1098,6 +1102,8 @@ def _resolve_fk_targets(tables: list[Table]) -> None:
                     fk.deferrable,
                     fk.name,
                 )
+            else:
+                fk = dataclasses.replace(fk, parent_found=False)
             fixed.append(fk)
         object.__setattr__(tables[i], "foreign_keys", tuple(fixed))
 

@@ -58,6 +58,7 @@ from lite2pg.rows import (
 from lite2pg.rows import safe_filename as _file
 from lite2pg.run import close_report, denied, keep_nocase, lock_schema, verify_into
 from lite2pg.rundir import SNAPSHOT_NAME, read_run_file, write_run_file
+from lite2pg.runtarget import record_target
 from lite2pg.schema import TableMap, create_table_sql
 from lite2pg.sinks import COPY_SUFFIX, copy_path
 from lite2pg.staging import check_absent, drop_stage, open_stage, publish, staged_maps
@@ -291,6 +292,7 @@ def load(
         started_at=time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
         profile=opts.applied_profile,
     )  # fmt: skip
+    record_target(run_dir, target)
     src = source.open_readonly(run_dir / SNAPSHOT_NAME)
     rejects = RejectSink(run_dir / "rejects", ".load")
     conn = connect(target, autocommit=True)

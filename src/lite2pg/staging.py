@@ -30,7 +30,7 @@ from lite2pg.coerce import CITEXT
 from lite2pg.errors import TargetError
 from lite2pg.layout import Layout, create_maps, select_tables, table_plan
 from lite2pg.load import PhaseResult, TableResult, load_table
-from lite2pg.plan import Plan, parse_plan
+from lite2pg.plan import Plan, orphan_policy, parse_plan
 from lite2pg.rows import (
     GoneRows,
     RejectSink,
@@ -329,11 +329,10 @@ def _load_all(
     for tm in maps:
         tp = table_plan(plan, tm.source.name)
         parents = set()
-        if tp is not None:
-            for fk in tm.source.foreign_keys:
-                parent = next((n for n in by_name if n.lower() == fk.ref_table.lower()), None)
-                if parent and parent != tm.source.name and tp.on_orphan(fk.columns) != "keep":
-                    parents.add(parent)
+        for fk in tm.source.foreign_keys:
+            parent = next((n for n in by_name if n.lower() == fk.ref_table.lower()), None)
+            if parent and parent != tm.source.name and orphan_policy(tp, fk.columns) != "keep":
+                parents.add(parent)
         waits_for[tm.source.name] = parents
     _break_cycles(waits_for)
 

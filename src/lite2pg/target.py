@@ -41,10 +41,15 @@ class Target:
     origin: str  # "--target", "DATABASE_URL", "PG* environment", "embedded"
     psql_command: str | None = None
     note: str | None = None  # what the user should know about this target, e.g. an upgrade
+    embedded_dir: Path | None = None  # the data directory of an embedded server
 
     @property
     def display(self) -> str:
         return redact(self.dsn) if self.dsn else "(from PG* environment)"
+
+
+# Target.origin of the target a run recorded (runtarget.py), read back without its password.
+RECORDED = "the run (run.json)"
 
 
 def redact(dsn: str) -> str:
@@ -71,7 +76,7 @@ def start_embedded(data_dir: Path) -> Target:
     The server keeps running after lite2pg exits so later commands and psql can use it.
     """
     server = embedded.start(data_dir)
-    return Target(server.uri, "embedded", server.psql_command, server.note)
+    return Target(server.uri, "embedded", server.psql_command, server.note, data_dir.resolve())
 
 
 # A link that dies without a FIN or RST (a NAT timeout, a pulled cable) is noticed in
@@ -121,6 +126,11 @@ def connect(target: Target, *, autocommit: bool = False) -> psycopg.Connection[t
         if any(w in first.lower() for w in _GOING_AWAY):
             hint = (
                 "the server is restarting or went away; once it answers, run the same command again"
+            )
+        elif "password" in first.lower() and target.origin == RECORDED:
+            hint = (
+                "the run keeps its target without the password: put it in PGPASSWORD or "
+                "~/.pgpass, or give the target with --target"
             )
         elif "password" in first.lower():
             hint = "check the user name and password"
@@ -201,6 +211,23 @@ def server_failure(e: psycopg.OperationalError, doing: str, then: str = ROLLED_B
     return TargetError(
         f"lost the connection while {doing}: {first}",
         f"the server restarted or the network failed; once it answers, {then}",
+    )
+
+
+def refused(e: psycopg.Error, doing: str) -> TargetError:
+    """Any server error while `doing` something, as one line: a lost connection as
+    server_failure says it, a statement PostgreSQL refused with its error's name."""
+    if isinstance(e, psycopg.OperationalError):
+        return server_failure(e, doing, "run the same command again")
+    text = str(e).strip()
+    first = (e.diag.message_primary if e.diag else None) or (text.splitlines() or [""])[0]
+    problem = f"PostgreSQL refused a statement while {doing} ({type(e).__name__}: {first})"
+    if isinstance(e, psycopg.errors.InsufficientPrivilege):
+        return TargetError(problem, "connect as a role that may do this, or grant it")
+    return TargetError(
+        problem,
+        "the target differs from what the run built (a table, column or type dropped or "
+        "changed since?): put it back, or migrate again",
     )
 
 

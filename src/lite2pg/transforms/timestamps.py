@@ -15,7 +15,7 @@ Recognised, in this order:
     read as seconds - set `epoch = "milliseconds"` for such data.
 * ISO-8601 text: `YYYY-MM-DD`, optionally followed by `T` or a space and `HH:MM`,
   `HH:MM:SS` or `HH:MM:SS.fraction` (`.` or `,`; digits beyond microseconds are rounded
-  half-even), optionally followed by `Z` or an offset `+HH:MM`, `+HHMM` or `+HH`.
+  as PostgreSQL rounds them), optionally followed by `Z` or an offset `+HH:MM`, `+HHMM` or `+HH`.
   This covers SQLite's own 'YYYY-MM-DD HH:MM:SS'.
 * Text without an offset, and date-only text, is local time in `assume_timezone`
   (default "UTC", any IANA zone name). A local time that occurs twice at a DST change
@@ -36,6 +36,7 @@ import re
 import zoneinfo
 
 from lite2pg.errors import PlanError, TransformError
+from lite2pg.isotime import fraction_micros
 from lite2pg.reasons import Category, for_value
 from lite2pg.transforms._common import Transform, kind, show, table
 
@@ -117,8 +118,7 @@ def parse_iso(text: str, assume: dt.tzinfo) -> dt.datetime | None:
         fraction = part("fraction")
         if fraction:
             # Added in UTC so that a rounding carry never meets a DST change.
-            micros = decimal.Decimal("0." + fraction).scaleb(6)
-            instant += dt.timedelta(microseconds=int(micros.to_integral_value()))
+            instant += dt.timedelta(microseconds=fraction_micros(fraction, rounding=True))
     except OverflowError:
         raise _OutOfRange from None
     return instant

@@ -59,6 +59,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
+
 from lite2pg.target import Target
 from lite2pg.verify._canon import REDACTED as REDACTED
 from lite2pg.verify._canon import Row as Row
@@ -119,8 +121,30 @@ def verify(
     `pg_snapshot` (from pg_export_snapshot(), its transaction still open) verifies the
     target as it was then: an online cutover checks the state it handed over while the
     app already writes to PostgreSQL. `progress` hears of each table's rows compared so
-    far, and of its rows in all."""
-    return _run_verify(
-        run_dir, target, sample, seed, float_tolerance, UNIT_ROWS, PARALLEL_MIN_ROWS,
-        pg_snapshot, progress,
-    )  # fmt: skip
+    far, and of its rows in all. PostgreSQL refusing one of verify's queries (a column's
+    type changed since the run, a privilege taken away) is a VerifyError; a lost
+    connection stays a psycopg.OperationalError, for the caller to say what to do next."""
+    try:
+        return _run_verify(
+            run_dir, target, sample, seed, float_tolerance, UNIT_ROWS, PARALLEL_MIN_ROWS,
+            pg_snapshot, progress,
+        )  # fmt: skip
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as e:
+        raise _refused(e) from None
+
+
+def _refused(e: psycopg.Error) -> VerifyError:
+    """A query of verify's that PostgreSQL refused, as one line that names the error."""
+    text = str(e).strip()
+    first = (e.diag.message_primary if e.diag else None) or (text.splitlines() or [""])[0]
+    problem = f"PostgreSQL refused a query ({type(e).__name__}: {first})"
+    if isinstance(e, psycopg.errors.InsufficientPrivilege):
+        return VerifyError("the target", problem, "connect as a role that may read the tables")
+    return VerifyError(
+        "the target",
+        problem + "; its tables differ from what the run built (a table, column or type "
+        "dropped or changed since?)",
+        "the target does not hold what the run loaded: migrate again, or undo the change",
+    )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lite2pg.layout import table_plan
+from lite2pg.plan import orphan_policy
 from lite2pg.schema import TableMap
 from lite2pg.target import Target
 from lite2pg.verify._canon import Row
@@ -108,11 +109,10 @@ def _waits_for(run: _Run) -> dict[str, set[str]]:
     for tm in run.maps:
         tp = table_plan(run.opts.plan, tm.source.name)
         parents: set[str] = set()
-        if tp is not None:
-            for fk in tm.source.foreign_keys:
-                parent = names.get(fk.ref_table.lower())
-                if parent and parent != tm.source.name and tp.on_orphan(fk.columns) != "keep":
-                    parents.add(parent)
+        for fk in tm.source.foreign_keys:
+            parent = names.get(fk.ref_table.lower())
+            if parent and parent != tm.source.name and orphan_policy(tp, fk.columns) != "keep":
+                parents.add(parent)
         out[tm.source.name] = parents
     return out
 
