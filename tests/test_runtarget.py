@@ -81,7 +81,7 @@ def test_given_target_wins_over_the_recorded_one(
     assert "cannot connect to postgresql://nobody@127.0.0.1:1/none" in known_error(refused)
 
 
-def test_verify_after_a_column_type_change_is_one_line_naming_the_error_not_a_traceback(
+def test_verify_after_a_column_type_change_fails_naming_it_not_a_traceback(
     make_db: MakeDb, pg: PgSchema, tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "run"
@@ -90,9 +90,10 @@ def test_verify_after_a_column_type_change_is_one_line_naming_the_error_not_a_tr
 
     checked = cli("verify", str(run_dir), cwd=tmp_path)
 
-    line = known_error(checked)
-    assert "PostgreSQL refused a query (UndefinedFunction: " in line, line
-    assert "migrate again, or undo the change" in line
+    # The catalog check names the change first; the rows of that table are not cast.
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert "Traceback" not in checked.stdout + checked.stderr
+    assert "t: column at type: expected " in checked.stdout and "found text" in checked.stdout
 
 
 def test_rollback_of_a_table_dropped_since_the_run_is_one_line_not_a_traceback(

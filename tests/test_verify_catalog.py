@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from lite2pg.plan import parse_plan
 from lite2pg.run import MigrateOptions, migrate
 from lite2pg.verify import VerifyReport, verify
 
@@ -250,7 +251,9 @@ def test_objects_the_run_reports_it_could_not_build_are_expected_as_reported(
         "INSERT INTO uses VALUES (1, 'a'), (2, 'zz');"
     )
     run_dir = tmp_path / "run"
-    migrate(db, pg.target, MigrateOptions(schema=pg.schema, run_dir=run_dir, verify=False))
+    keep = parse_plan('[tables.uses.foreign_keys.code]\non_orphan = "keep"\n')
+    opts = MigrateOptions(schema=pg.schema, run_dir=run_dir, verify=False, plan=keep)
+    migrate(db, pg.target, opts)
 
     report = verify(run_dir, pg.target)
 
