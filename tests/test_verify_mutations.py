@@ -35,6 +35,7 @@ from lite2pg.plan import Plan, parse_plan
 from lite2pg.run import MigrateOptions, migrate
 from lite2pg.verify import TableVerification, VerifyReport, verify
 
+from ._cli import cli
 from .conftest import PgSchema
 
 ROWS = 20
@@ -572,3 +573,18 @@ def test_a_changed_cell_of_a_table_without_a_key_is_named_by_its_column(
     assert not report.ok
     named = json.dumps(_items(report).differences) + _problems(report)
     assert '"i"' in named or "column i" in named, named
+
+
+@pytest.mark.parametrize("path", ["fast", "rowbyrow"])
+def test_lite2pg_verify_exits_non_zero_on_a_changed_cell_and_names_it(
+    sources: dict[str, Path], pg: PgSchema, tmp_path: Path, path: str
+) -> None:
+    run_dir = tmp_path / "run"
+    _migrate(path, sources[path], pg, run_dir, artifacts=False)
+    _cell(Context(path, pg, run_dir), "timestamp")
+
+    result = cli("verify", str(run_dir), "--target", pg.dsn, cwd=tmp_path)
+
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert f"FAILED: items: 1 row(s) changed (first: id={KEY}: ts)" in result.stdout
