@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.metadata
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import psycopg
@@ -138,7 +139,8 @@ def test_data_directory_lite2pg_cannot_run_is_refused_in_one_line_and_left_alone
     tmp_path: Path, name: str, content: str, said: tuple[str, str]
 ) -> None:
     db = tmp_path / "app.db"
-    sqlite3.connect(db).close()
+    with closing(sqlite3.connect(db)) as conn:  # a real source: the check of it comes first
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
     stray = tmp_path / ".lite2pg" / "pg"
     stray.mkdir(parents=True)
     (stray / name).write_text(content)
