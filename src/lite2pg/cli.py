@@ -33,6 +33,7 @@ from rich.text import Text
 
 from lite2pg import source as source_mod
 from lite2pg import target as target_mod
+from lite2pg.cli_params import source_argument
 from lite2pg.errors import Interrupted, Lite2pgError, UsageError
 from lite2pg.load import TableResult
 from lite2pg.plan import NAMES_MODES, load_plan
@@ -222,7 +223,7 @@ def main() -> None:
 
 
 @main.command("migrate")
-@click.argument("source", type=click.Path(path_type=Path))
+@source_argument
 @click.option(
     "--target",
     "target_uri",
@@ -371,7 +372,7 @@ def verify_cmd(
 
 
 @main.command("export")
-@click.argument("source", type=click.Path(path_type=Path))
+@source_argument
 @click.option(
     "--run-dir", type=click.Path(path_type=Path), help="Default .lite2pg/runs/<UTC time>."
 )
@@ -614,7 +615,7 @@ def _size(text: str) -> int:
 
 
 @main.command("rehearse")
-@click.argument("source", type=click.Path(path_type=Path))
+@source_argument
 @click.option("--plan", "plan_name", metavar="PLAN", help="The plan the real run will use.")
 @click.option(
     "--target", "target_uri", metavar="URI",
@@ -713,7 +714,7 @@ def retry_cmd(run_dir: Path, plan_name: str, target_uri: str | None, no_verify: 
 
 
 @main.command("check")
-@click.argument("source", type=click.Path(path_type=Path))
+@source_argument
 @click.option("--plan", "plan_name", metavar="PLAN", help="A plan TOML file, or a built-in name.")
 @click.option("--cast", "casts", multiple=True, metavar="TABLE.COLUMN=TYPE")
 @click.option("--table", "tables", multiple=True, metavar="NAME", help="Only these tables.")
