@@ -16,6 +16,7 @@ from lite2pg import native, source
 from lite2pg.caseless import CaseCollision, preflight, python_lower
 from lite2pg.coerce import Family
 from lite2pg.errors import PlanError, TransformError, file_errors
+from lite2pg.exclude import exclude_tables
 from lite2pg.fixes import MAX_DISTINCT, Fix, ValueTally, propose
 from lite2pg.layout import create_maps, parents_first, select_tables, table_plan
 from lite2pg.ledger import ledger, summary_lines
@@ -254,6 +255,7 @@ def check(
     *,
     casts: dict[str, str] | None = None,
     tables: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
     hash_passwords: bool = False,
     examples: int = 3,
     profile: str = "auto",
@@ -277,6 +279,7 @@ def check(
             source.quick_check(src, source_path)
             schema = source.discover(src)
             plan, applied = resolve(profile, src, schema, plan, casts=casts)
+            plan = exclude_tables(plan, [t.name for t in schema.tables], exclude)
             report.profile = applied.as_dict() if applied is not None else None
             report.plan_text = plan.text if plan is not None else ""
             layout = select_tables(

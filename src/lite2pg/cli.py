@@ -216,6 +216,16 @@ _NAMES = click.option(
 )
 
 
+_EXCLUDE = click.option(
+    "--exclude-table",
+    "exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="Leave out the tables this glob matches (repeatable; case-insensitive, e.g. "
+    "'django_*'). Rows that reference one are orphans: the plan's on_orphan policy applies.",
+)
+
+
 @click.group(cls=_Commands)
 @click.version_option(package_name="lite2pg")
 def main() -> None:
@@ -242,6 +252,7 @@ def main() -> None:
 @click.option(
     "--table", "tables", multiple=True, metavar="NAME", help="Only these tables (repeatable)."
 )
+@_EXCLUDE
 @click.option(
     "--plan", "plan_name", metavar="PLAN", help="A plan TOML file, or a built-in plan's name."
 )
@@ -278,6 +289,7 @@ def migrate_cmd(
     drop: bool,
     casts: tuple[str, ...],
     tables: tuple[str, ...],
+    exclude: tuple[str, ...],
     plan_name: str | None,
     run_dir: Path | None,
     allow_rejects: bool,
@@ -314,6 +326,7 @@ def migrate_cmd(
             run_dir=run_dir,
             batch_size=batch_size,
             tables=list(tables) or None,
+            exclude=exclude,
             verify=not no_verify,
             profile=profile,
             names=names,
@@ -378,6 +391,7 @@ def verify_cmd(
 )
 @click.option("--plan", "plan_name", metavar="PLAN", help="A plan TOML file, or a built-in name.")
 @click.option("--table", "tables", multiple=True, metavar="NAME", help="Only these tables.")
+@_EXCLUDE
 @click.option("--schema", default="public", show_default=True, help="Target schema (for load).")
 @click.option("--data-only", is_flag=True, help="load: into tables that already exist.")
 @click.option("--truncate", is_flag=True, help="load --data-only: empty them first.")
@@ -389,6 +403,7 @@ def export_cmd(
     run_dir: Path | None,
     plan_name: str | None,
     tables: tuple[str, ...],
+    exclude: tuple[str, ...],
     schema: str,
     data_only: bool,
     truncate: bool,
@@ -411,6 +426,7 @@ def export_cmd(
         options = MigrateOptions(
             plan=load_plan(plan_name) if plan_name else None,
             tables=list(tables) or None,
+            exclude=exclude,
             schema=schema,
             data_only=data_only,
             truncate=truncate,
@@ -718,6 +734,7 @@ def retry_cmd(run_dir: Path, plan_name: str, target_uri: str | None, no_verify: 
 @click.option("--plan", "plan_name", metavar="PLAN", help="A plan TOML file, or a built-in name.")
 @click.option("--cast", "casts", multiple=True, metavar="TABLE.COLUMN=TYPE")
 @click.option("--table", "tables", multiple=True, metavar="NAME", help="Only these tables.")
+@_EXCLUDE
 @click.option("--hash", "hash_passwords", is_flag=True, help="Hash passwords too (slow).")
 @click.option("--examples", type=click.IntRange(0, 100), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
@@ -734,6 +751,7 @@ def check_cmd(
     plan_name: str | None,
     casts: tuple[str, ...],
     tables: tuple[str, ...],
+    exclude: tuple[str, ...],
     hash_passwords: bool,
     examples: int,
     as_json: bool,
@@ -762,6 +780,7 @@ def check_cmd(
             load_plan(plan_name) if plan_name else None,
             casts=_parse_casts(casts),
             tables=list(tables) or None,
+            exclude=exclude,
             hash_passwords=hash_passwords,
             examples=examples,
             profile=profile,
