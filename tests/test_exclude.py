@@ -91,6 +91,7 @@ def test_rows_referencing_an_excluded_table_are_rejected_by_default_under_a_plan
     found = check(_app_db(make_db), plan, exclude=["teams"], profile="none")
 
     assert found.rows_rejected == 2  # users 1 and 2; user 3 has no team
+    assert [(o["table"], o["rows"], o["policy"]) for o in found.orphans] == [("users", 2, "reject")]
 
 
 def test_an_exclude_glob_that_matches_no_table_is_refused(make_db: MakeDb) -> None:
