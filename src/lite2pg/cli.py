@@ -187,7 +187,7 @@ def run_migrate(
     if tgt.origin == "embedded":
         # Never wrapped: both are copied and pasted.
         err.print(f"embedded PostgreSQL: {tgt.dsn}", soft_wrap=True)
-        err.print(f"open it with: {tgt.psql_command}", soft_wrap=True)
+        err.print(f"open it with: {tgt.psql_command_in(options.schema)}", soft_wrap=True)
     if tgt.note:
         err.print(f"note: {tgt.note}", soft_wrap=True)
     report: RunReport
