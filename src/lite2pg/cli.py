@@ -271,7 +271,10 @@ def main() -> None:
     help="Write export/ and transformed/ CSVs with a manifest in the run directory "
     "[default: on, except for the embedded PostgreSQL].",
 )
-@click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=5_000, show_default=True)
+@click.option(
+    "--batch-size", type=click.IntRange(1, 1_000_000), default=5_000, show_default=True,
+    help="Rows read from SQLite and converted at a time.",
+)  # fmt: skip
 @click.option(
     "--keep-failed", is_flag=True,
     help="Keep the data copies (snapshot, export/, transformed/) of a run that fails "
@@ -344,9 +347,19 @@ def migrate_cmd(
 @main.command("verify")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--target", "target_uri", metavar="URI", help="The server the run loaded into.")
-@click.option("--sample", type=click.IntRange(0, 1000), default=5, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--float-tolerance", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option(
+    "--sample", type=click.IntRange(0, 1000), default=5, show_default=True,
+    help="Random rows per table shown side by side in report.html (spot-checks).",
+)  # fmt: skip
+@click.option(
+    "--seed", type=int, default=0, show_default=True,
+    help="Seed of the spot-checks' random rows (the same seed, the same rows).",
+)  # fmt: skip
+@click.option(
+    "--float-tolerance", type=click.FloatRange(min=0), default=0.0, show_default=True,
+    help="Largest absolute difference by which a floating-point value still counts as "
+    "equal (0: bit for bit).",
+)  # fmt: skip
 def verify_cmd(
     run_dir: Path, target_uri: str | None, sample: int, seed: int, float_tolerance: float
 ) -> None:
@@ -395,7 +408,10 @@ def verify_cmd(
 @click.option("--schema", default="public", show_default=True, help="Target schema (for load).")
 @click.option("--data-only", is_flag=True, help="load: into tables that already exist.")
 @click.option("--truncate", is_flag=True, help="load --data-only: empty them first.")
-@click.option("--cast", "casts", multiple=True, metavar="TABLE.COLUMN=TYPE")
+@click.option(
+    "--cast", "casts", multiple=True, metavar="TABLE.COLUMN=TYPE",
+    help="Override a column's PostgreSQL type (repeatable).",
+)  # fmt: skip
 @_profile_option
 @_NAMES
 def export_cmd(
@@ -512,7 +528,10 @@ def status_cmd(run_dir: Path) -> None:
 @click.option("--key", metavar="DOTTED.KEY", help="The setting (default DATABASE_URL in .env).")
 @click.option("--target", "target_uri", metavar="URI", help="The server the run loaded into.")
 @click.option("--smoke", metavar="COMMAND", help="The app's own tests, run with the new URL.")
-@click.option("--smoke-timeout", type=click.FloatRange(min=1), default=600.0, show_default=True)
+@click.option(
+    "--smoke-timeout", type=click.FloatRange(min=1), default=600.0, show_default=True,
+    help="Seconds the --smoke command may run before it counts as failed.",
+)  # fmt: skip
 @click.option(
     "--online", is_flag=True,
     help="The app is still writing (after prepare and sync): catch up, freeze writes "
@@ -732,11 +751,17 @@ def retry_cmd(run_dir: Path, plan_name: str, target_uri: str | None, no_verify: 
 @main.command("check")
 @source_argument
 @click.option("--plan", "plan_name", metavar="PLAN", help="A plan TOML file, or a built-in name.")
-@click.option("--cast", "casts", multiple=True, metavar="TABLE.COLUMN=TYPE")
+@click.option(
+    "--cast", "casts", multiple=True, metavar="TABLE.COLUMN=TYPE",
+    help="Override a column's PostgreSQL type (repeatable).",
+)  # fmt: skip
 @click.option("--table", "tables", multiple=True, metavar="NAME", help="Only these tables.")
 @_EXCLUDE
 @click.option("--hash", "hash_passwords", is_flag=True, help="Hash passwords too (slow).")
-@click.option("--examples", type=click.IntRange(0, 100), default=3, show_default=True)
+@click.option(
+    "--examples", type=click.IntRange(0, 100), default=3, show_default=True,
+    help="Keys of rejected rows shown per group.",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @_profile_option
 @click.option(
@@ -861,9 +886,18 @@ def _print_profile(profile: dict[str, Any], out: Console) -> None:
     show_default=True,
     help="Where dev.db and the run directory go.",
 )
-@click.option("--users", type=click.IntRange(1), default=200, show_default=True)
-@click.option("--tickets", type=click.IntRange(0), default=2_000, show_default=True)
-@click.option("--audit-logs", type=click.IntRange(0), default=8_000, show_default=True)
+@click.option(
+    "--users", type=click.IntRange(1), default=200, show_default=True,
+    help="Users in the generated helpdesk database.",
+)  # fmt: skip
+@click.option(
+    "--tickets", type=click.IntRange(0), default=2_000, show_default=True,
+    help="Tickets in the generated helpdesk database.",
+)  # fmt: skip
+@click.option(
+    "--audit-logs", type=click.IntRange(0), default=8_000, show_default=True,
+    help="Audit log rows in the generated helpdesk database.",
+)  # fmt: skip
 @click.option(
     "--target",
     "target_uri",
