@@ -16,6 +16,7 @@ from lite2pg import native, source
 from lite2pg.caseless import CaseCollision, preflight, python_lower
 from lite2pg.coerce import Family
 from lite2pg.errors import PlanError, TransformError, file_errors
+from lite2pg.exclude import exclude_tables
 from lite2pg.fixes import MAX_DISTINCT, Fix, ValueTally, propose
 from lite2pg.layout import create_maps, parents_first, select_tables, table_plan
 from lite2pg.ledger import ledger, summary_lines
@@ -254,6 +255,7 @@ def check(
     *,
     casts: dict[str, str] | None = None,
     tables: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
     hash_passwords: bool = False,
     examples: int = 3,
     profile: str = "auto",
@@ -277,6 +279,7 @@ def check(
             source.quick_check(src, source_path)
             schema = source.discover(src)
             plan, applied = resolve(profile, src, schema, plan, casts=casts)
+            plan = exclude_tables(plan, [t.name for t in schema.tables], exclude)
             report.profile = applied.as_dict() if applied is not None else None
             report.plan_text = plan.text if plan is not None else ""
             layout = select_tables(
@@ -325,7 +328,7 @@ def check(
                     if len(g.examples) < examples:
                         g.examples.append(r.key)
                 _maps(src, tm.source.name, tp, report)
-                _orphans(src, tm.source, tp, report)
+                _orphans(src, tm.source, tp, report, gone, stream)
                 _disagreements(src, tm, tp, report)
                 _suggestions(src, tm, tp, report)
             report.rejects = sorted(groups.values(), key=lambda g: (-g.count - g.also, g.name))
@@ -417,25 +420,38 @@ def _maps(src: Any, table: str, tp: Any, report: CheckReport) -> None:
         report.maps[f"{table}.{column}"] = values
 
 
-def _orphans(src: Any, table: source.Table, tp: Any, report: CheckReport) -> None:
+def _orphans(
+    src: Any,
+    table: source.Table,
+    tp: TablePlan | None,
+    report: CheckReport,
+    gone: GoneRows,
+    stream: RowStream,
+) -> None:
+    """Per foreign key, the rows a run will find orphaned, counted as the run counts them:
+    a parent that is missing, or rejected, filtered or skipped (`gone`), makes one; a row
+    the plan filters makes none. Under "reject", the rows the stream rejected for it; under
+    "keep", those PostgreSQL will hold (not the child's own rejects)."""
+    rejected = _rejected_keys(src, table, stream)
     for fk in table.foreign_keys:
         if len(fk.ref_columns) != len(fk.columns):
             continue
-        child = quote_ident(table.name)
-        not_null = " AND ".join(f"c.{quote_ident(c)} IS NOT NULL" for c in fk.columns)
-        match = " AND ".join(
-            f"p.{quote_ident(r)} = c.{quote_ident(c)}"
-            for c, r in zip(fk.columns, fk.ref_columns, strict=True)
-        )
-        try:
-            (count,) = src.execute(
-                f"SELECT count(*) FROM {child} c WHERE {not_null} AND NOT EXISTS "
-                f"(SELECT 1 FROM {quote_ident(fk.ref_table)} p WHERE {match})"
-            ).fetchone()
-        except Exception:  # the parent table is missing from the source: every row dangles
-            continue
+        policy = orphan_policy(tp, fk.columns)
+        checked = policy != "keep" and all(c in stream.pipe.source_columns for c in fk.columns)
+        count: int | None
+        if checked and policy == "reject":
+            count = sum(
+                1
+                for r in stream.reject_log
+                if r.category is Category.ORPHAN
+                and r.column == fk.columns[0]
+                and r.reason.endswith(f" has no row in {fk.ref_table}")
+            )
+        else:
+            count = _orphan_rows(src, table, fk, tp, gone, None if checked else rejected)
+            if count is None:
+                continue  # the parent table is missing from the source
         if count:
-            policy = orphan_policy(tp, fk.columns)
             report.orphans.append(
                 {
                     "table": table.name,
@@ -445,6 +461,55 @@ def _orphans(src: Any, table: source.Table, tp: Any, report: CheckReport) -> Non
                     "policy": policy,
                 }
             )
+
+
+def _orphan_rows(
+    src: Any,
+    table: source.Table,
+    fk: source.ForeignKey,
+    tp: TablePlan | None,
+    gone: GoneRows,
+    rejected: str | None,
+) -> int | None:
+    """Rows with the FK set whose parent will not be loaded, among those the plan keeps
+    (and, with `rejected`, a temp table of the child's rejected keys, not rejected)."""
+    not_null = " AND ".join(f"c.{quote_ident(c)} IS NOT NULL" for c in fk.columns)
+    match = " AND ".join(
+        f"p.{quote_ident(r)} = c.{quote_ident(c)}"
+        for c, r in zip(fk.columns, fk.ref_columns, strict=True)
+    )
+    missing = f"NOT EXISTS (SELECT 1 FROM {quote_ident(fk.ref_table)} p WHERE {match})"
+    parent_gone = gone.expr("c", fk)
+    if parent_gone is not None:
+        missing = f"({missing} OR {parent_gone})"
+    kept = f" AND coalesce(({tp.where}), 0)" if tp is not None and tp.where else ""
+    if rejected is not None:
+        same = " AND ".join(f"r.k{i} = c.{quote_ident(k)}" for i, k in enumerate(table.primary_key))
+        kept += f" AND NOT EXISTS (SELECT 1 FROM temp.{rejected} r WHERE {same})"
+    try:
+        (count,) = src.execute(
+            f"SELECT count(*) FROM {quote_ident(table.name)} c WHERE {not_null} AND {missing}{kept}"
+        ).fetchone()
+    except Exception:  # the parent table is missing from the source: every row dangles
+        return None
+    return int(count)
+
+
+def _rejected_keys(src: Any, table: source.Table, stream: RowStream) -> str | None:
+    """A temp table of the keys of the rows the stream rejected (None: the table has no
+    key the stream reports by, or nothing was rejected)."""
+    if not stream.reject_log or list(stream.key_columns) != list(table.primary_key):
+        return None
+    name = "_lite2pg_check_rejected"
+    cols = ", ".join(f"k{i}" for i in range(len(table.primary_key)))
+    src.execute(f"DROP TABLE IF EXISTS temp.{name}")
+    src.execute(f"CREATE TEMP TABLE {name} ({cols})")
+    marks = ", ".join("?" for _ in table.primary_key)
+    src.executemany(
+        f"INSERT INTO temp.{name} VALUES ({marks})",
+        [tuple(r.key[k] for k in table.primary_key) for r in stream.reject_log],
+    )
+    return name
 
 
 def _disagreements(src: Any, tm: Any, tp: Any, report: CheckReport) -> None:

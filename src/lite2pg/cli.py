@@ -33,6 +33,7 @@ from rich.text import Text
 
 from lite2pg import source as source_mod
 from lite2pg import target as target_mod
+from lite2pg.cli_params import source_argument
 from lite2pg.errors import Interrupted, Lite2pgError, UsageError
 from lite2pg.load import TableResult
 from lite2pg.plan import NAMES_MODES, load_plan
@@ -192,7 +193,7 @@ def run_migrate(
     if tgt.origin == "embedded":
         # Never wrapped: both are copied and pasted.
         err.print(f"embedded PostgreSQL: {tgt.dsn}", soft_wrap=True)
-        err.print(f"open it with: {tgt.psql_command}", soft_wrap=True)
+        err.print(f"open it with: {tgt.psql_command_in(options.schema)}", soft_wrap=True)
     if tgt.note:
         err.print(f"note: {tgt.note}", soft_wrap=True)
     report: RunReport
@@ -221,6 +222,16 @@ _NAMES = click.option(
 )
 
 
+_EXCLUDE = click.option(
+    "--exclude-table",
+    "exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="Leave out the tables this glob matches (repeatable; case-insensitive, e.g. "
+    "'django_*'). Rows that reference one are orphans: the plan's on_orphan policy applies.",
+)
+
+
 @click.group(cls=_Commands)
 @click.version_option(package_name="lite2pg")
 def main() -> None:
@@ -228,7 +239,7 @@ def main() -> None:
 
 
 @main.command("migrate")
-@click.argument("source", type=click.Path(path_type=Path))
+@source_argument
 @click.option(
     "--target",
     "target_uri",
@@ -247,6 +258,7 @@ def main() -> None:
 @click.option(
     "--table", "tables", multiple=True, metavar="NAME", help="Only these tables (repeatable)."
 )
+@_EXCLUDE
 @click.option(
     "--plan", "plan_name", metavar="PLAN", help="A plan TOML file, or a built-in plan's name."
 )
@@ -265,7 +277,10 @@ def main() -> None:
     help="Write export/ and transformed/ CSVs with a manifest in the run directory "
     "[default: on, except for the embedded PostgreSQL].",
 )
-@click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=5_000, show_default=True)
+@click.option(
+    "--batch-size", type=click.IntRange(1, 1_000_000), default=5_000, show_default=True,
+    help="Rows read from SQLite and converted at a time.",
+)  # fmt: skip
 @click.option(
     "--keep-failed", is_flag=True,
     help="Keep the data copies (snapshot, export/, transformed/) of a run that fails "
@@ -283,6 +298,7 @@ def migrate_cmd(
     drop: bool,
     casts: tuple[str, ...],
     tables: tuple[str, ...],
+    exclude: tuple[str, ...],
     plan_name: str | None,
     run_dir: Path | None,
     allow_rejects: bool,
@@ -319,6 +335,7 @@ def migrate_cmd(
             run_dir=run_dir,
             batch_size=batch_size,
             tables=list(tables) or None,
+            exclude=exclude,
             verify=not no_verify,
             profile=profile,
             names=names,
@@ -336,9 +353,19 @@ def migrate_cmd(
 @main.command("verify")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--target", "target_uri", metavar="URI", help="Default: the server the run recorded.")
-@click.option("--sample", type=click.IntRange(0, 1000), default=5, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--float-tolerance", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option(
+    "--sample", type=click.IntRange(0, 1000), default=5, show_default=True,
+    help="Random rows per table shown side by side in report.html (spot-checks).",
+)  # fmt: skip
+@click.option(
+    "--seed", type=int, default=0, show_default=True,
+    help="Seed of the spot-checks' random rows (the same seed, the same rows).",
+)  # fmt: skip
+@click.option(
+    "--float-tolerance", type=click.FloatRange(min=0), default=0.0, show_default=True,
+    help="Largest absolute difference by which a floating-point value still counts as "
+    "equal (0: bit for bit).",
+)  # fmt: skip
 def verify_cmd(
     run_dir: Path, target_uri: str | None, sample: int, seed: int, float_tolerance: float
 ) -> None:
@@ -377,16 +404,20 @@ def verify_cmd(
 
 
 @main.command("export")
-@click.argument("source", type=click.Path(path_type=Path))
+@source_argument
 @click.option(
     "--run-dir", type=click.Path(path_type=Path), help="Default .lite2pg/runs/<UTC time>."
 )
 @click.option("--plan", "plan_name", metavar="PLAN", help="A plan TOML file, or a built-in name.")
 @click.option("--table", "tables", multiple=True, metavar="NAME", help="Only these tables.")
+@_EXCLUDE
 @click.option("--schema", default="public", show_default=True, help="Target schema (for load).")
 @click.option("--data-only", is_flag=True, help="load: into tables that already exist.")
 @click.option("--truncate", is_flag=True, help="load --data-only: empty them first.")
-@click.option("--cast", "casts", multiple=True, metavar="TABLE.COLUMN=TYPE")
+@click.option(
+    "--cast", "casts", multiple=True, metavar="TABLE.COLUMN=TYPE",
+    help="Override a column's PostgreSQL type (repeatable).",
+)  # fmt: skip
 @_profile_option
 @_NAMES
 def export_cmd(
@@ -394,6 +425,7 @@ def export_cmd(
     run_dir: Path | None,
     plan_name: str | None,
     tables: tuple[str, ...],
+    exclude: tuple[str, ...],
     schema: str,
     data_only: bool,
     truncate: bool,
@@ -416,6 +448,7 @@ def export_cmd(
         options = MigrateOptions(
             plan=load_plan(plan_name) if plan_name else None,
             tables=list(tables) or None,
+            exclude=exclude,
             schema=schema,
             data_only=data_only,
             truncate=truncate,
@@ -506,7 +539,10 @@ def status_cmd(run_dir: Path) -> None:
 @click.option("--key", metavar="DOTTED.KEY", help="The setting (default DATABASE_URL in .env).")
 @click.option("--target", "target_uri", metavar="URI", help="Default: the server the run recorded.")
 @click.option("--smoke", metavar="COMMAND", help="The app's own tests, run with the new URL.")
-@click.option("--smoke-timeout", type=click.FloatRange(min=1), default=600.0, show_default=True)
+@click.option(
+    "--smoke-timeout", type=click.FloatRange(min=1), default=600.0, show_default=True,
+    help="Seconds the --smoke command may run before it counts as failed.",
+)  # fmt: skip
 @click.option(
     "--online", is_flag=True,
     help="The app is still writing (after prepare and sync): catch up, freeze writes "
@@ -625,7 +661,7 @@ def _size(text: str) -> int:
 
 
 @main.command("rehearse")
-@click.argument("source", type=click.Path(path_type=Path))
+@source_argument
 @click.option("--plan", "plan_name", metavar="PLAN", help="The plan the real run will use.")
 @click.option(
     "--target", "target_uri", metavar="URI",
@@ -727,12 +763,19 @@ def retry_cmd(run_dir: Path, plan_name: str, target_uri: str | None, no_verify: 
 
 
 @main.command("check")
-@click.argument("source", type=click.Path(path_type=Path))
+@source_argument
 @click.option("--plan", "plan_name", metavar="PLAN", help="A plan TOML file, or a built-in name.")
-@click.option("--cast", "casts", multiple=True, metavar="TABLE.COLUMN=TYPE")
+@click.option(
+    "--cast", "casts", multiple=True, metavar="TABLE.COLUMN=TYPE",
+    help="Override a column's PostgreSQL type (repeatable).",
+)  # fmt: skip
 @click.option("--table", "tables", multiple=True, metavar="NAME", help="Only these tables.")
+@_EXCLUDE
 @click.option("--hash", "hash_passwords", is_flag=True, help="Hash passwords too (slow).")
-@click.option("--examples", type=click.IntRange(0, 100), default=3, show_default=True)
+@click.option(
+    "--examples", type=click.IntRange(0, 100), default=3, show_default=True,
+    help="Keys of rejected rows shown per group.",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @_profile_option
 @click.option(
@@ -747,6 +790,7 @@ def check_cmd(
     plan_name: str | None,
     casts: tuple[str, ...],
     tables: tuple[str, ...],
+    exclude: tuple[str, ...],
     hash_passwords: bool,
     examples: int,
     as_json: bool,
@@ -775,6 +819,7 @@ def check_cmd(
             load_plan(plan_name) if plan_name else None,
             casts=_parse_casts(casts),
             tables=list(tables) or None,
+            exclude=exclude,
             hash_passwords=hash_passwords,
             examples=examples,
             profile=profile,
@@ -855,9 +900,18 @@ def _print_profile(profile: dict[str, Any], out: Console) -> None:
     show_default=True,
     help="Where dev.db and the run directory go.",
 )
-@click.option("--users", type=click.IntRange(1), default=200, show_default=True)
-@click.option("--tickets", type=click.IntRange(0), default=2_000, show_default=True)
-@click.option("--audit-logs", type=click.IntRange(0), default=8_000, show_default=True)
+@click.option(
+    "--users", type=click.IntRange(1), default=200, show_default=True,
+    help="Users in the generated helpdesk database.",
+)  # fmt: skip
+@click.option(
+    "--tickets", type=click.IntRange(0), default=2_000, show_default=True,
+    help="Tickets in the generated helpdesk database.",
+)  # fmt: skip
+@click.option(
+    "--audit-logs", type=click.IntRange(0), default=8_000, show_default=True,
+    help="Audit log rows in the generated helpdesk database.",
+)  # fmt: skip
 @click.option(
     "--target",
     "target_uri",

@@ -10,6 +10,7 @@ from types import FrameType
 
 import click
 
+from lite2pg.cli_params import source_argument
 from lite2pg.errors import Lite2pgError
 from lite2pg.runtarget import run_target
 
@@ -20,7 +21,7 @@ def _fail(e: Lite2pgError) -> None:
 
 
 @click.command("prepare")
-@click.argument("source", type=click.Path(path_type=Path))
+@source_argument
 @click.option("--table", "tables", multiple=True, metavar="NAME", help="Only these tables.")
 def prepare_cmd(source: Path, tables: tuple[str, ...]) -> None:
     """Install change capture on a live SQLite database, for an online migration.
@@ -47,7 +48,7 @@ def prepare_cmd(source: Path, tables: tuple[str, ...]) -> None:
 
 
 @click.command("cleanup")
-@click.argument("source", type=click.Path(path_type=Path))
+@source_argument
 def cleanup_cmd(source: Path) -> None:
     """Remove everything prepare (and an online cutover's write block) added to SOURCE."""
     from lite2pg.capture import cleanup

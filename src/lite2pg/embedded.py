@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import quote
 
 from lite2pg.errors import TargetError
 
@@ -59,8 +60,23 @@ class Embedded:
 
     @property
     def psql_command(self) -> str:
+        return self.psql_command_in("public")
+
+    def psql_command_in(self, schema: str) -> str:
+        """psql on this server, with `schema` first on its search path (`\\dt` lists it)."""
         psql = shutil.which("psql") or str(self.bin_dir / "psql")
-        return f'{psql} "{self.uri}"'
+        return f'{psql} "{uri_in_schema(self.uri, schema)}"'
+
+
+def uri_in_schema(uri: str, schema: str) -> str:
+    """`uri` with `options=-csearch_path=<schema>` added (as it is for "public")."""
+    if schema == "public":
+        return uri
+    # The name quoted as SQL writes it; in libpq's options, space and backslash escaped.
+    quoted = '"' + schema.replace('"', '""') + '"'
+    option = "-csearch_path=" + quoted.replace("\\", "\\\\").replace(" ", "\\ ")
+    joined = "&" if "?" in uri else "?"
+    return f"{uri}{joined}options={quote(option, safe='')}"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ class Layout:
     names: str = NAMES_MODES[0]  # "fold" | "keep" (schema.pg_name)
     # The citext type as the target spells it (for COLLATE NOCASE), or None without it.
     citext: str | None = CITEXT.sql
+    # Of `skipped`, the names left behind by --exclude-table (the plan skips them too).
+    excluded: frozenset[str] = frozenset()
 
     def table_plan(self, plan: Plan | None, name: str) -> TablePlan | None:
         return table_plan(plan, name)

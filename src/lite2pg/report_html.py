@@ -26,8 +26,14 @@ padding-bottom:4px}h3{font-size:14px;margin:16px 0 6px}
 .ok{background:#e3f5e8;color:#14532d;border:1px solid #9bd3ad}
 .bad{background:#fde8e8;color:#7f1d1d;border:1px solid #f0a3a3}
 .warn{background:#fff6db;color:#6b4e00;border:1px solid #ecd48a}
-table{border-collapse:collapse;background:#fff;margin:6px 0 12px;width:100%}
-th,td{border:1px solid #dde1e6;padding:4px 8px;text-align:left;vertical-align:top}
+.verdict .detail{font-size:13px;font-weight:400;margin-top:4px}
+table{border-collapse:collapse;background:#fff;margin:6px 0 12px;width:100%;max-width:100%;
+table-layout:auto}
+th,td{border:1px solid #dde1e6;padding:4px 8px;text-align:left;vertical-align:top;
+overflow-wrap:anywhere;min-width:3.5em}
+th{overflow-wrap:normal}td.n{overflow-wrap:normal}.pass,.fail{white-space:nowrap}
+li,p,h3,summary,.verdict{overflow-wrap:anywhere}
+details{margin:4px 0}summary{cursor:pointer;font-weight:600;padding:2px 0}
 th{background:#eef1f4;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px}
 .meta td:first-child{width:180px;color:#57606a}
@@ -59,8 +65,7 @@ def render_html(data: dict[str, Any]) -> str:
         f"<style>{_CSS}</style></head><body><main>",
     ]
     if v:
-        cls = "ok" if v.get("ok") else "bad"
-        out.append(f'<div class="verdict {cls}">{_e(v.get("verdict", ""))}</div>')
+        out.append(_banner(data, v))
     else:
         out.append(
             '<div class="verdict warn">NOT VERIFIED: '
@@ -101,6 +106,55 @@ def render_html(data: dict[str, Any]) -> str:
         out.append("</ul>")
     out.append("</main></body></html>\n")
     return "\n".join(s for s in out if s)
+
+
+def _banner(data: dict[str, Any], v: dict[str, Any]) -> str:
+    """The verdict in words that say what the run did: "VERIFIED, with 104 rows rejected
+    and 9 views not migrated" (warn colour), a bare VERIFIED only when nothing was left
+    behind; verify's own line below it."""
+    if not v.get("ok"):
+        return f'<div class="verdict bad">{_e(v.get("verdict", ""))}</div>'
+    left = _left_behind(data)
+    filtered = (data.get("totals") or {}).get("filtered") or 0
+    said = left + ([f"{_count(filtered, 'row')} filtered out by the plan"] if filtered else [])
+    head = "VERIFIED" + (f", with {_and(said)}" if said else "")
+    detail = str(v.get("verdict", "")).removeprefix("VERIFIED: ")
+    return (
+        f'<div class="verdict {"warn" if left else "ok"}">{_e(head)}'
+        f'<div class="detail">{_e(detail)}</div></div>'
+    )
+
+
+def _left_behind(data: dict[str, Any]) -> list[str]:
+    """What the run did not bring over as it was: rejected rows, objects not migrated (by
+    kind, in the order first seen), constraints it could not build."""
+    out = []
+    rejected = sum(int(t.get("rejected") or 0) for t in data.get("tables") or [])
+    if rejected:
+        out.append(f"{_count(rejected, 'row')} rejected")
+    kinds: dict[str, int] = {}
+    for m in data.get("not_migrated") or []:
+        kind = str(m.get("kind") or "object")
+        kinds[kind] = kinds.get(kind, 0) + 1
+    if kinds:
+        out.append(_and([_count(n, kind) for kind, n in kinds.items()]) + " not migrated")
+    failed = sum(
+        int(p.get("failed") or 0) for p in data.get("phases") or [] if p.get("name") != "views"
+    )
+    if failed:
+        out.append(f"{_count(failed, 'key, index or constraint')} not built")
+    return out
+
+
+def _count(n: int, noun: str) -> str:
+    """ "1 view", "9 views", "1,204 rows" ("index" -> "indexes")."""
+    if n == 1:
+        return f"1 {noun}"
+    return f"{n:,} {noun}{'es' if noun.endswith(('x', 's', 'sh', 'ch')) else 's'}"
+
+
+def _and(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _profile(profile: dict[str, Any] | None) -> str:
@@ -229,7 +283,7 @@ def _reconciliation(data: dict[str, Any], v: dict[str, Any] | None) -> str:
                 "rejected",
                 "expected",
                 "in PostgreSQL",
-                "report.json read/loaded/rejected/filtered",
+                "report.json read / loaded / rejected / filtered",
                 "equal",
                 "missing",
                 "extra",
@@ -480,10 +534,16 @@ def _spot_checks(v: dict[str, Any]) -> str:
             ]
             for c in s.get("columns") or []
         ]
+        # Collapsed: a row's values can run to pages; one that differs opens by itself.
+        differs = s.get("outcome") == "missing in PostgreSQL" or any(
+            c.get("ok") is False for c in s.get("columns") or []
+        )
         parts.append(
-            f"<h3>{_e(s['table'])} <code>{_e(key)}</code>: {_e(s['outcome'])}</h3>"
+            f"<details{' open' if differs else ''}><summary>{_e(s['table'])} "
+            f"<code>{_e(key)}</code>: {_e(s['outcome'])}</summary>"
             + _table(["column", "source (raw)", "transform(source)", "PostgreSQL", ""], rows, set())
+            + "</details>"
         )
     if not parts:
         return ""
-    return "<h2>Spot-checks (seeded random rows)</h2>" + "".join(parts)
+    return f"<h2>Spot-checks ({len(parts)} seeded random rows)</h2>" + "".join(parts)

@@ -484,15 +484,20 @@ class RowStream:
         # a row after the first one (`also_log`); a run keeps neither in memory.
         self.keep_values = keep_values
         self.also_log: list[RejectRecord] = []
+        self._report_reads = True  # False while hashing: `_hashed_progress` reports then
 
     def batches(self) -> Iterator[list[Row]]:
         """Converted rows, ready for COPY, in batches."""
+        hashing = bool(self.pipe.hashed and self.hash_passwords)
+        # Hashing reads ahead of the hashes: progress then counts rows hashed, not read, or
+        # the bar would sit at its total while the hashes are still being made.
+        self._report_reads = not hashing
         converted = self._converted()
-        if self.pipe.hashed and self.hash_passwords:
+        if hashing:
             rows: Iterator[Row] = (r for batch in converted for r in batch)
             for pos, column, policy in self.pipe.hashed:
                 rows = self._hash(rows, pos, column, policy)
-            converted = _rebatch(rows, self.batch_size)
+            converted = _rebatch(self._hashed_progress(rows), self.batch_size)
         elif self.pipe.hashed:
             converted = (self._screen(batch) for batch in converted)
         if self.pipe.constants:
@@ -503,6 +508,18 @@ class RowStream:
             total = count_rows(self.src, self.pipe.table.name, self.scope)
             self.counts.filtered = total - self.counts.read
             self.counts.read += self.counts.filtered
+
+    def _hashed_progress(self, rows: Iterator[Row]) -> Iterator[Row]:
+        """Pass the hashed rows on, reporting each one done (rejected rows are done too)."""
+        done = 0
+        name = self.pipe.table.name
+        for row in rows:
+            done += 1
+            if self.progress is not None:
+                self.progress(name, done + self.counts.rejected)
+            yield row
+        if self.progress is not None:
+            self.progress(name, done + self.counts.rejected)
 
     def _converted(self) -> Iterator[list[Row]]:
         """Rows that fit as they are, untouched, then the others through Python.
@@ -553,7 +570,7 @@ class RowStream:
                         if self.keep_values:
                             self._note_later(e)
             counts.read += len(raw_batch)
-            if self.progress is not None:
+            if self.progress is not None and self._report_reads:
                 self.progress(pipe.table.name, counts.read)
             yield out
 

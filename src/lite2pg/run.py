@@ -28,6 +28,7 @@ from psycopg import sql
 from lite2pg import capture, caseless, evidence, quarantine, source, workers
 from lite2pg.artifacts import MANIFEST_NAME, FileInfo, Journal, Manifest, write_manifest
 from lite2pg.errors import Interrupted, Lite2pgError, TargetError, file_errors
+from lite2pg.exclude import exclude_tables
 from lite2pg.existing import prepare_schema, run_in_place, target_types
 from lite2pg.export import ExportJob, record_tables, start_export, tables_to_export
 from lite2pg.layout import Layout, create_maps
@@ -390,18 +391,20 @@ def apply_profile(
     """The options with the ORM profile applied: the plan is the profile's with the user's
     over it, `profile` is "none" (applied) and `applied_profile` says what it did. Loading
     data only, the target's column types (read when the profile needs them) complete it."""
-    if opts.profile == "none":
-        return opts
+    if opts.profile != "none":
 
-    def types() -> TargetTypes:
-        return target_types(target, opts.schema) if target is not None else {}
+        def types() -> TargetTypes:
+            return target_types(target, opts.schema) if target is not None else {}
 
-    plan, profile = resolve(
-        opts.profile, src, schema, opts.plan, data_only=opts.data_only, casts=opts.casts,
-        target_types=types,
-    )  # fmt: skip
-    applied = profile.as_dict() if profile is not None else None
-    return dataclasses.replace(opts, plan=plan, profile="none", applied_profile=applied)
+        plan, profile = resolve(
+            opts.profile, src, schema, opts.plan, data_only=opts.data_only, casts=opts.casts,
+            target_types=types,
+        )  # fmt: skip
+        applied = profile.as_dict() if profile is not None else None
+        opts = dataclasses.replace(opts, plan=plan, profile="none", applied_profile=applied)
+    # --exclude-table: the tables it names are skipped by the run's plan from here on.
+    plan = exclude_tables(opts.plan, [t.name for t in schema.tables], opts.exclude)
+    return dataclasses.replace(opts, plan=plan)
 
 
 def keep_nocase(
@@ -453,7 +456,13 @@ def note_skipped(
     report.not_migrated = [
         {"kind": s.kind, "name": s.name, "reason": s.reason} for s in schema.skipped
     ] + [
-        {"kind": "table", "name": t.name, "reason": by_profile.get(t.name, "skipped by the plan")}
+        {
+            "kind": "table",
+            "name": t.name,
+            "reason": "excluded by --exclude-table"
+            if t.name in layout.excluded
+            else by_profile.get(t.name, "skipped by the plan"),
+        }
         for t in layout.skipped
     ]
     report.behaviour_changes = list(schema.changes)

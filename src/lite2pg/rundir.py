@@ -6,6 +6,7 @@ Every command over a run reads it through here; the stages and verify build on i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -18,6 +19,7 @@ from typing import Any
 from lite2pg import source
 from lite2pg.coerce import CITEXT
 from lite2pg.errors import UsageError
+from lite2pg.exclude import excluded
 from lite2pg.layout import Layout, select_tables
 from lite2pg.load import BATCH_SIZE
 from lite2pg.plan import Plan, names_mode, parse_plan
@@ -50,6 +52,7 @@ class MigrateOptions:
     run_dir: Path | None = None
     batch_size: int = BATCH_SIZE
     tables: Sequence[str] | None = None  # only these source tables
+    exclude: Sequence[str] = ()  # --exclude-table globs (exclude.py puts them in the plan)
     plan: Plan | None = None
     verify: bool = True  # prove the target equals transform(source) before returning
     # Write export/ and transformed/ CSVs with a manifest (the staged commands' artifacts)
@@ -73,7 +76,7 @@ class MigrateOptions:
 
     def layout(self, schema: source.SourceSchema) -> Layout:
         """The tables this run migrates and their shapes, as every process of it sees them."""
-        return select_tables(
+        layout = select_tables(
             schema,
             tuple(self.tables) if self.tables else None,
             self.plan,
@@ -81,6 +84,10 @@ class MigrateOptions:
             names=self.names,
             citext=CITEXT.sql if self.citext is None else self.citext or None,
         )
+        if not self.exclude:
+            return layout
+        gone = excluded((t.name for t in layout.skipped), self.exclude)
+        return dataclasses.replace(layout, excluded=frozenset(gone))
 
 
 def new_run_dir(base: Path = RUNS_DIR) -> Path:
@@ -108,6 +115,7 @@ def write_run_file(run_dir: Path, source_path: Path, opts: MigrateOptions) -> No
         "truncate": opts.truncate,
         "drop": opts.drop,
         "tables": list(opts.tables) if opts.tables else None,
+        "exclude": list(opts.exclude),
         "casts": dict(opts.casts),
         "plan": None if opts.plan is None else {"origin": opts.plan.origin, "text": opts.plan.text},
         "batch_size": opts.batch_size,
@@ -150,6 +158,7 @@ def read_run_file(run_dir: Path) -> tuple[Path, MigrateOptions]:
         run_dir=run_dir,
         batch_size=int(data.get("batch_size") or BATCH_SIZE),
         tables=data.get("tables"),
+        exclude=tuple(data.get("exclude") or ()),
         plan=plan,
         # A run.json from before profiles: its plan is what the run used.
         profile=data.get("profile") or "none",

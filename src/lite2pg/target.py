@@ -47,6 +47,15 @@ class Target:
     def display(self) -> str:
         return redact(self.dsn) if self.dsn else "(from PG* environment)"
 
+    def psql_command_in(self, schema: str) -> str | None:
+        """The psql command (embedded server only) with `schema` on the search path, so
+        that `\\dt` lists the tables a run put there."""
+        if self.psql_command is None:
+            return None
+        return self.psql_command.replace(
+            f'"{self.dsn}"', f'"{embedded.uri_in_schema(self.dsn, schema)}"'
+        )
+
 
 # Target.origin of the target a run recorded (runtarget.py), read back without its password.
 RECORDED = "the run (run.json)"
