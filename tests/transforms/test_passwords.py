@@ -138,7 +138,11 @@ EXISTING = [
 ]
 
 
-@pytest.mark.parametrize("existing", EXISTING, ids=lambda h: h[:10])
+# Ids name the scheme, never the salt: they must be the same in every process that
+# collects them (pytest-xdist's workers compare their lists).
+@pytest.mark.parametrize(
+    "existing", EXISTING, ids=[f"{i}-{h.split('$')[1]}" for i, h in enumerate(EXISTING)]
+)
 def test_existing_hashes_are_kept_not_hashed_twice(existing: str) -> None:
     assert is_hash(existing)
     assert hash_password(FAST_ARGON2, existing) == existing
