@@ -56,7 +56,6 @@ def test_check_and_migrate_count_the_same_orphans(
 
     checked = {(o["table"], o["policy"]): o["rows"] for o in found.orphans}
     assert report.verify is not None
-    in_pg = {f["table"]: f["orphans"] for f in report.verify["foreign_keys"]}
     nulled = pg.query("SELECT count(*) FROM posts WHERE user_id IS NULL")[0][0] - 1
 
     def rejected(table: str) -> list[dict[str, str]]:

@@ -556,11 +556,6 @@ def test_one_change_to_the_target_or_its_evidence_fails_verify_naming_it(
         _assert_path(path, run_dir, clean=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hole: for a table without a primary key verify says only that the digests of "
-    "the row multisets differ, not which row or column changed, nor both values",
-)
 def test_a_changed_cell_of_a_table_without_a_key_is_named_by_its_column(
     sources: dict[str, Path], pg: PgSchema, tmp_path: Path
 ) -> None:
