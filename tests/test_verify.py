@@ -74,7 +74,10 @@ def test_a_clean_migrate_verifies_ok_and_writes_the_reports(
     assert data["snapshot_sha256"] == report.snapshot_sha256
     assert report.snapshot_check == "recorded"
     page = (run_dir / "report.html").read_text()
-    assert page.index(report.verdict()[:40]) < page.index("<h1>")
+    # The banner, first on the page: what the run left behind, then verify's sentence.
+    banner = page.index("VERIFIED, with 1 row rejected")
+    detail = page.index(report.verdict().removeprefix("VERIFIED: ")[:40])
+    assert banner < detail < page.index("<h1>")
     assert "<script" not in page and "http://" not in page and "https://" not in page
     # Foreign keys were validated by PostgreSQL; the rows per customer agree.
     [fk] = report.foreign_keys
