@@ -33,6 +33,15 @@ settings.register_profile("ci", derandomize=True, database=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The tables printed at the end: counted from the reports, so that they come out
+    whole when pytest-xdist runs the tests in several processes."""
+    from tests._tables import Mutations, Reliability
+
+    config.pluginmanager.register(Reliability(), "lite2pg-reliability")
+    config.pluginmanager.register(Mutations(), "lite2pg-mutations")
+
+
 @pytest.fixture(scope="session")
 def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The test server: LITE2PG_TEST_DSN when set, else an embedded one for this session."""

@@ -351,3 +351,24 @@ def test_check_never_shows_a_secret_columns_values(tmp_path: Path) -> None:
     (secret,) = [g for g in report.rejects if g.column == "password"]
     assert secret.values == ["<redacted>"] and secret.fix is None
     assert secret.reason.startswith("hash_password: longer than bcrypt's 72 bytes")
+
+
+def test_orphans_of_a_rejected_parent_follow_its_fix_and_orphans_of_a_missing_one_get_one(
+    make_db: MakeDb,
+) -> None:
+    db = make_db(
+        "CREATE TABLE teams (id INTEGER PRIMARY KEY, founded DATE);"
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, team_id INTEGER REFERENCES teams(id));"
+        "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id));"
+        # team 2 is rejected for its date; user 9 does not exist at all
+        "INSERT INTO teams VALUES (1, '2020-01-01'), (2, 'soon');"
+        "INSERT INTO users VALUES (1, 1), (2, 2), (3, 2);"
+        "INSERT INTO posts VALUES (1, 1), (2, 9);"
+    )
+    report = check(db, profile="none")
+    by_table = {(g.table, g.category): g for g in report.rejects}
+    users = by_table[("users", "ORPHAN")]
+    assert users.follows == "teams" and users.fix is None and users.count == 2
+    posts = by_table[("posts", "ORPHAN")]
+    assert posts.follows is None and posts.fix is not None and "on_orphan" in str(posts.fix.lines)
+    assert any("fixing those fixes these" in line for line in report.reject_lines())

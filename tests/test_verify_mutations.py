@@ -429,55 +429,7 @@ def _names_row_or_count(report: VerifyReport) -> None:
     assert {"id": str(KEY)} in keys, items.differences
 
 
-# --- the table printed at the end ------------------------------------------------------------
-
-
-class _Tally:
-    """path x kind -> caught / tried, from the cases' outcomes; printed after the run."""
-
-    name = "lite2pg-verify-mutations"
-
-    def __init__(self) -> None:
-        self.cells: dict[tuple[str, str], list[int]] = {}
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if "test_one_change_to_the_target" not in report.nodeid or "[" not in report.nodeid:
-            return
-        case = report.nodeid.rsplit("[", 1)[1].rstrip("]")
-        path, kind = case.split("-", 1)
-        if kind.endswith("-cell"):
-            kind = "cell"
-        counts = self.cells.setdefault((path, kind), [0, 0])
-        if report.when == "call" or (report.when == "setup" and not report.passed):
-            counts[1] += 1
-            counts[0] += report.passed
-
-    def lines(self) -> list[str]:
-        kinds = [k for k in KINDS if any((p, k) in self.cells for p in PATHS)]
-        out = [
-            "| path | " + " | ".join(kinds) + " |",
-            "|---|" + "---|" * len(kinds),
-        ]
-        for path in PATHS:
-            row = []
-            for kind in kinds:
-                caught, tried = self.cells.get((path, kind), (0, 0))
-                row.append("n/a" if not tried else f"{caught}/{tried}")
-            out.append(f"| {path} | " + " | ".join(row) + " |")
-        return out
-
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if self.cells:
-            terminalreporter.section("verify mutations caught (path x kind, caught/tried)")
-            for line in self.lines():
-                terminalreporter.write_line(line)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _caught_table(request: pytest.FixtureRequest) -> None:
-    manager = request.config.pluginmanager
-    if not manager.has_plugin(_Tally.name):
-        manager.register(_Tally(), _Tally.name)
+# The table printed at the end (path x kind, caught/tried) is tests/_tables.py's.
 
 
 # --- the cases -----------------------------------------------------------------------------

@@ -78,6 +78,9 @@ class RejectGroup:
     distinct_values: int = 0  # at most MAX_DISTINCT; more_values counts the rows past it
     more_values: int = 0
     fix: Fix | None = None
+    # Orphans whose parent rows exist but are rejected themselves: fixing the parent
+    # table's rejects fixes these (no plan line of their own is proposed).
+    follows: str | None = None
     tally: ValueTally = field(default_factory=ValueTally, repr=False)
     transforms: tuple[Spec, ...] = field(default=(), repr=False)  # the column's plan chain
     labels: tuple[str, ...] = field(default=(), repr=False)  # an enum target's labels
@@ -103,6 +106,7 @@ class RejectGroup:
             "value_counts": [[_show(v), n] for v, n in self.tally.common(MAX_DISTINCT)],
             "examples": self.examples,
             "fix": None if self.fix is None else self.fix.__dict__,
+            "follows": self.follows,
         }
 
 
@@ -186,7 +190,12 @@ class CheckReport:
             if g.examples:
                 keys = "; ".join(_cut(json.dumps(k, default=str), 60) for k in g.examples[:3])
                 lines.append(f"    keys: {keys}")
-            if g.fix is not None:
+            if g.follows is not None:
+                lines.append(
+                    f"    follows: their parent rows in {g.follows} are rejected themselves; "
+                    "fixing those fixes these"
+                )
+            elif g.fix is not None:
                 lines.append(f"    fix ({g.fix.source}): {g.fix.why}")
                 lines += [f"      {line}" for line in g.fix.lines]
         rest = self.rejects[groups:]
@@ -332,7 +341,13 @@ def check(
                 _disagreements(src, tm, tp, report)
                 _suggestions(src, tm, tp, report)
             report.rejects = sorted(groups.values(), key=lambda g: (-g.count - g.also, g.name))
+            by_name = {tm.source.name: tm.source for tm in maps}
             for g in report.rejects:
+                g.follows = _rejected_parent(src, by_name.get(g.table), g)
+                if g.follows is not None:
+                    g.values = [v for v, _ in g.tally.common(SHOWN_VALUES) if v is not None]
+                    g.distinct_values = len(g.tally.distinct)
+                    continue
                 _settle(g, fixers)
                 if applied is None:
                     _name_the_profile(g)
@@ -370,6 +385,24 @@ def _group(
             labels=column.pg_type.labels if column is not None else (),
         )
     return g
+
+
+def _rejected_parent(src: Any, table: source.Table | None, g: RejectGroup) -> str | None:
+    """The parent table, when every value of an orphan group names a row it has (so the
+    run rejects that parent row itself); else None (a parent truly missing)."""
+    if table is None or g.category != Category.ORPHAN.name or g.tally.more or not g.tally.distinct:
+        return None
+    fk = next((f for f in table.foreign_keys if list(f.columns[:1]) == [g.column]), None)
+    if fk is None or len(fk.columns) != 1 or not fk.ref_columns:
+        return None
+    query = (
+        f"SELECT 1 FROM {quote_ident(fk.ref_table)} "
+        f"WHERE {quote_ident(fk.ref_columns[0])} = ? LIMIT 1"
+    )
+    for _kind, value in g.tally.distinct:
+        if value is None or src.execute(query, (value,)).fetchone() is None:
+            return None
+    return fk.ref_table
 
 
 def _settle(g: RejectGroup, fixers: Sequence[Fixer]) -> None:

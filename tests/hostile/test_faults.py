@@ -665,13 +665,24 @@ def test_a_dba_cancelling_the_copy_fails_in_one_line_then_the_same_command_finis
         "--schema", pg.schema, "--run-dir", str(run_dir), "--no-keep-artifacts", "-q",
     ]  # fmt: skip
     proc = _start(*args)
-    _wait_for_copy(pg.dsn, proc, app=app)
+    # As a DBA would: the moment a COPY of the run has rows in, cancel or end its session
+    # (seen and hit in one statement, so the COPY cannot finish in between).
+    deadline = time.monotonic() + 60
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
-        conn.execute(
-            f"SELECT pg_{how}_backend(a.pid) FROM pg_stat_activity a "
-            "JOIN pg_stat_progress_copy c ON c.pid = a.pid WHERE a.application_name = %s",
-            (app,),
-        )
+        while True:
+            hit = conn.execute(
+                f"SELECT pg_{how}_backend(a.pid) FROM pg_stat_activity a "
+                "JOIN pg_stat_progress_copy c ON c.pid = a.pid "
+                "WHERE a.application_name = %s AND c.command = 'COPY FROM' "
+                "AND c.tuples_processed > 0",
+                (app,),
+            ).fetchall()
+            if any(r[0] for r in hit):
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out, err = proc.communicate()
+                pytest.fail(f"no COPY of the run was caught while it ran: {out}{err}")
+            time.sleep(0.002)
     line = _assert_one_line_error(_finish(proc))
     assert ("cancel" in line) if how == "cancel" else ("connection" in line), line
     assert _counts(pg.dsn, pg.schema) == {}

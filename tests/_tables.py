@@ -1,0 +1,116 @@
+"""The tables the suite prints at its end: the reliability table of tests/hostile (which the
+README quotes) and verify's mutation table (path x kind, caught/tried).
+
+They are plugins registered by tests/conftest.py, so that they count from the test reports
+alone: run with pytest-xdist, the reports reach the controlling process, which prints the
+tables; the rows a hostile case lost come with its report (`user_properties`)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import pytest
+
+ROWS_LOST = "rows_lost"  # the user property a hostile case records its lost rows under
+
+
+@dataclass
+class _Tally:
+    cases: int = 0
+    handled: int = 0
+    skipped: int = 0
+    lost: int = 0
+
+
+def _is_hostile(nodeid: str) -> bool:
+    return "tests/hostile/" in nodeid.replace("\\", "/")
+
+
+def _group(nodeid: str) -> str:
+    """tests/hostile/test_files.py::test_x[a] -> files"""
+    module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    return module.removeprefix("test_").removesuffix(".py")
+
+
+class Reliability:
+    """Hostile cases tried, handled correctly, rows lost; per group (test module)."""
+
+    def __init__(self) -> None:
+        self.groups: dict[str, _Tally] = defaultdict(_Tally)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not _is_hostile(report.nodeid):
+            return
+        tally = self.groups[_group(report.nodeid)]
+        if report.when == "call":
+            tally.cases += 1
+            if report.passed:
+                tally.handled += 1
+            tally.lost += sum(
+                v for k, v in report.user_properties if k == ROWS_LOST and isinstance(v, int)
+            )
+        elif report.skipped:
+            tally.skipped += 1
+        elif report.failed and report.when == "setup":
+            tally.cases += 1
+
+    def lines(self) -> list[str]:
+        if not self.groups:
+            return []
+        total = _Tally()
+        out = ["| group | cases tried | handled correctly | rows lost |", "|---|---|---|---|"]
+        for name, t in sorted(self.groups.items()):
+            out.append(f"| {name} | {t.cases} | {t.handled} | {t.lost} |")
+            total.cases += t.cases
+            total.handled += t.handled
+            total.lost += t.lost
+            total.skipped += t.skipped
+        out.append(f"| **all** | **{total.cases}** | **{total.handled}** | **{total.lost}** |")
+        if total.skipped:
+            out.append(f"\n{total.skipped} case(s) skipped (see the skip reasons above).")
+        return out
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        lines = self.lines()
+        if lines:
+            terminalreporter.section("lite2pg reliability (tests/hostile)")
+            for line in lines:
+                terminalreporter.write_line(line)
+
+
+class Mutations:
+    """tests/test_verify_mutations.py: path x kind -> caught / tried."""
+
+    def __init__(self) -> None:
+        self.cells: dict[tuple[str, str], list[int]] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if "test_one_change_to_the_target" not in report.nodeid or "[" not in report.nodeid:
+            return
+        case = report.nodeid.rsplit("[", 1)[1].rstrip("]")
+        path, kind = case.split("-", 1)
+        if kind.endswith("-cell"):
+            kind = "cell"
+        counts = self.cells.setdefault((path, kind), [0, 0])
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            counts[1] += 1
+            counts[0] += report.passed
+
+    def lines(self) -> list[str]:
+        paths = list(dict.fromkeys(p for p, _ in self.cells))
+        kinds = list(dict.fromkeys(k for _, k in self.cells))
+        out = ["| path | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
+        for path in paths:
+            row = []
+            for kind in kinds:
+                caught, tried = self.cells.get((path, kind), (0, 0))
+                row.append("n/a" if not tried else f"{caught}/{tried}")
+            out.append(f"| {path} | " + " | ".join(row) + " |")
+        return out
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.cells:
+            terminalreporter.section("verify mutations caught (path x kind, caught/tried)")
+            for line in self.lines():
+                terminalreporter.write_line(line)
