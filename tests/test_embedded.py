@@ -163,3 +163,11 @@ def test_python_m_lite2pg_reports_the_installed_version(tmp_path: Path) -> None:
     result = cli("--version", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert importlib.metadata.version("lite2pg") in result.stdout
+
+
+def test_server_is_another_name_for_the_embedded_commands(tmp_path: Path) -> None:
+    by_name = {name: cli(name, "status", "--dir", str(tmp_path / "pg"), cwd=tmp_path)
+               for name in ("embedded", "server")}  # fmt: skip
+    assert by_name["server"].returncode == 0, by_name["server"].stderr
+    assert by_name["server"].stdout == by_name["embedded"].stdout
+    assert "made by         nothing yet" in by_name["server"].stdout

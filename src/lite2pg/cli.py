@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 finished but rows were rejected or keys could not be bu
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import re
@@ -978,6 +979,10 @@ def _add_commands() -> None:
 
     for command in (prepare_cmd, sync_cmd, cleanup_cmd, embedded_cmd):
         main.add_command(command)
+    # `lite2pg server status|stop`: the same commands under the name a user guesses first.
+    server = copy.copy(embedded_cmd)
+    server.hidden = True
+    main.add_command(server, "server")
 
 
 _add_commands()
