@@ -21,6 +21,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from lite2pg.staging import stage_name
+
 from ._cli import Result, cli, known_error
 from .conftest import MakeDb, PgSchema
 
@@ -35,10 +37,12 @@ def state(pg: PgSchema) -> dict[str, Any]:
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         # Only schemas a run of this test could leave behind: other tests (and other
         # sessions on a shared server) create and drop theirs at the same time.
+        # Its staging schema, not other tests' (they run beside it, see pytest-xdist).
+        mine = (pg.schema, stage_name(pg.schema), "lite2pg")
         schemas = [
             r[0]
             for r in conn.execute("SELECT nspname FROM pg_namespace ORDER BY 1")
-            if r[0] == pg.schema or str(r[0]).startswith("lite2pg")
+            if r[0] in mine
         ]
         tables = [
             r[0]
