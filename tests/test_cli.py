@@ -35,9 +35,8 @@ def lite2pg(*args: str, cwd: Path) -> Result:
 def state(pg: PgSchema) -> dict[str, Any]:
     """Every schema name, and every table of the test schema with its columns and rows."""
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
-        # Only schemas a run of this test could leave behind: other tests (and other
-        # sessions on a shared server) create and drop theirs at the same time.
-        # Its staging schema, not other tests' (they run beside it, see pytest-xdist).
+        # Only schemas a run of this test could leave behind (its own staging schema):
+        # other tests, and other sessions on a shared server, make and drop theirs beside it.
         mine = (pg.schema, stage_name(pg.schema), "lite2pg")
         schemas = [
             r[0]
