@@ -95,6 +95,7 @@ __all__ = [
     "dump_plan",
     "load_plan",
     "merge_plans",
+    "orphan_named",
     "orphan_policy",
     "parse_plan",
 ]
@@ -103,6 +104,11 @@ OrphanPolicy = Literal["reject", "null", "keep"]
 
 # An orphan row is rejected unless the plan says otherwise: the FK would not hold anyway.
 DEFAULT_ON_ORPHAN: OrphanPolicy = "reject"
+
+
+def orphan_named(tp: TablePlan | None, columns: Sequence[str]) -> bool:
+    """Whether the plan names the FK on these columns (else the default policy applies)."""
+    return tp is not None and tuple(columns) in tp.foreign_keys
 
 
 def orphan_policy(tp: TablePlan | None, columns: Sequence[str]) -> OrphanPolicy:

@@ -22,7 +22,7 @@ from typing import IO, Any, NamedTuple
 
 from lite2pg.coerce import ALWAYS, DUMP_TYPES, PgType, converter, ok_predicate
 from lite2pg.errors import TransformError
-from lite2pg.plan import TablePlan, orphan_policy
+from lite2pg.plan import TablePlan, orphan_named, orphan_policy
 from lite2pg.reasons import Category
 from lite2pg.schema import TableMap
 from lite2pg.source import ForeignKey, Table, count_rows, quote_ident, stream_rows
@@ -293,9 +293,16 @@ class RowPipeline:
 
 
 def build_pipeline(
-    tm: TableMap, tp: TablePlan | None = None, gone: GoneRows | None = None
+    tm: TableMap,
+    tp: TablePlan | None = None,
+    gone: GoneRows | None = None,
+    *,
+    unnamed_orphans: bool = True,
 ) -> RowPipeline:
-    """The pipeline for a table map, with a table plan's transforms when there is one."""
+    """The pipeline for a table map, with a table plan's transforms when there is one.
+
+    `unnamed_orphans=False` leaves the FKs the plan does not name unchecked here (a load
+    that checks them after, in PostgreSQL, all at once: staging.py)."""
     table = tm.source
     loaded = [c for c in tm.columns if c.source is not None]
     source_columns = [c.source for c in loaded if c.source is not None]
@@ -330,6 +337,8 @@ def build_pipeline(
     orphan_exprs: list[str] = []
     for fk in table.foreign_keys:
         policy = orphan_policy(tp, fk.columns)
+        if not unnamed_orphans and not orphan_named(tp, fk.columns):
+            continue
         if policy == "keep" or not fk.parent_found:
             continue  # (a parent table the source lacks: the FK is not built, see keys.py)
         if not all(col in source_columns for col in fk.columns):

@@ -30,7 +30,7 @@ from lite2pg.coerce import CITEXT
 from lite2pg.errors import TargetError
 from lite2pg.layout import Layout, create_maps, select_tables, table_plan
 from lite2pg.load import PhaseResult, TableResult, load_table
-from lite2pg.plan import Plan, orphan_policy, parse_plan
+from lite2pg.plan import Plan, orphan_named, orphan_policy, parse_plan
 from lite2pg.rows import (
     GoneRows,
     RejectSink,
@@ -75,6 +75,9 @@ class JobSpec:
     names: str = "fold"  # Layout.names
     citext: str | None = CITEXT.sql  # Layout.citext
     artifacts: bool = False  # keep what COPY sent as transformed/<table>.copy (sinks.py)
+    # False: the FKs the plan does not name are checked after the load, in PostgreSQL
+    # (run_staged), not row by row here.
+    unnamed_orphans: bool = True
 
 
 @dataclass
@@ -126,7 +129,7 @@ def table_job(spec: JobSpec, progress: Any = None) -> JobOutcome:
             if t.name != spec.table and tp_parent is not None and tp_parent.where:
                 gone.record_where_not(t, tp_parent.where)
         tp = table_plan(plan, tm.source.name)
-        pipeline = build_pipeline(tm, tp, gone)
+        pipeline = build_pipeline(tm, tp, gone, unnamed_orphans=spec.unnamed_orphans)
 
         def report(table: str, done: int) -> None:
             if q is not None:
@@ -207,10 +210,35 @@ def run_staged(
     check_absent(conn, dest, maps, drop=drop, now=False)
     stage = open_stage(conn, dest)
     try:
+        # Foreign keys the plan does not name (the default policy, reject) are checked once
+        # every table is in, in PostgreSQL: most sources have no orphans, and their tables
+        # then load side by side with no check per row. Tables that have some (and those
+        # that reference them) are loaded again, checking row by row.
+        gone: dict[str, list[tuple[Any, ...]]] = {}
         results, phases = _load_all(
             target, snapshot, plan, wanted, casts, stage, maps, sizes, batch_size, run_dir,
             on_start, on_progress, on_done, taken, naming=(names, citext), kept=kept,
+            unnamed_orphans=False, gone=gone,
         )  # fmt: skip
+        again = _with_children(_orphaned(conn, stage, maps, plan), maps)
+        if again:
+            on_phase(f"orphans: loading {', '.join(sorted(again))} again, checking each row")
+            for tm in maps:
+                if tm.source.name in again:
+                    conn.execute(
+                        sql.SQL("DROP TABLE IF EXISTS {}.{} CASCADE").format(
+                            sql.Identifier(stage), sql.Identifier(tm.target)
+                        )
+                    )
+            kept_gone = {k: v for k, v in gone.items() if k not in again}
+            redo, redo_phases = _load_all(
+                target, snapshot, plan, wanted, casts, stage,
+                [tm for tm in maps if tm.source.name in again], sizes, batch_size, run_dir,
+                on_start, on_progress, on_done, taken, naming=(names, citext), kept=kept,
+                gone=kept_gone,
+            )  # fmt: skip
+            results = [r for r in results if r.source not in again] + redo
+            phases = [p for p in phases] + redo_phases
         on_phase("foreign keys")
         phases.append(
             keys.build_foreign_keys(
@@ -225,6 +253,61 @@ def run_staged(
     order = {tm.source.name: i for i, tm in enumerate(maps)}
     results.sort(key=lambda r: order[r.source])
     return results, phases, maps
+
+
+def _orphaned(
+    conn: psycopg.Connection[Any], stage: str, maps: Sequence[TableMap], plan: Plan | None
+) -> set[str]:
+    """Tables of the stage with a row whose reference the plan does not name finds no
+    parent row in the stage (a parent missing, rejected or not loaded)."""
+    by_name = {tm.source.name.lower(): tm for tm in maps}
+    out: set[str] = set()
+    for tm in maps:
+        tp = table_plan(plan, tm.source.name)
+        for fk in tm.source.foreign_keys:
+            if orphan_named(tp, fk.columns) or orphan_policy(tp, fk.columns) == "keep":
+                continue
+            if not fk.parent_found or not all(tm.has(c) for c in fk.columns):
+                continue
+            child = sql.Identifier(stage, tm.target)
+            cols = [sql.Identifier(tm.target_of(c)) for c in fk.columns]
+            present = sql.SQL(" AND ").join(sql.SQL("c.{} IS NOT NULL").format(c) for c in cols)
+            parent = by_name.get(fk.ref_table.lower())
+            if parent is None or not all(parent.has(c) for c in fk.ref_columns):
+                query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} c WHERE {})").format(
+                    child, present
+                )
+            else:
+                match = sql.SQL(" AND ").join(
+                    sql.SQL("p.{} = c.{}").format(sql.Identifier(parent.target_of(r)), c)
+                    for r, c in zip(fk.ref_columns, cols, strict=True)
+                )
+                query = sql.SQL(
+                    "SELECT EXISTS (SELECT 1 FROM {} c WHERE {} AND NOT EXISTS "
+                    "(SELECT 1 FROM {} p WHERE {}))"
+                ).format(child, present, sql.Identifier(stage, parent.target), match)
+            row = conn.execute(query).fetchone()
+            if row is not None and row[0]:
+                out.add(tm.source.name)
+    return out
+
+
+def _with_children(names: set[str], maps: Sequence[TableMap]) -> set[str]:
+    """`names` and every table that references one of them, directly or not (their rows
+    may lose a parent when those tables are loaded again, checking)."""
+    out = set(names)
+    grew = bool(out)
+    while grew:
+        grew = False
+        for tm in maps:
+            if tm.source.name in out:
+                continue
+            if any(
+                fk.ref_table.lower() in {n.lower() for n in out} for fk in tm.source.foreign_keys
+            ):
+                out.add(tm.source.name)
+                grew = True
+    return out
 
 
 def staged_maps(
@@ -320,10 +403,16 @@ def _load_all(
     *,
     naming: tuple[str, str | None] = ("fold", CITEXT.sql),  # Layout.names, Layout.citext
     kept: dict[str, FileInfo] | None = None,
+    unnamed_orphans: bool = True,
+    gone: dict[str, list[tuple[Any, ...]]] | None = None,
 ) -> tuple[list[TableResult], list[PhaseResult]]:
     """Run a job per table, largest first, each as soon as the tables it references are in
     (their rejected rows decide which of its references are orphans). A table much larger
-    than the rest is loaded in parts by every worker, then its keys are built."""
+    than the rest is loaded in parts by every worker, then its keys are built.
+
+    `unnamed_orphans=False`: only the FKs the plan names are checked row by row (and make
+    a table wait for its parents); `gone` holds the keys of rows rejected before, and gets
+    those rejected now."""
     by_name = {tm.source.name: tm for tm in maps}
     waits_for: dict[str, set[str]] = {}
     for tm in maps:
@@ -331,7 +420,13 @@ def _load_all(
         parents = set()
         for fk in tm.source.foreign_keys:
             parent = next((n for n in by_name if n.lower() == fk.ref_table.lower()), None)
-            if parent and parent != tm.source.name and orphan_policy(tp, fk.columns) != "keep":
+            checked = unnamed_orphans or orphan_named(tp, fk.columns)
+            if (
+                parent
+                and parent != tm.source.name
+                and checked
+                and orphan_policy(tp, fk.columns) != "keep"
+            ):
                 parents.add(parent)
         waits_for[tm.source.name] = parents
     _break_cycles(waits_for)
@@ -358,7 +453,7 @@ def _load_all(
     )
     # Tables whose passwords are hashed run here: the hasher has a process pool of its own.
     threads = concurrent.futures.ThreadPoolExecutor(1)
-    gone: dict[str, list[tuple[Any, ...]]] = {}
+    gone = gone if gone is not None else {}
     done: set[str] = set()
     running: dict[concurrent.futures.Future[JobOutcome], tuple[str, int]] = {}
     partial: dict[str, list[TableResult]] = {}
@@ -398,6 +493,7 @@ def _load_all(
             names=naming[0],
             citext=naming[1],
             artifacts=kept is not None,
+            unnamed_orphans=unnamed_orphans,
             **kw,
         )
 
