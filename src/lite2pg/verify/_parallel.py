@@ -6,6 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import itertools
+import json
 import math
 import multiprocessing
 import os
@@ -103,18 +104,41 @@ def _unit_specs(
 
 
 def _waits_for(run: _Run) -> dict[str, set[str]]:
-    """Tables whose rejected rows decide which references of another table are orphans."""
+    """Tables whose rejected rows decide which references of another table are orphans.
+
+    A parent the run says it took whole (no row rejected or filtered) decides nothing: its
+    children need not wait for it. Should that be untrue, the parent's own comparison
+    fails, so the shortcut cannot turn a wrong target into a pass."""
     names = {tm.source.name.lower(): tm.source.name for tm in run.maps}
+    whole = _taken_whole(run.run_dir)
     out: dict[str, set[str]] = {}
     for tm in run.maps:
         tp = table_plan(run.opts.plan, tm.source.name)
         parents: set[str] = set()
         for fk in tm.source.foreign_keys:
             parent = names.get(fk.ref_table.lower())
-            if parent and parent != tm.source.name and orphan_policy(tp, fk.columns) != "keep":
+            if (
+                parent
+                and parent != tm.source.name
+                and parent not in whole
+                and orphan_policy(tp, fk.columns) != "keep"
+            ):
                 parents.add(parent)
         out[tm.source.name] = parents
     return out
+
+
+def _taken_whole(run_dir: Path) -> set[str]:
+    """Source tables report.json says lost no row (none rejected, none filtered)."""
+    try:
+        report = json.loads((run_dir / "report.json").read_text())
+    except (OSError, ValueError):
+        return set()
+    return {
+        str(t["source"])
+        for t in report.get("tables") or []
+        if isinstance(t, dict) and not t.get("rejected") and not t.get("filtered")
+    }
 
 
 Progress = Callable[[str, int, int], None]  # table, rows compared so far, rows in all
