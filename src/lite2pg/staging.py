@@ -499,6 +499,7 @@ def _load_all(
 
     drainer = threading.Thread(target=drain, name="lite2pg-progress", daemon=True)
     drainer.start()
+    killed = False
     try:
         if parts:
             with psycopg.connect(target.dsn, autocommit=True, **KEEPALIVES) as conn:
@@ -560,14 +561,18 @@ def _load_all(
         for future in running:
             future.cancel()
         # A failed or interrupted run stops at once: the other tables' COPY roll back.
+        # A worker killed in the middle of a progress report may hold the queue's lock:
+        # the drainer (a daemon thread) is left to the process's end, never waited on.
+        killed = procs is not None
         kill_pool(procs)
         raise
     finally:
         stop.set()
-        progress_q.put(None)
-        drainer.join(timeout=5)
+        if not killed:
+            progress_q.put(None)
+            drainer.join(timeout=5)
         threads.shutdown(wait=True, cancel_futures=True)
-        if procs is not None:
+        if procs is not None and not killed:
             procs.shutdown(wait=True, cancel_futures=True)
     return results, keys.merge_phases(phase_parts)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import itertools
-import json
 import math
 import multiprocessing
 import os
@@ -24,7 +23,7 @@ from lite2pg.verify._content import _Ordered
 from lite2pg.verify._distributions import _FkTotals
 from lite2pg.verify._fast import _Fast, fast_path_refusal
 from lite2pg.verify._report import VerifyError
-from lite2pg.verify._run import _open_run, _Run
+from lite2pg.verify._run import _open_run, _Run, _taken_whole
 from lite2pg.verify._sorted import _Sorted
 from lite2pg.verify._stream import _Stream, _UnitResult, _UnitSpec
 from lite2pg.verify._table import _Table, _Unordered
@@ -128,19 +127,6 @@ def _waits_for(run: _Run) -> dict[str, set[str]]:
     return out
 
 
-def _taken_whole(run_dir: Path) -> set[str]:
-    """Source tables report.json says lost no row (none rejected, none filtered)."""
-    try:
-        report = json.loads((run_dir / "report.json").read_text())
-    except (OSError, ValueError):
-        return set()
-    return {
-        str(t["source"])
-        for t in report.get("tables") or []
-        if isinstance(t, dict) and not t.get("rejected") and not t.get("filtered")
-    }
-
-
 Progress = Callable[[str, int, int], None]  # table, rows compared so far, rows in all
 
 
@@ -183,6 +169,7 @@ def _run_jobs(
         return -sizes[spec.table] / max(1, len(specs[spec.table]))
 
     running: dict[concurrent.futures.Future[_UnitResult], _UnitSpec] = {}
+    killed = False
     try:
         while todo or running:
             ready = [n for n in todo if waits[n] <= done]
@@ -220,10 +207,12 @@ def _run_jobs(
     except BaseException:
         for future in running:
             future.cancel()
+        killed = isinstance(pool, concurrent.futures.ProcessPoolExecutor)
         kill_pool(pool)
         raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if not killed:
+            pool.shutdown(wait=True, cancel_futures=True)
     return results, fk_totals
 
 

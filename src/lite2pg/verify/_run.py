@@ -4,6 +4,7 @@ connection on one shared transaction snapshot."""
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,3 +110,16 @@ def _key_columns(tm: TableMap) -> list[str]:
 def _safe(name: str) -> str:
     """The file name the run gave a table's rejects (rows.RejectSink)."""
     return safe_filename(name)
+
+
+def _taken_whole(run_dir: Path) -> set[str]:
+    """Source tables report.json says lost no row (none rejected, none filtered)."""
+    try:
+        report = json.loads((run_dir / "report.json").read_text())
+    except (OSError, ValueError):
+        return set()
+    return {
+        str(t["source"])
+        for t in report.get("tables") or []
+        if isinstance(t, dict) and not t.get("rejected") and not t.get("filtered")
+    }
