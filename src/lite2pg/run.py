@@ -549,6 +549,16 @@ def verify_into(
         )
         failure.exit_code = 1
         raise failure from None
+    except TargetError as e:
+        # A connection verify opens fails (the server went away since the load): the load
+        # is committed all the same, which exit code 1 says.
+        lost = "cannot connect" in e.problem or "lost the connection" in e.problem
+        failure = TargetError(
+            f"lost the connection while verifying: {e.problem}" if lost else e.problem,
+            f"the load is committed; once the server answers, run lite2pg verify {run_dir}",
+        )
+        failure.exit_code = 1
+        raise failure from None
     report.verify = checked.as_dict()
     report.snapshot_sha256 = checked.snapshot_sha256
     report.write_json(run_dir / "report.json")

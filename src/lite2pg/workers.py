@@ -57,7 +57,13 @@ def kill_pool(pool: concurrent.futures.Executor | None) -> None:
     for proc in processes.values():
         with contextlib.suppress(OSError, ValueError):
             proc.kill()
-    pool.shutdown(wait=False, cancel_futures=True)
+    # Wait for the pool's own thread to see them gone (else the interpreter's exit races
+    # it over the pipe it closes), but not forever.
+    closer = threading.Thread(
+        target=pool.shutdown, kwargs={"wait": True, "cancel_futures": True}, daemon=True
+    )
+    closer.start()
+    closer.join(timeout=10)
 
 
 @contextlib.contextmanager
