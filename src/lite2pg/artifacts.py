@@ -375,6 +375,11 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, exact_mode: bool
     fsync_dir(path.parent)
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file, read in chunks."""
+    return _hash_file(path)[0]
+
+
 def _hash_file(path: Path) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0

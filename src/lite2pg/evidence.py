@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lite2pg.artifacts import MANIFEST_NAME, atomic_write
+from lite2pg.artifacts import MANIFEST_NAME, atomic_write, file_sha256
 from lite2pg.rundir import SNAPSHOT_NAME
 
 __all__ = [
@@ -67,15 +67,6 @@ def read_key(run_dir: Path) -> bytes | None:
     except (OSError, ValueError):
         return None
     return key if len(key) == 32 else None
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 (hex) of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def pinned_files(run_dir: Path) -> list[str]:

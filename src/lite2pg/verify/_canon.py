@@ -15,6 +15,7 @@ from typing import Any
 from psycopg import sql
 
 from lite2pg import native
+from lite2pg.artifacts import file_sha256
 from lite2pg.coerce import Family, PgType
 from lite2pg.schema import ColumnMap
 
@@ -300,12 +301,8 @@ def row_hash(text: bytes) -> int:
 
 
 def snapshot_sha256(path: Path) -> str:
-    """SHA-256 (hex) of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    """SHA-256 (hex) of the run's snapshot."""
+    return file_sha256(path)
 
 
 def _sort_key(values: Sequence[Any], numeric: Sequence[bool]) -> tuple[Any, ...]:
