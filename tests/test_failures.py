@@ -98,24 +98,44 @@ def test_a_wrong_source_path_starts_no_embedded_server(tmp_path: Path) -> None:
     assert not (tmp_path / ".lite2pg").exists()
 
 
-def test_a_run_that_fails_before_publishing_removes_its_copies(
-    tmp_path: Path, pg: PgSchema
-) -> None:
+def test_a_table_in_the_way_is_refused_before_the_snapshot(tmp_path: Path, pg: PgSchema) -> None:
     db = _make_db(tmp_path / "app.db")
     pg.execute("CREATE TABLE items (id int)")  # in the way: the run refuses to replace it
     run_dir = tmp_path / "run"
-    args = ["migrate", str(db), "--target", pg.dsn, "--schema", pg.schema, "--run-dir"]
-    line = known_error(cli(*args, str(run_dir), cwd=tmp_path))
+    args = ["migrate", str(db), "--target", pg.dsn, "--schema", pg.schema]
+    line = known_error(cli(*args, "--run-dir", str(run_dir), cwd=tmp_path))
     assert "items" in line and "--drop" in line
+    assert not run_dir.exists()  # refused before a file was written
+    assert pg.query("SELECT count(*) FROM items") == [(0,)]  # left as it was
+
+
+def test_a_run_that_fails_before_publishing_removes_its_copies(
+    tmp_path: Path, pg: PgSchema
+) -> None:
+    # A plan a run refuses once it has read the snapshot: it drops the flag that marks
+    # accounts deactivated while their passwords go on.
+    db = tmp_path / "accounts.db"
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, password TEXT, active INT)")
+        conn.executemany("INSERT INTO accounts VALUES (?, ?, ?)", [(1, "x", 1), (2, "y", 0)])
+        conn.commit()
+    plan = tmp_path / "plan.toml"
+    plan.write_text('[tables.accounts]\ndrop = ["active"]\n')
+    run_dir = tmp_path / "run"
+    args = ["migrate", str(db), "--target", pg.dsn, "--schema", pg.schema, "--plan", str(plan)]
+    line = known_error(cli(*args, "--run-dir", str(run_dir), cwd=tmp_path))
+    assert "active" in line and "may-log-in" in line
     assert not (run_dir / SNAPSHOT_NAME).exists()
     assert not (run_dir / "export").exists() and not (run_dir / "transformed").exists()
     steps = dict(status(run_dir).steps)
     assert steps["snapshot"].startswith("removed")
-    assert steps["load"].startswith("failed: ") and "items" in steps["load"]
-    assert pg.query("SELECT count(*) FROM items") == [(0,)]  # left as it was
+    assert steps["load"].startswith("failed: ") and "active" in steps["load"]
+    assert pg.query(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
+    ) == [(0,)]
 
     kept = tmp_path / "kept"
-    known_error(cli(*args, str(kept), "--keep-failed", cwd=tmp_path))
+    known_error(cli(*args, "--run-dir", str(kept), "--keep-failed", cwd=tmp_path))
     assert (kept / SNAPSHOT_NAME).exists()
 
 

@@ -49,7 +49,7 @@ from lite2pg.rundir import (
 )
 from lite2pg.runtarget import record_target
 from lite2pg.schema import TableMap
-from lite2pg.staging import run_staged
+from lite2pg.staging import check_absent, run_staged
 from lite2pg.target import Target, citext_type, connect, server_failure
 from lite2pg.verify import verify
 
@@ -93,6 +93,8 @@ def migrate(
     # The run goes on in that session (it holds the schema's lock from then on).
     conn = preflight(target, opts)
     try:
+        if not opts.data_only and not opts.drop:
+            refuse_existing_tables(conn, source_path, target, opts)
         return _migrate(conn, source_path, target, opts, progress)
     finally:
         conn.close()
@@ -595,6 +597,27 @@ def drop_empty_schema(target: Target, schema: str) -> None:
     drop = sql.SQL("DROP SCHEMA IF EXISTS {} RESTRICT").format(sql.Identifier(schema))
     with contextlib.suppress(psycopg.Error, TargetError), connect(target, autocommit=True) as conn:
         conn.execute(drop)
+
+
+def refuse_existing_tables(
+    conn: psycopg.Connection[Any], source_path: Path, target: Target, opts: MigrateOptions
+) -> None:
+    """Tables of the target schema the run would create, refused before the snapshot is
+    taken (a copy of a big file): read from the live source's schema, read-only. The same
+    check runs again against the snapshot, which is what the run loads."""
+    try:
+        src = source.open_readonly(source_path)
+    except Lite2pgError:
+        return  # the snapshot step gives the source's own error
+    try:
+        schema = source.discover(src)
+        applied = apply_profile(opts, src, schema, target)
+        maps, _ = create_maps(applied.layout(schema), applied.plan)
+    except (Lite2pgError, sqlite3.Error):
+        return  # said, with its context, once the snapshot is read
+    finally:
+        src.close()
+    check_absent(conn, opts.schema, maps, drop=False, now=False)
 
 
 def preflight(target: Target, opts: MigrateOptions) -> psycopg.Connection[Any]:
