@@ -10,7 +10,7 @@ from pathlib import Path
 import argon2
 import bcrypt
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from lite2pg.errors import PlanError, TransformError
@@ -170,9 +170,24 @@ def test_lookalike_hashes_are_plaintext_and_get_hashed(lookalike: str) -> None:
     assert verify_argon2(hashed, lookalike)
 
 
-@given(st.text())
-def test_is_hash_answers_any_text(text: str) -> None:
-    assert is_hash(text) in (True, False)
+@given(st.one_of(st.text(), st.sampled_from(EXISTING).map(lambda h: h[:-1])))
+@example(EXISTING[0])
+@example(EXISTING[2])
+def test_a_text_is_taken_for_a_hash_only_when_its_schemes_own_library_reads_it(
+    text: str,
+) -> None:
+    """The oracle is each scheme's library, not the patterns under test: whatever is_hash
+    takes for an argon2 or bcrypt hash, argon2-cffi and bcrypt parse; a hash of a
+    fixed-length scheme (bcrypt, the crypt family) cut short is never taken for one."""
+    taken = is_hash(text)
+    assert taken is (taken and text.startswith("$"))
+    if taken and text.startswith("$argon2"):
+        argon2.extract_parameters(text)  # raises InvalidHashError on a malformed hash
+    if taken and text.startswith("$2"):
+        bcrypt.checkpw(b"not the password", text.replace("$2y$", "$2b$").encode())
+    fixed = ("$2", "$1$", "$5$", "$6$")
+    if any(text == h[:-1] for h in EXISTING if h.startswith(fixed)):
+        assert not taken
 
 
 # --- empty values ----------------------------------------------------------------------

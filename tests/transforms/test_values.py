@@ -302,16 +302,23 @@ any_value = st.one_of(
 
 @given(any_value)
 def test_value_transforms_answer_any_value_with_a_result_or_a_reason(value: object) -> None:
-    for transform in (
-        make("integer"),
-        make("numeric"),
-        make("numeric", {"scale": 2, "precision": 6}),
-        make("boolean"),
+    # Each answers with a value of its own type (NULL stays NULL), or refuses naming itself
+    # in a short reason: never another exception, never a value of another type.
+    for name, transform, kind in (
+        ("integer", make("integer"), int),
+        ("numeric", make("numeric"), decimal.Decimal),
+        ("numeric", make("numeric", {"scale": 2, "precision": 6}), decimal.Decimal),
+        ("boolean", make("boolean"), bool),
     ):
         try:
-            transform(value)
+            result = transform(value)
         except TransformError as exc:
-            assert len(exc.reason) < 120
+            assert exc.reason.startswith(f"{name}: ") and len(exc.reason) < 120, exc.reason
+        else:
+            if value is None:
+                assert result is None
+            else:
+                assert type(result) is kind, (name, value, result)
 
 
 @given(st.decimals(allow_nan=False, allow_infinity=False).filter(lambda d: d.adjusted() < 1000))
