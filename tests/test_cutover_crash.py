@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from lite2pg import capture
+from lite2pg import capture, cutover_intent
+from lite2pg.lifecycle import status
 from lite2pg.run import MigrateOptions, migrate
 
 from .conftest import MakeDb, PgSchema
@@ -110,3 +111,48 @@ def test_online_cutover_killed_after_the_config_moved_leaves_sqlite_blocked_and_
     assert cutover_line and "done (online" in cutover_line[0], again.stdout
     assert "recovered" not in again.stdout  # finished once
     assert pg.dsn in config.read_text() and _blocked(db)
+
+
+def _interrupted_between_block_and_switch(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> tuple[Path, Path, Path]:
+    """A run whose cutover died after SQLite committed the block, before the config moved."""
+    db = make_db("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    capture.prepare(db)
+    run_dir = tmp_path / "run"
+    migrate(db, pg.target, MigrateOptions(schema=pg.schema, run_dir=run_dir, verify=False))
+    config = tmp_path / ".env"
+    config.write_text("DATABASE_URL=sqlite:///app.db\n")
+    cutover_intent.begin(run_dir, config, None, db, ["notes"], pg.dsn)
+    with closing(sqlite3.connect(db)) as conn, conn:
+        for stmt in capture.block_sql("notes"):
+            conn.execute(stmt)
+    return db, run_dir, config
+
+
+def test_status_finishes_a_cutover_killed_before_the_switch_backwards(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db, run_dir, config = _interrupted_between_block_and_switch(make_db, pg, tmp_path)
+    assert "write block installed" in str(cutover_intent.describe(run_dir))
+
+    shown = str(status(run_dir))
+
+    assert "config still holds SQLite" in shown and "finished it backwards" in shown
+    assert "finished backwards" in shown.splitlines()[-1]
+    assert config.read_text() == "DATABASE_URL=sqlite:///app.db\n"
+    assert not _blocked(db)  # the app writes to SQLite again
+
+
+def test_cutover_again_finishes_a_cutover_killed_before_the_switch_forwards(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db, run_dir, config = _interrupted_between_block_and_switch(make_db, pg, tmp_path)
+
+    done = cutover_intent.recover(run_dir, pg.dsn)
+
+    assert done is not None and done.forwards and done.change is not None
+    assert pg.dsn in config.read_text() and _blocked(db)
+    assert done.change.backup.read_text() == "DATABASE_URL=sqlite:///app.db\n"
+    assert "done (online" in str(status(run_dir)).splitlines()[-1]
+    assert cutover_intent.recover(run_dir, pg.dsn) is None  # finished once
