@@ -13,9 +13,12 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+import psycopg.conninfo
 import pytest
+from click.testing import CliRunner
 
 from lite2pg import capture, cutover_intent
+from lite2pg.cli import main
 from lite2pg.lifecycle import status
 from lite2pg.run import MigrateOptions, migrate
 
@@ -114,7 +117,7 @@ def test_online_cutover_killed_after_the_config_moved_leaves_sqlite_blocked_and_
 
 
 def _interrupted_between_block_and_switch(
-    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, dsn: str
 ) -> tuple[Path, Path, Path]:
     """A run whose cutover died after SQLite committed the block, before the config moved."""
     db = make_db("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
@@ -123,7 +126,7 @@ def _interrupted_between_block_and_switch(
     migrate(db, pg.target, MigrateOptions(schema=pg.schema, run_dir=run_dir, verify=False))
     config = tmp_path / ".env"
     config.write_text("DATABASE_URL=sqlite:///app.db\n")
-    cutover_intent.begin(run_dir, config, None, db, ["notes"], pg.dsn)
+    cutover_intent.begin(run_dir, config, None, db, ["notes"], dsn)
     with closing(sqlite3.connect(db)) as conn, conn:
         for stmt in capture.block_sql("notes"):
             conn.execute(stmt)
@@ -133,7 +136,7 @@ def _interrupted_between_block_and_switch(
 def test_status_finishes_a_cutover_killed_before_the_switch_backwards(
     make_db: MakeDb, pg: PgSchema, tmp_path: Path
 ) -> None:
-    db, run_dir, config = _interrupted_between_block_and_switch(make_db, pg, tmp_path)
+    db, run_dir, config = _interrupted_between_block_and_switch(make_db, pg, tmp_path, pg.dsn)
     assert "write block installed" in str(cutover_intent.describe(run_dir))
 
     shown = str(status(run_dir))
@@ -147,12 +150,18 @@ def test_status_finishes_a_cutover_killed_before_the_switch_backwards(
 def test_cutover_again_finishes_a_cutover_killed_before_the_switch_forwards(
     make_db: MakeDb, pg: PgSchema, tmp_path: Path
 ) -> None:
-    db, run_dir, config = _interrupted_between_block_and_switch(make_db, pg, tmp_path)
+    dsn = psycopg.conninfo.make_conninfo(pg.dsn, password="s3cret-pw")  # trust auth ignores it
+    db, run_dir, config = _interrupted_between_block_and_switch(make_db, pg, tmp_path, dsn)
 
-    done = cutover_intent.recover(run_dir, pg.dsn)
+    args = ["cutover", str(run_dir), "--config", str(config), "--target", dsn, "--online"]
+    done = CliRunner().invoke(main, args)
 
-    assert done is not None and done.forwards and done.change is not None
-    assert pg.dsn in config.read_text() and _blocked(db)
-    assert done.change.backup.read_text() == "DATABASE_URL=sqlite:///app.db\n"
+    assert done.exit_code == 0, done.output
+    assert "write block installed" in done.output and "finished it forwards" in done.output
+    assert "s3cret-pw" not in done.output + (run_dir / "cutover-intent.json").read_text()
+    assert "s3cret-pw" not in (run_dir / "cutover.json").read_text()
+    assert "s3cret-pw" in config.read_text() and _blocked(db)
+    [backup] = tmp_path.glob(".env.lite2pg-backup-*")
+    assert backup.read_text() == "DATABASE_URL=sqlite:///app.db\n"
     assert "done (online" in str(status(run_dir)).splitlines()[-1]
-    assert cutover_intent.recover(run_dir, pg.dsn) is None  # finished once
+    assert cutover_intent.recover(run_dir, dsn) is None  # finished once

@@ -110,6 +110,12 @@ def read(run_dir: Path) -> Intent | None:
     return Intent(**data)
 
 
+def unfinished(run_dir: Path) -> Intent | None:
+    """The intent of a cutover that was interrupted (started, never finished), if any."""
+    intent = read(run_dir)
+    return intent if intent is not None and intent.state == STARTED else None
+
+
 @dataclass
 class Found:
     """The state an interrupted cutover left: where the config points, where SQLite blocks."""
@@ -214,8 +220,8 @@ def _latest_backup(config: Path) -> Path:
 
 def recover(run_dir: Path, dsn: str | None = None) -> Recovered | None:
     """Finish an unfinished cutover intent (see the module); None when there is none."""
-    intent = read(run_dir)
-    if intent is None or intent.state != STARTED:
+    intent = unfinished(run_dir)
+    if intent is None:
         return None
     found = inspect(intent)
     config = Path(intent.config)

@@ -105,7 +105,7 @@ def cutover_online(
     """Catch up, freeze, drain, check, switch, release; then verify (see the module)."""
     run_dir = Path(run_dir)
     timings: dict[str, float] = {}
-    if (unfinished := cutover_intent.read(run_dir)) and unfinished.state == cutover_intent.STARTED:
+    if cutover_intent.unfinished(run_dir) is not None:
         raise SyncError(
             "an earlier online cutover of this run was interrupted",
             "lite2pg status RUN (or cutover again through the CLI) finishes it first",
