@@ -115,6 +115,17 @@ def block_sql(table: str) -> list[str]:
     ]
 
 
+def unblock_sql(table: str) -> list[str]:
+    """Remove what `block_sql` installed on `table` (nothing else)."""
+    return [f"DROP TRIGGER IF EXISTS {quote_ident(_trigger(f'block{op}', table))}" for op in "iud"]
+
+
+def blocked(conn: sqlite3.Connection, tables: Sequence[str]) -> list[str]:
+    """Those of `tables` on which a cutover's write block is installed."""
+    names = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
+    return [t for t in tables if _trigger("blocki", t) in names]
+
+
 def open_writable(path: Path, timeout: float = LOCK_WAIT_S) -> sqlite3.Connection:
     """A connection that may change the source (prepare, cleanup, the cutover's freeze)."""
     source.check_sqlite_file(path)

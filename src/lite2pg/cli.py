@@ -583,8 +583,18 @@ def cutover_cmd(
     the config and block further SQLite writes, release; then verify the handed-over state.
     If anything fails before the release, the app stays on SQLite, unharmed.
     """
+    from lite2pg.cutover_intent import recover, unfinished
     from lite2pg.lifecycle import cutover
 
+    if unfinished(run_dir) is not None:  # an interrupted online cutover: finish it first
+        try:
+            recovered = recover(run_dir, run_target(run_dir, target_uri).dsn)
+        except Lite2pgError as e:
+            _fail(e)
+        if recovered is not None:
+            click.echo(str(recovered))
+            if recovered.forwards:
+                return
     if online:
         _cutover_online(
             run_dir, config, key, target_uri, smoke, smoke_timeout, max_lag, lock_wait,

@@ -56,6 +56,7 @@ __all__ = [
     "SmokeFailed",
     "SmokeResult",
     "config_kind",
+    "current_value",
     "redact_url",
     "restore",
     "run_smoke_command",
@@ -898,6 +899,16 @@ def switch_config(path: Path, new_url: str, *, key: str | None = None) -> Config
         key=key,
         written_sha256=hashlib.sha256(new_raw).hexdigest(),
     )
+
+
+def current_value(path: Path, key: str | None = None) -> str:
+    """The database setting `path` holds now (the value `switch_config` would replace)."""
+    kind = config_kind(path)
+    _, _, text = _read(path)
+    body = text[1:] if text.startswith("\ufeff") else text
+    value = _locate(kind, path, body, key or DEFAULT_ENV_KEY).value
+    assert value is not None
+    return value
 
 
 def restore(change: ConfigChange, *, force: bool = False) -> None:

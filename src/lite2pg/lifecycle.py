@@ -19,8 +19,8 @@ from typing import Any
 
 from psycopg import sql
 
-from lite2pg import capture, evidence, quarantine, source
-from lite2pg.artifacts import Journal, Manifest, write_manifest
+from lite2pg import capture, cutover_intent, evidence, quarantine, source
+from lite2pg.artifacts import Journal, Manifest, atomic_write, write_manifest
 from lite2pg.cutover import ConfigChange, SmokeResult, restore, run_smoke_command, switch_config
 from lite2pg.errors import Lite2pgError, TargetError, file_errors
 from lite2pg.existing import existing_maps
@@ -164,8 +164,15 @@ def status(run_dir: Path) -> Status:
             ("online", f"prepared source; snapshot at change {info['snapshot_seq']} "
              "(lite2pg sync RUN shows the lag)")
         )  # fmt: skip
-    cut = _cutover_state(run_dir)
-    out.steps.append(("cutover", cut))
+    # An interrupted online cutover is finished first (forwards or backwards), then shown.
+    try:
+        recovered = cutover_intent.recover(run_dir)
+    except Lite2pgError as e:
+        out.steps.append(("cutover", f"INTERRUPTED, not finished: {e}"))
+        return out
+    if recovered is not None:
+        out.steps.append(("recovered", str(recovered)))
+    out.steps.append(("cutover", _cutover_state(run_dir)))
     return out
 
 
@@ -202,7 +209,7 @@ def _streamed(run_dir: Path, stages: dict[str, Any]) -> bool:
 def _cutover_state(run_dir: Path) -> str:
     path = run_dir / CUTOVER_FILE
     if not path.exists():
-        return "not run"
+        return cutover_intent.describe(run_dir) or "not run"
     data = json.loads(path.read_text())
     state = data.get("state", "done")
     freeze = f", write freeze {data['freeze_ms']} ms" if "freeze_ms" in data else ""
@@ -265,9 +272,7 @@ def _save_cutover(run_dir: Path, change: ConfigChange, state: str) -> None:
         "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "change": change.as_dict(),
     }
-    tmp = run_dir / (CUTOVER_FILE + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, run_dir / CUTOVER_FILE)
+    atomic_write(run_dir / CUTOVER_FILE, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def _check_logins(run_dir: Path, target: Target, sample: int) -> int:

@@ -5,11 +5,13 @@ milliseconds, then prove the handover with a full verify.
 2. Freeze: `BEGIN IMMEDIATE` on the source takes SQLite's write lock, so the app's writers
    wait on their busy timeout. Inside it: drain the last changes (each changed row checked
    as written), reconcile every table's counts, move sequences, and commit PostgreSQL;
-   export a PostgreSQL snapshot of that state; switch the app's config; install triggers
-   that refuse any further write to the SQLite tables (a writer that was waiting gets a
-   clean error, never a write that PostgreSQL would not see); release the lock.
-   If anything fails before the release, the lock is released with nothing installed and
-   the config restored: the app stays on SQLite, unharmed.
+   export a PostgreSQL snapshot of that state; install triggers that refuse any further
+   write to the SQLite tables (a writer that was waiting gets a clean error, never a write
+   that PostgreSQL would not see) and commit them, releasing the lock; only then switch
+   the app's config. An intent record in the run directory comes first and a done record
+   last, so a crash anywhere leaves a state `cutover_intent.recover` finishes (at worst a
+   short refusal, never a split). If anything fails before the switch, the block is
+   removed and the config left as it was: the app stays on SQLite, unharmed.
 3. After the freeze: a full `verify` of PostgreSQL as exported (the app already writes to
    it) against a snapshot of the now read-only SQLite file, in `RUN/online/`.
 """
@@ -29,8 +31,9 @@ from typing import Any
 
 import psycopg
 
-from lite2pg import capture, evidence, source
-from lite2pg.cutover import ConfigChange, SmokeResult, restore, run_smoke_command, switch_config
+from lite2pg import capture, cutover_intent, evidence, source
+from lite2pg.artifacts import atomic_write
+from lite2pg.cutover import ConfigChange, SmokeResult, run_smoke_command, switch_config
 from lite2pg.rows import safe_filename
 from lite2pg.rundir import RUN_FILE, SNAPSHOT_NAME
 from lite2pg.sync import Round, Syncer, SyncError
@@ -102,6 +105,11 @@ def cutover_online(
     """Catch up, freeze, drain, check, switch, release; then verify (see the module)."""
     run_dir = Path(run_dir)
     timings: dict[str, float] = {}
+    if cutover_intent.unfinished(run_dir) is not None:
+        raise SyncError(
+            "an earlier online cutover of this run was interrupted",
+            "lite2pg status RUN (or cutover again through the CLI) finishes it first",
+        )
     with Syncer(run_dir, target, hash_workers=1) as s:
         if on_phase:
             on_phase("catch up")
@@ -138,10 +146,12 @@ def cutover_online(
             on_phase("freeze")
         src = s.source()
         src.execute(f"PRAGMA busy_timeout = {int(lock_wait * 1000)}")
-        freeze_start = capture.begin_immediate(src, s.source_path)
+        tables = [t.name for t in s.tables]
+        # The intent record, durable before the first change (see cutover_intent).
+        intent = cutover_intent.begin(run_dir, config, key, s.source_path, tables, target.dsn)
         exporter: psycopg.Connection[Any] | None = None
-        change: ConfigChange | None = None
         try:
+            freeze_start = capture.begin_immediate(src, s.source_path)
             t0 = time.perf_counter()
             with s.pg.transaction():
                 applied = s.locked_position()
@@ -163,24 +173,33 @@ def cutover_online(
                 exporter.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
                 row = exporter.execute("SELECT pg_export_snapshot()").fetchone()
                 pg_snapshot = str(row[0]) if row else None
-            change = switch_config(config, target.dsn, key=key)
-            for t in s.tables:
-                for stmt in capture.block_sql(t.name):
+            for name in tables:
+                for stmt in capture.block_sql(name):
                     src.execute(stmt)
+            # The block is committed before the config moves: a crash from here on leaves
+            # writes refused while the config still says SQLite, never both accepting them.
             src.execute("COMMIT")
-            freeze = time.perf_counter() - freeze_start
-            timings["switch"] = time.perf_counter() - t0
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 src.execute("ROLLBACK")
-            if change is not None:
-                with contextlib.suppress(Exception):
-                    restore(change, force=True)
             if exporter is not None:
                 exporter.close()
+            cutover_intent.finish(run_dir, intent, "failed before the switch; nothing changed")
             raise
+        try:
+            change = switch_config(config, target.dsn, key=key)
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                cutover_intent.remove_block(src, tables)
+            if exporter is not None:
+                exporter.close()
+            cutover_intent.finish(run_dir, intent, "failed at the switch; the block removed")
+            raise
+        freeze = time.perf_counter() - freeze_start
+        timings["switch"] = time.perf_counter() - t0
         s.mark("cut over")
         _save(run_dir, change, freeze, drained.last)
+        cutover_intent.finish(run_dir, intent, "done")
         result = OnlineResult(
             change, freeze, drained.changes, rounds, changes, drained.last, timings=timings
         )
@@ -247,9 +266,7 @@ def _save(
     }
     if extra:
         data["result"] = extra
-    tmp = run_dir / (CUTOVER_FILE + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, run_dir / CUTOVER_FILE)
+    atomic_write(run_dir / CUTOVER_FILE, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def _final_run_dir(run_dir: Path, s: Syncer, lines: list[dict[str, Any]]) -> Path:
