@@ -12,9 +12,7 @@ table is a copy for people.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +20,14 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from lite2pg.rows import read_rejects
+
 SCHEMA = "lite2pg"  # the schema sync keeps its state in, too
 
 
 def table_name(run_id: str) -> str:
     """The quarantine table of a run (its id lower-cased, other characters as `_`)."""
     return "rejects_" + re.sub(r"[^0-9a-z]+", "_", run_id.lower()).strip("_")
-
-
-def _records(rejects_dir: Path) -> Iterator[dict[str, Any]]:
-    for path in sorted(rejects_dir.glob("*.jsonl")):
-        with path.open(encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    yield json.loads(line)
 
 
 def keep(conn: psycopg.Connection[Any], rejects_dir: Path, run_id: str) -> tuple[str, int]:
@@ -58,7 +50,7 @@ def keep(conn: psycopg.Connection[Any], rejects_dir: Path, run_id: str) -> tuple
             "COPY {} (source_table, key, source_column, category, reason, row) FROM STDIN"
         ).format(table)
         with conn.cursor().copy(copy) as cp:
-            for r in _records(rejects_dir):
+            for r in read_rejects(rejects_dir):
                 cp.write_row(
                     (
                         r["table"], Jsonb(r["key"]), r.get("column"), r.get("category"),

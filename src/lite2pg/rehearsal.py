@@ -19,6 +19,7 @@ from typing import Any
 
 from lite2pg.artifacts import atomic_write
 from lite2pg.reasons import Category
+from lite2pg.rows import read_rejects
 
 NAME = "rehearsal.md"
 
@@ -31,13 +32,9 @@ def _table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
 
 def _rejects_by_reason(run_dir: Path) -> list[list[str]]:
     groups: collections.Counter[tuple[str, str, str]] = collections.Counter()
-    for path in sorted((run_dir / "rejects").glob("*.jsonl")):
-        with path.open(encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    r = json.loads(line)
-                    why = _category_text(r.get("category")) or r.get("reason", "")
-                    groups[(r["table"], str(r.get("column") or "(row)"), str(why))] += 1
+    for r in read_rejects(run_dir / "rejects"):
+        why = _category_text(r.get("category")) or r.get("reason", "")
+        groups[(r["table"], str(r.get("column") or "(row)"), str(why))] += 1
     return [[t, c, w, f"{n:,}"] for (t, c, w), n in groups.most_common()]
 
 

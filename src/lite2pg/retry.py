@@ -45,7 +45,14 @@ from lite2pg.existing import existing_maps
 from lite2pg.layout import create_maps, parents_first, table_plan
 from lite2pg.load import TableResult, load_table
 from lite2pg.plan import Plan, TablePlan, merge_plans
-from lite2pg.rows import GoneRows, RejectSink, RowStream, build_pipeline, safe_filename
+from lite2pg.rows import (
+    GoneRows,
+    RejectSink,
+    RowStream,
+    build_pipeline,
+    read_rejects,
+    safe_filename,
+)
 from lite2pg.rundir import SNAPSHOT_NAME, MigrateOptions, read_run_file, write_run_file
 from lite2pg.schema import TableMap
 from lite2pg.source import quote_ident
@@ -261,22 +268,17 @@ def _specs(cp: Any) -> Any:
 def _rejected_keys(run_dir: Path, tm: TableMap) -> list[tuple[Any, ...]]:
     """The keys of a table's rejected rows, from rejects/<table>.jsonl."""
     path = run_dir / "rejects" / f"{safe_filename(tm.source.name)}.jsonl"
-    if not path.exists():
-        return []
     key_columns = list(tm.source.primary_key)
     out = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            key = json.loads(line)["key"]
-            if "row_number" in key or not key_columns:
-                raise RetryError(
-                    f"table {tm.source.name} has no primary key: its rejected rows cannot be "
-                    "found again one by one",
-                    "run migrate again with the fixed plan",
-                )
-            out.append(tuple(key[c] for c in key_columns))
+    for record in read_rejects(path):
+        key = record["key"]
+        if "row_number" in key or not key_columns:
+            raise RetryError(
+                f"table {tm.source.name} has no primary key: its rejected rows cannot be "
+                "found again one by one",
+                "run migrate again with the fixed plan",
+            )
+        out.append(tuple(key[c] for c in key_columns))
     return out
 
 
@@ -366,12 +368,8 @@ def _retry_table(
 def _a_loaded_key(run_dir: Path, tm: TableMap, keys_of: Sequence[tuple[Any, ...]]) -> Any:
     """One key the retry loaded (retried, and not in the new rejects): the probe that tells
     a committed retry from one that never was."""
-    still = set()
     path = run_dir / NEW_REJECTS / f"{safe_filename(tm.source.name)}.jsonl"
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            key = json.loads(line)["key"]
-            still.add(tuple(key[c] for c in tm.source.primary_key))
+    still = {tuple(r["key"][c] for c in tm.source.primary_key) for r in read_rejects(path)}
     for k in keys_of:
         if k not in still:
             return {"table": tm.target, "columns": [tm.target_of(c) for c in tm.source.primary_key],

@@ -178,6 +178,20 @@ class RejectSink:
         self._files.clear()
 
 
+def read_rejects(*paths: Path) -> Iterator[dict[str, Any]]:
+    """The records `RejectSink` wrote, file after file (a directory: its files in name
+    order); a file that is not there has none."""
+    for path in paths:
+        files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+        for file in files:
+            if not file.is_file():
+                continue
+            with file.open(encoding="utf-8") as f:
+                for line in f:
+                    if line.strip():
+                        yield json.loads(line)
+
+
 class GoneRows:
     """Keys of parent rows that will not be in PostgreSQL (rejected, filtered or skipped).
 

@@ -238,7 +238,7 @@ def run_staged(
                 gone=kept_gone,
             )  # fmt: skip
             results = [r for r in results if r.source not in again] + redo
-            phases = [p for p in phases] + redo_phases
+            phases = phases + redo_phases
         on_phase("foreign keys")
         phases.append(
             keys.build_foreign_keys(

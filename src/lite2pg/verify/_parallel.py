@@ -23,7 +23,7 @@ from lite2pg.verify._content import _Ordered
 from lite2pg.verify._distributions import _FkTotals
 from lite2pg.verify._fast import _Fast, fast_path_refusal
 from lite2pg.verify._report import VerifyError
-from lite2pg.verify._run import _open_run, _Run, _taken_whole
+from lite2pg.verify._run import _open_run, _Run
 from lite2pg.verify._sorted import _Sorted
 from lite2pg.verify._stream import _Stream, _UnitResult, _UnitSpec
 from lite2pg.verify._table import _Table, _Unordered
@@ -109,7 +109,7 @@ def _waits_for(run: _Run) -> dict[str, set[str]]:
     children need not wait for it. Should that be untrue, the parent's own comparison
     fails, so the shortcut cannot turn a wrong target into a pass."""
     names = {tm.source.name.lower(): tm.source.name for tm in run.maps}
-    whole = _taken_whole(run.run_dir)
+    whole = run.whole
     out: dict[str, set[str]] = {}
     for tm in run.maps:
         tp = table_plan(run.opts.plan, tm.source.name)

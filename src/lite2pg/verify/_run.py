@@ -33,6 +33,8 @@ class _Run:
     schema: source.SourceSchema
     layout: Layout
     maps: list[TableMap]
+    # Source tables report.json says lost no row (none rejected, none filtered), read once.
+    whole: frozenset[str] = frozenset()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -98,7 +100,7 @@ def _open_run(run_dir: Path, target: Target, pg_snapshot: str | None) -> _Run:
         if pg is not None:
             pg.close()
         raise
-    return _Run(run_dir, opts, src, pg, schema, layout, maps)
+    return _Run(run_dir, opts, src, pg, schema, layout, maps, _taken_whole(run_dir))
 
 
 def _key_columns(tm: TableMap) -> list[str]:
@@ -112,14 +114,14 @@ def _safe(name: str) -> str:
     return safe_filename(name)
 
 
-def _taken_whole(run_dir: Path) -> set[str]:
+def _taken_whole(run_dir: Path) -> frozenset[str]:
     """Source tables report.json says lost no row (none rejected, none filtered)."""
     try:
         report = json.loads((run_dir / "report.json").read_text())
     except (OSError, ValueError):
-        return set()
-    return {
+        return frozenset()
+    return frozenset(
         str(t["source"])
         for t in report.get("tables") or []
         if isinstance(t, dict) and not t.get("rejected") and not t.get("filtered")
-    }
+    )

@@ -33,7 +33,7 @@ from lite2pg.verify._canon import (
     _sqlite_literal,
 )
 from lite2pg.verify._passwords import _Password
-from lite2pg.verify._run import _Run, _taken_whole
+from lite2pg.verify._run import _Run
 
 
 class _Table:
@@ -56,7 +56,7 @@ class _Table:
         # A table the run says it took whole (no row rejected or filtered) has no row the
         # default policy rejected as an orphan: its unnamed FKs need no check per row. An
         # orphan loaded all the same fails the FK check; a false report, the counts.
-        whole = name in _taken_whole(run.run_dir)
+        whole = name in run.whole
         self.pipe: RowPipeline = build_pipeline(tm, self.tp, self.gone, unnamed_orphans=not whole)
         pipe = self.pipe
         self.columns = tm.columns
