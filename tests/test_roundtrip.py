@@ -264,7 +264,12 @@ def parse_iso(text: str) -> IsoText | None:
         return None
     if h is None:
         return IsoText(day, False, Decimal(0), 0)
-    if int(h) > 23 or int(mi) > 59 or int(s or 0) > 59:
+    # As PostgreSQL reads them (issue 13): 24:00:00 is the next day's midnight and second
+    # 60 the next minute, both only without a fraction; anything else past them is no time.
+    whole = not frac or int(frac) == 0
+    midnight = int(h) == 24 and int(mi) == 0 and int(s or 0) == 0 and whole
+    leap = int(s or 0) == 60 and whole
+    if (int(h) > 23 and not midnight) or int(mi) > 59 or (int(s or 0) > 59 and not leap):
         return None
     offset = 0
     if tz and tz != "Z":
@@ -677,6 +682,12 @@ def test_oracle_rejects_what_cannot_be_held_and_loads_what_can() -> None:
     assert expect(Kind.TIMESTAMPTZ, "2021-02-30 00:00:00") == REJECT
     assert expect(Kind.TIMESTAMPTZ, "0000-01-01 00:00:00") == REJECT
     assert expect(Kind.TIMESTAMPTZ, "2021-01-01 00:00:00.1234567") == REJECT
+    # 24:00:00 and second 60 as PostgreSQL reads them; past them, no time at all.
+    assert expect(Kind.TIMESTAMPTZ, "2021-01-01 24:00:00") == load(Decimal(1609545600))
+    assert expect(Kind.TIMESTAMPTZ, "2016-12-31 23:59:60") == load(Decimal(1483228800))
+    assert expect(Kind.TIMESTAMPTZ, "2021-01-01 24:00:01") == REJECT
+    assert expect(Kind.TIMESTAMPTZ, "2021-01-01 23:59:60.5") == REJECT
+    assert expect(Kind.DATE, "2021-01-01 24:00:00") == REJECT
     assert expect(Kind.DATE, "2021-01-01T10:00:00") == REJECT
     assert expect(Kind.DATE, "2021-01-01") == load(dt.date(2021, 1, 1))
     assert not same(Kind.DOUBLE, 0.0, -0.0)
