@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from lite2pg.errors import SchemaError
 from lite2pg.plan import load_plan
 from lite2pg.run import MigrateOptions, migrate
 from lite2pg.verify import verify
@@ -210,3 +211,26 @@ def test_verify_notices_a_value_postgresql_rounded_behind_lite2pgs_back(
 
     assert not report.ok
     assert _values(pg, case)[2] == case.rounded_pg  # PostgreSQL did round it
+
+
+def test_data_only_refuses_a_not_null_target_column_no_source_fills_before_writing(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE item (id INTEGER PRIMARY KEY, v TEXT);",
+        ("INSERT INTO item VALUES (?, ?)", [(1, "a"), (2, "b")]),
+    )
+    pg.execute(
+        "CREATE TABLE item (id bigint PRIMARY KEY, v text, sku text NOT NULL);"
+        "CREATE TABLE other (id bigint PRIMARY KEY);"
+        "INSERT INTO other VALUES (7)"
+    )
+    opts = MigrateOptions(schema=pg.schema, data_only=True, run_dir=tmp_path / "run")
+
+    with pytest.raises(SchemaError, match=r"item\.sku is NOT NULL without a default"):
+        migrate(db, pg.target, opts)
+
+    assert pg.query("SELECT count(*) FROM item") == [(0,)]
+    assert pg.query("SELECT id FROM other") == [(7,)]
+    # Early: before the snapshot is even taken.
+    assert not (tmp_path / "run" / "source.snapshot.db").exists()

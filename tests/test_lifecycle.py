@@ -8,10 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import argon2
 import pytest
 
 from lite2pg.artifacts import Journal, read_manifest, read_table_csv, verify_file
 from lite2pg.demo import make_legacy_helpdesk
+from lite2pg.errors import TargetError
 from lite2pg.lifecycle import RunStateError, cutover, export, rollback, status
 from lite2pg.plan import load_plan
 from lite2pg.run import MigrateOptions, migrate, prepare_schema
@@ -101,6 +103,25 @@ def test_cutover_switches_the_config_after_verify_and_rollback_undoes_it(
     assert undone.config_restored == str(env)
     assert pg.query("SELECT count(*) FROM users") == [(0,)]
     assert pg.query("SELECT count(*) FROM audit_logs") == [(0,)]
+
+
+def test_cutover_refuses_when_a_sampled_user_cannot_log_in_and_leaves_the_config(
+    tmp_path: Path, pg: PgSchema
+) -> None:
+    run_dir = _helpdesk_run(tmp_path, pg)
+    env = tmp_path / ".env"
+    env.write_text("DATABASE_URL=sqlite:///dev.db\n")
+    # Every stored hash now verifies a password no user has (made by argon2-cffi itself):
+    # whichever users the cutover samples, none can log in with their original password.
+    foreign = argon2.PasswordHasher(time_cost=1, memory_cost=1024).hash("nobody's password")
+    pg.execute(f"""UPDATE users SET "passwordHash" = '{foreign}'""")
+
+    with pytest.raises(TargetError, match="login check failed: users id="):
+        cutover(run_dir, pg.target, env, smoke=f"{sys.executable} -c 'pass'")
+
+    assert env.read_text() == "DATABASE_URL=sqlite:///dev.db\n"
+    assert not (run_dir / "cutover.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".env")) == [".env"]
 
 
 def test_a_failing_smoke_command_puts_the_old_config_back(tmp_path: Path, pg: PgSchema) -> None:

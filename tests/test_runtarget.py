@@ -107,3 +107,22 @@ def test_rollback_of_a_table_dropped_since_the_run_is_one_line_not_a_traceback(
 
     line = known_error(undone)
     assert "while running lite2pg rollback (UndefinedTable: " in line, line
+
+
+def test_rollback_drop_on_the_command_line_drops_the_tables_instead_of_emptying_them(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    _migrate(_source(make_db), pg.dsn, pg, run_dir)
+
+    undone = cli("rollback", str(run_dir), "--drop", cwd=tmp_path)
+
+    assert undone.returncode == 0, undone.stderr
+    # PostgreSQL's catalog, not lite2pg's report: the table is gone, not empty.
+    assert (
+        pg.query(
+            "SELECT relname FROM pg_class WHERE relnamespace = %s::regnamespace AND relname = 't'",
+            (pg.schema,),
+        )
+        == []
+    )
