@@ -12,6 +12,8 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
+import bcrypt
+
 from lite2pg.check import check
 from lite2pg.demo import make_legacy_helpdesk
 from lite2pg.plan import load_plan
@@ -372,3 +374,31 @@ def test_orphans_of_a_rejected_parent_follow_its_fix_and_orphans_of_a_missing_on
     posts = by_table[("posts", "ORPHAN")]
     assert posts.follows is None and posts.fix is not None and "on_orphan" in str(posts.fix.lines)
     assert any("fixing those fixes these" in line for line in report.reject_lines())
+
+
+def test_check_hashes_passwords_only_with_hash(tmp_path: Path) -> None:
+    existing = bcrypt.hashpw(b"kept as it is", bcrypt.gensalt(rounds=4)).decode()
+    db = tmp_path / "app.db"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, password TEXT)")
+        conn.executemany(
+            "INSERT INTO users VALUES (?, ?)",
+            [(1, "hunter2"), (2, "correct horse"), (3, "é-unicode"), (4, ""), (5, existing)],
+        )
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        "[tables.users.columns.password]\n"
+        'transforms = [{ hash_password = { algorithm = "bcrypt", cost = 4, empty = "null" } }]\n'
+    )
+    base = [sys.executable, "-m", "lite2pg", "check", str(db), "--plan", str(plan)]
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([*base, *extra], capture_output=True, text=True, cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    # Three plaintexts to hash, by hand: the empty one and the bcrypt hash are not.
+    assert json.loads(run("--json").stdout)["passwords_hashed"] == 0
+    assert json.loads(run("--json", "--hash").stdout)["passwords_hashed"] == 3
+    assert "hashed 3 password(s)" in run("--hash").stdout
+    assert "hashed" not in run().stdout

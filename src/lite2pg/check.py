@@ -142,6 +142,8 @@ class CheckReport:
     # What the plan drops and rewrites (ledger.summary_lines), and a plan a run refuses.
     ledger: list[str] = field(default_factory=list)
     plan_refusals: list[str] = field(default_factory=list)
+    # Passwords hashed (only with hash_passwords): proof that `--hash` hashed, and how many.
+    passwords_hashed: int = 0
 
     @property
     def rows_rejected(self) -> int:
@@ -233,6 +235,7 @@ class CheckReport:
             "suggestions": self.suggestions,
             "ledger": self.ledger,
             "plan_refusals": self.plan_refusals,
+            "passwords_hashed": self.passwords_hashed,
         }
 
 
@@ -324,6 +327,7 @@ def check(
                     gone.record_where_not(tm.source, tp.where)
                 report.rows_read += stream.counts.read
                 report.rows_filtered += stream.counts.filtered
+                report.passwords_hashed += stream.counts.passwords.get("hashed", 0)
                 for r in stream.reject_log:
                     g = _group(groups, tm.source.name, r, tm, tp)
                     g.count += 1

@@ -886,6 +886,8 @@ def check_cmd(
         out.print(f"suggestion: {suggestion}")
     for line in report.ledger:
         out.print(line, markup=False)
+    if hash_passwords:
+        out.print(f"hashed {report.passwords_hashed:,} password(s)", markup=False)
     out.print(str(report), markup=False)
     sys.exit(0 if report.ok else 1)
 
