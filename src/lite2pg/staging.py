@@ -41,7 +41,7 @@ from lite2pg.rows import (
 )
 from lite2pg.schema import TableMap, create_table_sql
 from lite2pg.sinks import CopyFileSink, concatenate, copy_path
-from lite2pg.target import KEEPALIVES, Target, connect, lock_wait
+from lite2pg.target import Target, connect, lock_wait
 from lite2pg.workers import context as forkserver_context
 from lite2pg.workers import deferred_interrupts, ignore_interrupts, kill_pool
 
@@ -502,7 +502,7 @@ def _load_all(
     killed = False
     try:
         if parts:
-            with psycopg.connect(target.dsn, autocommit=True, **KEEPALIVES) as conn:
+            with connect(target, autocommit=True) as conn:
                 for name in parts:
                     conn.execute(create_table_sql(by_name[name], stage))
         while todo or running:
