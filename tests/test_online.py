@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -30,6 +31,7 @@ from lite2pg.online import cutover_online
 from lite2pg.plan import load_plan
 from lite2pg.run import MigrateOptions, migrate, prepare_schema
 from lite2pg.sync import Syncer, SyncError, run_id, sync
+from lite2pg.sync._common import ROUND_LIMIT
 from lite2pg.transforms.passwords import verify_password
 
 from .conftest import MakeDb, PgSchema
@@ -645,3 +647,42 @@ def test_a_new_run_in_a_reused_directory_starts_its_sync_afresh(
     write(db2, "UPDATE tickets SET title = 'two' WHERE id = 2")
     sync(run_dir, pg.target)
     assert_same(db2, pg)
+
+
+def test_sync_follow_prints_each_rounds_lag_in_changes_and_seconds(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_app(make_db, tickets=6_000)
+    run_dir = migrate_prepared(db, pg, tmp_path / "run")
+    write(db, "UPDATE tickets SET n = n + 1")  # 6,000 changes: more than one round takes
+    # Logged an hour ago, as far as the log says (its `at` is seconds since the epoch).
+    write(db, f"UPDATE {capture.CHANGES_TABLE} SET at = at - 3600")
+    with closing(sqlite3.connect(db)) as conn:
+        [(logged,)] = conn.execute(f"SELECT count(*) FROM {capture.CHANGES_TABLE}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lite2pg", "sync", str(run_dir), "--target", pg.dsn, "--follow"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    watchdog = threading.Timer(120, lambda: os.killpg(proc.pid, signal.SIGKILL))
+    watchdog.start()
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "lag 0 change(s)" in line:
+                break
+        os.killpg(proc.pid, signal.SIGTERM)  # --follow stops after the round in progress
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        watchdog.cancel()
+    assert proc.returncode == 0, err
+
+    lag = [re.search(r"; lag (\d+) change\(s\), (\d+\.\d)s \[", line) for line in lines]
+    assert all(lag), lines
+    first_behind, first_seconds = int(lag[0][1]), float(lag[0][2])  # type: ignore[index]
+    assert lines[0].startswith(f"applied {ROUND_LIMIT} change(s)"), lines[0]
+    assert first_behind == logged - ROUND_LIMIT
+    assert first_seconds >= 3600.0  # the oldest change left was logged an hour ago
+    assert ", 0.0s [" in lines[-1]
+    assert f"sync: {logged} change(s) applied" in rest
