@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import pytest
 
 ROWS_LOST = "rows_lost"  # the user property a hostile case records its lost rows under
+# The user property a fault case records True under once its fault demonstrably happened;
+# a fault case (tests/hostile/test_faults.py) without it is left out of the table.
+FAULT_INJECTED = "fault_injected"
 
 
 @dataclass
@@ -21,6 +24,7 @@ class _Tally:
     handled: int = 0
     skipped: int = 0
     lost: int = 0
+    not_injected: int = 0
 
 
 def _is_hostile(nodeid: str) -> bool:
@@ -42,8 +46,13 @@ class Reliability:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not _is_hostile(report.nodeid):
             return
-        tally = self.groups[_group(report.nodeid)]
+        group = _group(report.nodeid)
+        tally = self.groups[group]
         if report.when == "call":
+            injected = [v for k, v in report.user_properties if k == FAULT_INJECTED]
+            if group == "faults" and report.passed and not (injected and all(injected)):
+                tally.not_injected += 1  # passed, but its fault never happened
+                return
             tally.cases += 1
             if report.passed:
                 tally.handled += 1
@@ -66,9 +75,14 @@ class Reliability:
             total.handled += t.handled
             total.lost += t.lost
             total.skipped += t.skipped
+            total.not_injected += t.not_injected
         out.append(f"| **all** | **{total.cases}** | **{total.handled}** | **{total.lost}** |")
         if total.skipped:
             out.append(f"\n{total.skipped} case(s) skipped (see the skip reasons above).")
+        if total.not_injected:
+            out.append(
+                f"\n{total.not_injected} fault case(s) not counted: their fault was not injected."
+            )
         return out
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sqlite3
 import tempfile
@@ -16,7 +18,7 @@ import pytest
 from hypothesis import settings
 from psycopg import sql
 
-from lite2pg import embedded
+from lite2pg import embedded, quarantine
 from lite2pg.target import Target
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
@@ -90,6 +92,39 @@ def pg(pg_dsn: str) -> Iterator[PgSchema]:
     yield PgSchema(pg_dsn, name)
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
+@pytest.fixture(autouse=True)
+def _server_left_clean(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
+    """After a test that used the server: the rows and tables its runs kept in the shared
+    `lite2pg` schema (sync positions, quarantine tables) are removed, found by the run ids
+    and directories under this test's tmp_path."""
+    yield
+    if "pg_dsn" not in request.fixturenames:
+        return
+    dsn = request.getfixturevalue("pg_dsn")
+    ids = set()
+    for run_file in tmp_path.rglob("run.json"):
+        with contextlib.suppress(OSError, ValueError):
+            ids.add(str(json.loads(run_file.read_text()).get("id") or ""))
+    ids.discard("")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if conn.execute("SELECT to_regnamespace('lite2pg')").fetchone() != (None,):
+            for name in sorted({quarantine.table_name(i) for i in ids}):
+                drop = sql.SQL("DROP TABLE IF EXISTS lite2pg.{}").format(sql.Identifier(name))
+                conn.execute(drop)
+            if conn.execute("SELECT to_regclass('lite2pg.sync_state')").fetchone() != (None,):
+                runs = [
+                    r[0]
+                    for r in conn.execute(
+                        "DELETE FROM lite2pg.sync_state WHERE run = ANY(%s) OR run_dir LIKE %s"
+                        " RETURNING run",
+                        (list(ids), str(tmp_path.resolve()) + "/%"),
+                    )
+                ]
+                conn.execute(
+                    "DELETE FROM lite2pg.sync_rejected WHERE run = ANY(%s)", (runs + list(ids),)
+                )
 
 
 MakeDb = Callable[..., Path]

@@ -434,12 +434,21 @@ def test_cli_prepare_sync_cutover_online_and_cleanup(
     assert "nothing to remove" in out.output
 
 
-def test_sync_killed_at_random_moments_resumes_and_converges(
+def _applied(pg: PgSchema, run_dir: Path) -> int:
+    [(applied,)] = pg.query(
+        "SELECT applied FROM lite2pg.sync_state WHERE run = %s", (run_id(run_dir),)
+    )
+    return int(applied)
+
+
+def test_sync_killed_inside_its_rounds_resumes_and_converges(
     make_db: MakeDb, pg: PgSchema, tmp_path: Path
 ) -> None:
     db = make_app(make_db, tickets=20_000)
     run_dir = migrate_prepared(db, pg, tmp_path / "run")
-    rnd = random.Random(6)
+    sync(run_dir, pg.target)  # the position is recorded from here on
+    app = f"lite2pg-sync-{os.getpid()}-{random.randrange(10**9)}"
+    target = f"{pg.dsn}{'&' if '?' in pg.dsn else '?'}application_name={app}"
     for round_no in range(4):
         write(
             db,
@@ -447,17 +456,42 @@ def test_sync_killed_at_random_moments_resumes_and_converges(
             f"DELETE FROM tickets WHERE id % 97 = {round_no}",
             ("INSERT INTO users (email, name) VALUES (?, 'k')", (f"kill{round_no}@x",)),
         )
+        with closing(sqlite3.connect(db)) as conn:
+            [(newest,)] = conn.execute(f"SELECT max(seq) FROM {capture.CHANGES_TABLE}")
+        before = _applied(pg, run_dir)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "lite2pg.cli", "sync", str(run_dir), "--target", pg.dsn,
+            [sys.executable, "-m", "lite2pg", "sync", str(run_dir), "--target", target,
              "--follow"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
-        time.sleep(rnd.uniform(0.4, 1.6))
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        # Killed inside a round: its PostgreSQL transaction has written rows (it has an
+        # xid) and is not committed. Frozen first, so the check holds when the kill lands.
+        inside = (
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+            "AND backend_xid IS NOT NULL"
+        )
+        landed = False
+        try:
+            for _ in range(100_000):
+                if pg.query(inside, (app,)) != [(0,)]:
+                    os.killpg(proc.pid, signal.SIGSTOP)
+                    landed = pg.query(inside, (app,)) != [(0,)]
+                    if landed:
+                        break
+                    os.killpg(proc.pid, signal.SIGCONT)
+                assert proc.poll() is None, "sync ended by itself"
+                if _applied(pg, run_dir) == newest:
+                    break  # it applied every change before a round could be caught
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        assert landed, f"no round of sync {round_no} was caught open"
+        # The interrupted round left nothing: the position is where it was before it.
+        assert before <= _applied(pg, run_dir) < newest
 
     sync(run_dir, pg.target)
 
+    assert _applied(pg, run_dir) == newest
     assert_same(db, pg)
 
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from tests._tables import ROWS_LOST
+from tests._tables import FAULT_INJECTED, ROWS_LOST
 
 HERE = Path(__file__).resolve().parent
 
 RowsLost = Callable[[int], None]
+FaultInjected = Callable[[bool], None]
 
 
 @pytest.fixture
@@ -28,5 +29,17 @@ def rows_lost(request: pytest.FixtureRequest) -> Iterator[RowsLost]:
 
     def record(n: int) -> None:
         request.node.user_properties.append((ROWS_LOST, n))
+
+    yield record
+
+
+@pytest.fixture
+def fault_injected(request: pytest.FixtureRequest) -> Iterator[FaultInjected]:
+    """Record whether a fault case injected its fault (the kill landed at its point, the cut
+    hit a live run...): the reliability table counts only cases that did, and a case in
+    tests/hostile/test_faults.py that records nothing is not counted either."""
+
+    def record(injected: bool) -> None:
+        request.node.user_properties.append((FAULT_INJECTED, injected))
 
     yield record

@@ -13,6 +13,7 @@ test server of `tests/conftest.py`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pwd
@@ -27,7 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from psycopg import sql
 from lite2pg import embedded
 
 from ..conftest import PgSchema
-from .conftest import RowsLost
+from .conftest import FaultInjected, RowsLost
 
 LITE2PG = [sys.executable, "-m", "lite2pg"]
 
@@ -271,18 +272,14 @@ def _counts(dsn: str, schema: str) -> dict[str, int]:
     return out
 
 
-def _stages(dsn: str) -> list[str]:
+def _staging_left(dsn: str, schema: str) -> bool:
+    """A staging schema of `schema` is on the server. Its name written out here, not taken
+    from lite2pg: lite2pg_stage_ and the first 12 hex digits of the SHA-256 of the target
+    schema's name (a kill at a COPY must leave it: the kill test checks that it is found)."""
+    name = "lite2pg_stage_" + hashlib.sha256(schema.encode()).hexdigest()[:12]
     with psycopg.connect(dsn, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'lite2pg_stage_%'"
-        ).fetchall()
-    return [str(r[0]) for r in rows]
-
-
-def _stage_of(schema: str) -> str:
-    from lite2pg.staging import stage_name
-
-    return stage_name(schema)
+        row = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (name,))
+        return bool(row.fetchone() == (1,))
 
 
 def _lost(expected: dict[str, int], found: dict[str, int]) -> int:
@@ -381,7 +378,13 @@ def _verified(run_dir: Path) -> dict[str, Any]:
     ids=["migrate-parallel-immediate", "load-fast"],
 )
 def test_server_restarted_mid_copy_fails_in_one_line_then_the_same_command_finishes(
-    tmp_path: Path, cluster: Cluster, cpg: PgSchema, rows_lost: RowsLost, command: str, mode: str
+    tmp_path: Path,
+    cluster: Cluster,
+    cpg: PgSchema,
+    rows_lost: RowsLost,
+    fault_injected: FaultInjected,
+    command: str,
+    mode: str,
 ) -> None:
     """`pg_ctl restart` while rows stream in: `-m immediate` (a crash, then recovery) under
     migrate's parallel workers; `-m fast` under load's single COPY from the CSVs."""
@@ -405,6 +408,7 @@ def test_server_restarted_mid_copy_fails_in_one_line_then_the_same_command_finis
     cluster.restart(mode)
     failed = _finish(proc)
 
+    fault_injected(failed.returncode != 0)  # the restart hit the run, not the time after it
     line = _assert_one_line_error(failed)
     # Other workers may be building a small table's keys, or connecting, at that moment.
     assert "lost the connection while " in line or "cannot connect" in line, line
@@ -418,7 +422,7 @@ def test_server_restarted_mid_copy_fails_in_one_line_then_the_same_command_finis
     rows_lost(_lost(expected, found))
     assert found == expected
     _verified(run_dir)
-    assert _stage_of(cpg.schema) not in _stages(cpg.dsn)
+    assert not _staging_left(cpg.dsn, cpg.schema)
 
 
 # --- 2. the connection dropped: a proxy on loopback cuts it ------------------------------
@@ -432,7 +436,12 @@ def proxy(cluster: Cluster) -> Iterator[Proxy]:
 
 
 def test_connection_cut_mid_copy_fails_in_one_line_then_a_run_through_a_working_path_finishes(
-    tmp_path: Path, cluster: Cluster, cpg: PgSchema, proxy: Proxy, rows_lost: RowsLost
+    tmp_path: Path,
+    cluster: Cluster,
+    cpg: PgSchema,
+    proxy: Proxy,
+    rows_lost: RowsLost,
+    fault_injected: FaultInjected,
 ) -> None:
     db = tmp_path / "big.db"
     expected = _orders_db(db, orders=250_000)
@@ -441,8 +450,11 @@ def test_connection_cut_mid_copy_fails_in_one_line_then_a_run_through_a_working_
 
     proc = _start(*args, "--target", through, "--run-dir", str(tmp_path / "cut"))
     _wait_for_copy(cluster.dsn, proc)
-    assert proxy.cut() > 0
-    line = _assert_one_line_error(_finish(proc))
+    cut = proxy.cut()
+    done = _finish(proc)
+    fault_injected(cut > 0 and done.returncode != 0)
+    assert cut > 0
+    line = _assert_one_line_error(done)
     # Other workers may be building a small table's keys, or connecting, at that moment.
     assert "lost the connection while " in line or "cannot connect" in line, line
     assert _counts(cluster.dsn, cpg.schema) == {}
@@ -454,7 +466,7 @@ def test_connection_cut_mid_copy_fails_in_one_line_then_a_run_through_a_working_
     rows_lost(_lost(expected, found))
     assert found == expected
     _verified(run_dir)
-    assert _stage_of(cpg.schema) not in _stages(cluster.dsn)
+    assert not _staging_left(cluster.dsn, cpg.schema)
 
 
 def _cut_after(proxy: Proxy, args: list[str], delay: float) -> subprocess.CompletedProcess[str]:
@@ -480,7 +492,12 @@ def _timed_through(proxy: Proxy, args: list[str]) -> float:
 
 
 def test_connection_cut_at_seeded_moments_leaves_all_or_nothing_and_the_run_again_finishes(
-    tmp_path: Path, cluster: Cluster, cpg: PgSchema, proxy: Proxy, rows_lost: RowsLost
+    tmp_path: Path,
+    cluster: Cluster,
+    cpg: PgSchema,
+    proxy: Proxy,
+    rows_lost: RowsLost,
+    fault_injected: FaultInjected,
 ) -> None:
     """Cuts land anywhere in a load: COPY, keys, foreign keys, publish."""
     db = tmp_path / "small.db"
@@ -506,14 +523,15 @@ def test_connection_cut_at_seeded_moments_leaves_all_or_nothing_and_the_run_agai
         found = _counts(cluster.dsn, cpg.schema)
         rows_lost(_lost(expected, found))
         assert found == expected
+    fault_injected(failed > 0)
     assert failed, "no cut landed inside a run"
-    assert _stage_of(cpg.schema) not in _stages(cluster.dsn)
+    assert not _staging_left(cluster.dsn, cpg.schema)
     proof = _lite2pg("verify", str(run_dir), "--target", cluster.dsn)
     assert proof.returncode == 0, proof.stdout + proof.stderr
 
 
 def test_connection_cut_during_verify_fails_in_one_line_then_verify_again_passes(
-    tmp_path: Path, cluster: Cluster, cpg: PgSchema, proxy: Proxy
+    tmp_path: Path, cluster: Cluster, cpg: PgSchema, proxy: Proxy, fault_injected: FaultInjected
 ) -> None:
     db = tmp_path / "db.sqlite"
     _orders_db(db, orders=60_000, customers=500)
@@ -529,6 +547,7 @@ def test_connection_cut_during_verify_fails_in_one_line_then_verify_again_passes
     proxy.cut()
     done = _finish(proc)
 
+    fault_injected(done.returncode != 0)
     assert done.returncode != 0, "the cut came after verify ended"
     assert "lost the connection while verifying" in _assert_one_line_error(done)
     again = _lite2pg("verify", str(run_dir), "--target", through)
@@ -548,7 +567,12 @@ def _wait_for_verify(dsn: str, proc: subprocess.Popen[str]) -> None:
 
 
 def test_connection_cut_in_migrates_own_verify_exits_1_in_one_line_and_verify_finishes_it(
-    tmp_path: Path, cluster: Cluster, cpg: PgSchema, proxy: Proxy, rows_lost: RowsLost
+    tmp_path: Path,
+    cluster: Cluster,
+    cpg: PgSchema,
+    proxy: Proxy,
+    rows_lost: RowsLost,
+    fault_injected: FaultInjected,
 ) -> None:
     """The load is committed when verify starts: the error says so (exit 1, not 2) and
     names the command that finishes the proof."""
@@ -564,6 +588,7 @@ def test_connection_cut_in_migrates_own_verify_exits_1_in_one_line_and_verify_fi
     proxy.cut()
     done = _finish(proc)
 
+    fault_injected(done.returncode == 1)
     line = _assert_one_line_error(done, code=1)
     assert "lost the connection while verifying" in line, line
     assert f"run lite2pg verify {run_dir}" in line, line
@@ -578,15 +603,17 @@ def test_connection_cut_in_migrates_own_verify_exits_1_in_one_line_and_verify_fi
 
 
 def test_a_statement_timeout_in_the_target_dsn_does_not_cut_a_long_copy(
-    tmp_path: Path, pg: PgSchema, rows_lost: RowsLost
+    tmp_path: Path, pg: PgSchema, rows_lost: RowsLost, fault_injected: FaultInjected
 ) -> None:
     """lite2pg sets statement_timeout = 0 in its sessions: a COPY of a big table takes as
     long as it takes, whatever the DSN, role or database default says."""
     db = tmp_path / "big.db"
     expected = _orders_db(db, orders=100_000)
-    target = _quoted_params(pg.dsn, options="-c statement_timeout=100")
+    # 1 ms: no COPY of 100,000 rows (nor the keys built after it) is done that fast.
+    target = _quoted_params(pg.dsn, options="-c statement_timeout=1")
     with psycopg.connect(target) as conn, pytest.raises(psycopg.errors.QueryCanceled):
         conn.execute("SELECT pg_sleep(0.5)")  # the setting works: it would cut the COPY
+    fault_injected(True)
     run_dir = tmp_path / "run"
     done = _lite2pg(
         "migrate", str(db), "--target", target, "--schema", pg.schema, "--run-dir",
@@ -596,8 +623,7 @@ def test_a_statement_timeout_in_the_target_dsn_does_not_cut_a_long_copy(
     found = _counts(pg.dsn, pg.schema)
     rows_lost(_lost(expected, found))
     assert found == expected
-    report = _verified(run_dir)
-    assert max(t["seconds"] for t in report["tables"]) > 0.1  # longer than the timeout
+    _verified(run_dir)
 
 
 @pytest.mark.parametrize("bound", ["dsn", "env"])
@@ -606,6 +632,7 @@ def test_a_lock_held_by_another_session_times_out_in_one_line_and_leaves_the_tar
     tmp_path: Path,
     pg: PgSchema,
     rows_lost: RowsLost,
+    fault_injected: FaultInjected,
     mode: str,
     bound: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -640,9 +667,10 @@ def test_a_lock_held_by_another_session_times_out_in_one_line_and_leaves_the_tar
 
     line = _assert_one_line_error(failed)
     assert "lock" in line, line
+    fault_injected(True)  # the app's lock stopped the run
     assert "lost the connection" not in line, line
     assert _counts(pg.dsn, pg.schema) == before
-    assert _stage_of(pg.schema) not in _stages(pg.dsn)  # the failed run dropped its own
+    assert not _staging_left(pg.dsn, pg.schema)  # the failed run dropped its own
 
     again = _lite2pg(*args)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -654,7 +682,7 @@ def test_a_lock_held_by_another_session_times_out_in_one_line_and_leaves_the_tar
 
 @pytest.mark.parametrize("how", ["cancel", "terminate"])
 def test_a_dba_cancelling_the_copy_fails_in_one_line_then_the_same_command_finishes(
-    tmp_path: Path, pg: PgSchema, rows_lost: RowsLost, how: str
+    tmp_path: Path, pg: PgSchema, rows_lost: RowsLost, fault_injected: FaultInjected, how: str
 ) -> None:
     db = tmp_path / "big.db"
     expected = _orders_db(db, orders=100_000)
@@ -678,6 +706,7 @@ def test_a_dba_cancelling_the_copy_fails_in_one_line_then_the_same_command_finis
                 (app,),
             ).fetchall()
             if any(r[0] for r in hit):
+                fault_injected(True)  # a COPY of the run, rows in, was cancelled or ended
                 break
             if proc.poll() is not None or time.monotonic() > deadline:
                 out, err = proc.communicate()
@@ -696,36 +725,145 @@ def test_a_dba_cancelling_the_copy_fails_in_one_line_then_the_same_command_finis
     _verified(run_dir)
 
 
-# --- 4. lite2pg itself killed (SIGKILL, workers too) at seeded moments of every stage ----
+# --- 4. lite2pg itself killed (SIGKILL, workers too) at points of every stage ----------
+#
+# Each point is a moment defined by what lite2pg has done, read from outside it: its
+# journal, the files in its run directory, the server's COPY progress and sessions. The
+# test polls for it, freezes lite2pg and its workers (SIGSTOP), checks again that the
+# point holds (so the kill lands exactly there, not after lite2pg moved on), then SIGKILLs.
 
-# Points per stage: 21 in all. Each lands at a seeded moment between interpreter start-up
-# and the end of a whole run of that command, measured first on this machine.
-KILL_POINTS = {
-    "migrate-streaming": 4,
-    "migrate-artifacts": 3,
-    "export": 3,
-    "transform": 3,
-    "load": 3,
-    "verify": 2,
-    "rollback-reload": 3,
+
+@dataclass
+class Seen:
+    """What a running lite2pg has done, as seen from outside."""
+
+    conn: psycopg.Connection[Any]
+    cwd: Path
+    app: str
+    schema: str
+    run: Path | None  # the run directory; None: the new one under cwd/.lite2pg/runs
+    before: set[Path] = field(default_factory=set)
+
+    def run_dir(self) -> Path | None:
+        if self.run is not None:
+            return self.run
+        runs = self.cwd / ".lite2pg" / "runs"
+        new = sorted(set(runs.iterdir()) - self.before) if runs.is_dir() else []
+        return new[-1] if new else None
+
+    def stage(self, name: str, sub: str = "") -> str | None:
+        """The journal's state of a stage (of the newest reload/ run with sub="reload")."""
+        run = self.run_dir()
+        if run is not None and sub:
+            nested = sorted((run / sub).iterdir()) if (run / sub).is_dir() else []
+            run = nested[-1] if nested else None
+        if run is None:
+            return None
+        try:
+            stages = json.loads((run / "journal.json").read_text())["stages"]
+        except (OSError, ValueError, KeyError):
+            return None
+        return stages.get(name, {}).get("state")
+
+    def writing(self, folder: str) -> bool:
+        """A file of `folder` is being written (its temporary sibling exists)."""
+        run = self.run_dir()
+        return run is not None and any((run / folder).glob(".*.tmp"))
+
+    def has(self, name: str) -> bool:
+        run = self.run_dir()
+        return run is not None and (run / name).exists()
+
+    def verify_pending(self) -> bool:
+        """report.json is written and has no verify result yet."""
+        run = self.run_dir()
+        try:
+            report = json.loads((run / "report.json").read_text()) if run else None
+        except (OSError, ValueError):
+            return False
+        return report is not None and report.get("verify") is None
+
+    def copying(self) -> bool:
+        """A COPY of the run has rows in, on the server."""
+        row = self.conn.execute(
+            "SELECT count(*) FROM pg_stat_progress_copy c JOIN pg_stat_activity a USING (pid) "
+            "WHERE a.application_name = %s AND c.tuples_processed > 0",
+            (self.app,),
+        ).fetchone()
+        return bool(row and row[0])
+
+    def sessions(self, state: str | None = None) -> int:
+        row = self.conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+            "AND (%s::text IS NULL OR state = %s)",
+            (self.app, state, state),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def counts(self) -> dict[str, int]:
+        return _counts(self.conn.info.dsn, self.schema)
+
+
+Point = Callable[[Seen], bool]
+
+# stage -> point -> the moment, as lite2pg's own records and the server show it.
+KILL_POINTS: dict[str, dict[str, Point]] = {
+    "migrate-streaming": {
+        "snapshot-taken": lambda s: s.has("source.snapshot.db") and s.stage("load") == "running",
+        "copying": lambda s: s.stage("load") == "running" and s.copying(),
+        "verifying": lambda s: s.stage("load") == "done" and s.verify_pending(),
+    },
+    "migrate-artifacts": {
+        "exporting": lambda s: s.stage("export") == "running" and s.writing("export"),
+        "transforming": lambda s: s.stage("transform") == "running",
+        "copying": lambda s: s.stage("load") == "running" and s.copying(),
+    },
+    "export": {
+        "started": lambda s: s.stage("export") == "running",
+        "writing-csv": lambda s: s.stage("export") == "running" and s.writing("export"),
+    },
+    "transform": {
+        "started": lambda s: s.stage("transform") == "running",
+        "writing": lambda s: s.stage("transform") == "running" and s.writing("transformed"),
+    },
+    "load": {
+        "started": lambda s: s.stage("load") == "running",
+        "copying": lambda s: s.stage("load") == "running" and s.copying(),
+    },
+    "verify": {
+        "connected": lambda s: s.sessions() > 0 and s.verify_pending(),
+        "querying": lambda s: s.sessions("active") > 0 and s.verify_pending(),
+    },
+    "rollback-reload": {
+        "emptied": lambda s: set(s.counts().values()) == {0},
+        "reloading": lambda s: s.stage("load", "reload") == "running",
+        "reload-copying": lambda s: s.stage("load", "reload") == "running" and s.copying(),
+    },
 }
+CASES = [(stage, point) for stage, points in KILL_POINTS.items() for point in points]
 
 
-def _kill_at(args: list[str], seconds: float, cwd: Path) -> int | None:
-    """Run lite2pg, SIGKILL it and its workers after `seconds`; its exit code if it ended."""
-    proc = _start(*args, cwd=cwd)
+def _kill_when(args: list[str], seen: Seen, point: Point) -> bool:
+    """Run lite2pg; when `point` holds, freeze it and its workers, check the point again and
+    SIGKILL them all. True if the kill landed at the point; False if lite2pg had moved on in
+    between (it is killed all the same). Fails the case if the run ends first."""
+    if seen.run is None:
+        runs = seen.cwd / ".lite2pg" / "runs"
+        seen.before = set(runs.iterdir()) if runs.is_dir() else set()
+    proc = _start(*args, cwd=seen.cwd)
+    deadline = time.monotonic() + 120
     try:
-        proc.communicate(timeout=seconds)
-        return proc.returncode
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        while not point(seen):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out, err = proc.communicate()
+                pytest.fail(f"the point was never seen while lite2pg ran: {out}{err}")
+        os.killpg(proc.pid, signal.SIGSTOP)
+        landed = point(seen)  # nothing of lite2pg moves now: this is where it dies
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        return None
-
-
-def _newest_run(cwd: Path) -> Path:
-    runs = sorted((cwd / ".lite2pg" / "runs").iterdir())
-    return runs[-1]
+    return landed
 
 
 def _manifest_rows(run_dir: Path, folder: str) -> dict[str, int]:
@@ -742,9 +880,14 @@ def _manifest_rows(run_dir: Path, folder: str) -> dict[str, int]:
     }
 
 
-@pytest.mark.parametrize("stage", list(KILL_POINTS))
-def test_lite2pg_killed_at_seeded_moments_then_the_command_again_finishes_with_exact_counts(
-    tmp_path: Path, pg: PgSchema, rows_lost: RowsLost, stage: str
+@pytest.mark.parametrize(("stage", "point"), CASES, ids=[f"{s}:{p}" for s, p in CASES])
+def test_lite2pg_killed_at_a_point_of_its_work_then_the_command_again_finishes_with_exact_counts(
+    tmp_path: Path,
+    pg: PgSchema,
+    rows_lost: RowsLost,
+    fault_injected: FaultInjected,
+    stage: str,
+    point: str,
 ) -> None:
     from lite2pg.demo import make_legacy_helpdesk
 
@@ -762,14 +905,15 @@ def test_lite2pg_killed_at_seeded_moments_then_the_command_again_finishes_with_e
         done = _lite2pg(*args, cwd=tmp_path)
         assert done.returncode == 0, done.stdout + done.stderr
 
-    # What is run and killed, what a user runs next, and what the target may hold between.
-    allowed = [expected]
+    # What is run and killed, what the target may hold after the kill, and the run dir.
+    in_run: Path | None = run
     if stage == "migrate-streaming":
         cmd = [*streaming, "--drop"]
-        allowed = [{}, expected]
+        ok(*cmd)  # a whole run first: a killed one must leave it as it was
+        allowed, in_run = [expected], None
     elif stage == "migrate-artifacts":
         cmd = ["migrate", str(db), *to, "--schema", pg.schema, "--drop", "--keep-artifacts", "-q"]
-        allowed = [{}, expected]
+        allowed, in_run = [{}], None
     elif stage == "export":
         cmd = ["export", str(db), "--run-dir", str(run), "--schema", pg.schema]
         allowed = [{}]
@@ -781,54 +925,46 @@ def test_lite2pg_killed_at_seeded_moments_then_the_command_again_finishes_with_e
         ok("export", str(db), "--run-dir", str(run), "--schema", pg.schema)
         ok("transform", str(run))
         cmd = ["load", str(run), *to, "--drop"]
-        allowed = [{}, expected]
+        allowed = [{}]
     elif stage == "verify":
         ok(*streaming, "--run-dir", str(run), "--no-verify")
         cmd = ["verify", str(run), *to]
+        allowed = [expected]
     else:
         ok(*streaming, "--run-dir", str(run))
         cmd = ["rollback", str(run), *to, "--reload"]
         allowed = [empty, expected]  # emptied (committed), or emptied and loaded again
 
-    started = time.monotonic()
-    ok(*cmd)  # a whole run first: it measures how long one takes
-    full = time.monotonic() - started
-    if stage == "migrate-streaming":
-        # Killed from here on, the target must keep that whole run or hold this one.
-        allowed = [expected]
-    rng = random.Random(f"{stage}-7")
-    points = sorted(rng.uniform(min(0.3, full / 2), full) for _ in range(KILL_POINTS[stage]))
-    killed = 0
-    for point in points:
-        code = _kill_at(cmd, point, tmp_path)
-        killed += code is None
-        assert code in (None, 0), (point, code)
-        _wait_backends_gone(pg.dsn, app)
-        assert _counts(pg.dsn, pg.schema) in allowed, point
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        seen = Seen(conn, tmp_path, app, pg.schema, in_run)
+        for _attempt in range(3):  # lite2pg may move past a short point before it freezes
+            if landed := _kill_when(cmd, seen, KILL_POINTS[stage][point]):
+                break
+            _wait_backends_gone(pg.dsn, app)
+            ok(*cmd)
+    fault_injected(landed)
+    assert landed, f"lite2pg moved past {point} before it could be frozen, three times"
+    _wait_backends_gone(pg.dsn, app)
+    assert _counts(pg.dsn, pg.schema) in allowed
+    if point == "copying":  # its staging schema is left behind, as a kill leaves it
+        assert _staging_left(pg.dsn, pg.schema)
 
-        ok(*cmd)  # the same command again finishes the job
-        if stage in ("export", "transform"):
-            folder = "export" if stage == "export" else "transformed"
-            assert _manifest_rows(run, folder) == expected
-        else:
-            found = _counts(pg.dsn, pg.schema)
-            rows_lost(_lost(expected, found))
-            assert found == expected, point
-        assert _stage_of(pg.schema) not in _stages(pg.dsn)
-    assert killed, f"every kill came after the command ended ({points}, {full:.2f}s)"
-
-    # The last re-run's result is proven row by row.
+    ok(*cmd)  # the same command again finishes the job
     if stage in ("export", "transform"):
+        folder = "export" if stage == "export" else "transformed"
+        assert _manifest_rows(run, folder) == expected
         if stage == "export":
             ok("transform", str(run))
         ok("load", str(run), *to, "--drop")
-        found = _counts(pg.dsn, pg.schema)
-        rows_lost(_lost(expected, found))
-        assert found == expected
-        _verified(run)
-    elif stage == "rollback-reload":
+    found = _counts(pg.dsn, pg.schema)
+    rows_lost(_lost(expected, found))
+    assert found == expected
+    assert not _staging_left(pg.dsn, pg.schema)
+
+    # The re-run's result is proven row by row.
+    if stage == "rollback-reload":
         _verified(sorted((run / "reload").iterdir())[-1])
-    elif stage in ("load", "verify"):
-        _verified(run)
+    elif in_run is None:
+        _verified(sorted((tmp_path / ".lite2pg" / "runs").iterdir())[-1])
     else:
-        _verified(_newest_run(tmp_path))
+        _verified(run)
