@@ -151,22 +151,6 @@ def test_wrong_password_is_one_line_error_that_never_shows_the_password(
     _never_shown(PASSWORD, ok, tmp_path / "run2")
 
 
-def test_wrong_password_on_the_trusting_test_server_is_accepted_and_never_shown(
-    make_db: MakeDb, pg: PgSchema, tmp_path: Path
-) -> None:
-    # The shared test server trusts local connections: any password gets in. What still
-    # must hold is that the password is never echoed.
-    secret = "not-the-password-plugh"
-    dsn = make_conninfo(pg.dsn, password=secret)
-    result = cli("migrate", str(_people(make_db)), *target_args(pg, tmp_path / "run"),
-                 "--target", dsn, cwd=tmp_path)  # fmt: skip
-    assert "Traceback" not in result.stderr
-    assert secret not in result.stdout + result.stderr
-    for f in (tmp_path / "run").rglob("*"):
-        if f.is_file():
-            assert secret.encode() not in f.read_bytes(), f
-
-
 @pytest.fixture
 def no_create_role(pg: PgSchema) -> Iterator[str]:
     """A login role that may use the test schema but create nothing, anywhere (PUBLIC has
