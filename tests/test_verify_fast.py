@@ -6,7 +6,7 @@ values for equal because their texts read the same."""
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -726,9 +726,16 @@ def test_rows_the_sorted_texts_cannot_prove_go_row_by_row(
 
 def test_a_prefetch_the_consumer_leaves_early_stops_its_thread() -> None:
     # Its last batch queued, the thread then waits to queue the end: closing must not hang.
-    batches = prefetch(iter([[1], [2]]), depth=1)
+    queued = threading.Event()
+
+    def items() -> Iterator[list[int]]:
+        yield [1]
+        yield [2]
+        queued.set()  # asked for more: [2] is queued, and the end waits for room next
+
+    batches = prefetch(items(), depth=1)
     assert next(batches) == [1]
-    time.sleep(0.3)  # the thread queues [2] and waits for room for the end
+    assert queued.wait(5)
     done = threading.Event()
 
     def close() -> None:

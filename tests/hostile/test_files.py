@@ -12,7 +12,6 @@ import random
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import closing, suppress
 from pathlib import Path
@@ -271,11 +270,10 @@ def test_writer_holding_the_lock_too_long_fails_after_the_configured_timeout(
     try:
         assert writer.stdout is not None and writer.stdout.readline().strip() == "locked"
         before = file_digest(db)
-        started = time.monotonic()
         line = _refused(db, pg, tmp_path, "locked", env={"LITE2PG_BUSY_TIMEOUT": "1.5"})
-        waited = time.monotonic() - started
-        assert 1.5 <= waited < 20, waited
-        assert "LITE2PG_BUSY_TIMEOUT" in line
+        # It gave up on its own timeout: the writer holds the lock still (for 60 s).
+        assert writer.poll() is None
+        assert "held the lock for more than 1.5s" in line and "LITE2PG_BUSY_TIMEOUT" in line
         assert file_digest(db) == before
     finally:
         _stop(writer)
