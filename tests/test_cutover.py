@@ -338,11 +338,16 @@ def test_passing_smoke_command_sees_the_environment() -> None:
     result.raise_on_failed()
 
 
-def test_smoke_command_that_hangs_is_killed_at_the_timeout() -> None:
-    result = run_smoke_command("echo started; sleep 30", env={}, timeout=0.5)
+def test_smoke_command_that_hangs_is_killed_at_the_timeout(tmp_path: Path) -> None:
+    pid_file, finished = tmp_path / "pid", tmp_path / "finished"
+    result = run_smoke_command(
+        f"echo $$ > {pid_file}; echo started; sleep 30; touch {finished}", env={}, timeout=0.5
+    )
     assert result.timed_out and not result.ok
     assert result.output_tail == "started"
-    assert result.seconds < 10
+    assert not finished.exists()  # not waited for...
+    with pytest.raises(ProcessLookupError):  # ...nor left running
+        os.kill(int(pid_file.read_text()), 0)
 
 
 def test_backup_mode_follows_the_original_even_against_the_umask(tmp_path: Path) -> None:
