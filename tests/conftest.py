@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import sqlite3
@@ -58,6 +59,14 @@ def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.uri
     finally:
         embedded.stop(data_dir)
+
+
+def staging_schema(schema: str) -> str:
+    """The staging schema of a target schema, written out here rather than taken from
+    lite2pg (its name is no setting): lite2pg_stage_ and the first 12 hex digits of the
+    SHA-256 of the target schema's name. The kill tests in tests/hostile/test_faults.py
+    find it left behind by a run killed mid-COPY, so this name is the one in use."""
+    return "lite2pg_stage_" + hashlib.sha256(schema.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)

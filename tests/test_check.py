@@ -402,3 +402,31 @@ def test_check_hashes_passwords_only_with_hash(tmp_path: Path) -> None:
     assert json.loads(run("--json", "--hash").stdout)["passwords_hashed"] == 3
     assert "hashed 3 password(s)" in run("--hash").stdout
     assert "hashed" not in run().stdout
+
+
+def test_check_and_a_run_reject_exactly_the_rows_written_to_be_rejected(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    # The oracle is this list, by hand: text in an INTEGER column and an impossible date
+    # are refused; NULL, negative numbers and a real date are not.
+    db = make_db(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, d DATETIME);",
+        (
+            "INSERT INTO t VALUES (?, ?, ?)",
+            [(1, 5, "2021-01-01 10:00:00"), (2, "seven", "2021-01-01 10:00:00"),
+             (3, 1, "2021-02-30 00:00:00"), (4, None, None), (5, -2, "2024-02-29 23:59:59")],
+        ),
+    )  # fmt: skip
+    want = {(2, "n"), (3, "d")}
+
+    found = check(db, examples=100)
+    migrate(db, pg.target, MigrateOptions(schema=pg.schema, run_dir=tmp_path / "run"))
+
+    assert {(k["id"], g.column) for g in found.rejects for k in g.examples} == want
+    ran = [
+        json.loads(line)
+        for path in (tmp_path / "run" / "rejects").glob("*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    assert {(r["key"]["id"], r["column"]) for r in ran} == want
+    assert pg.query("SELECT id FROM t ORDER BY id") == [(1,), (4,), (5,)]

@@ -21,10 +21,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from lite2pg.staging import stage_name
-
 from ._cli import Result, cli, known_error
-from .conftest import MakeDb, PgSchema
+from .conftest import MakeDb, PgSchema, staging_schema
 
 
 def lite2pg(*args: str, cwd: Path) -> Result:
@@ -37,7 +35,7 @@ def state(pg: PgSchema) -> dict[str, Any]:
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         # Only schemas a run of this test could leave behind (its own staging schema):
         # other tests, and other sessions on a shared server, make and drop theirs beside it.
-        mine = (pg.schema, stage_name(pg.schema), "lite2pg")
+        mine = (pg.schema, staging_schema(pg.schema), "lite2pg")
         schemas = [
             r[0]
             for r in conn.execute("SELECT nspname FROM pg_namespace ORDER BY 1")

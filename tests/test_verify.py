@@ -3,6 +3,7 @@ the target on purpose is caught, named by its row key and column."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from contextlib import closing
@@ -481,3 +482,45 @@ def test_rows_per_fk_value_past_the_held_limit_are_listed_as_not_made_and_verify
     # Tampering with an FK value is still caught, by the row comparison.
     pg.execute("UPDATE c SET p_id = 1 WHERE id = 7")
     assert not verify(run_dir, pg.target).ok
+
+
+def _digest_by_hand(rows: list[tuple[Any, ...]], nulls: list[str]) -> str:
+    """The README's table digest, written out from its definition (lite2pg-v2): per column,
+    SHA-256 of each value's text followed by US (0x1f) in key order (an integer its
+    digits, a BLOB upper-case hex; NULL is GS (0x1d) where '' is a value, else empty);
+    the table's digest is SHA-256 of the column digests in column order."""
+    columns = []
+    for j, null in enumerate(nulls):
+        text = ""
+        for row in rows:
+            v = row[j]
+            text += null if v is None else v.hex().upper() if isinstance(v, bytes) else str(v)
+            text += "\x1f"
+        columns.append(hashlib.sha256(text.encode()).digest())
+    return hashlib.sha256(b"".join(columns)).hexdigest()
+
+
+def test_table_digests_equal_sha256_of_the_rows_computed_by_hand_on_each_side(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    db = make_db(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, n INTEGER, b BLOB);",
+        (
+            "INSERT INTO t VALUES (?, ?, ?, ?)",
+            [(1, "ann", 7, b"\x00\xff"), (2, None, None, None), (3, "", -5, b""), (9, "é", 0, b"")],
+        ),
+    )
+    run_dir = tmp_path / "run"
+    migrate(db, pg.target, MigrateOptions(schema=pg.schema, run_dir=run_dir, verify=False))
+    nulls = ["", "\x1d", "", "\x1d"]  # integer, text, integer, bytea
+    with closing(sqlite3.connect(db)) as conn:
+        source = _digest_by_hand(conn.execute("SELECT * FROM t ORDER BY id").fetchall(), nulls)
+    target = _digest_by_hand(pg.query("SELECT id, name, n, b FROM t ORDER BY id"), nulls)
+
+    t = table(verify(run_dir, pg.target), "t")
+
+    assert (t.source_digest, t.target_digest) == (source, target)
+    pg.execute("UPDATE t SET n = 8 WHERE id = 1")  # one value on one side
+    changed = _digest_by_hand(pg.query("SELECT id, name, n, b FROM t ORDER BY id"), nulls)
+    t = table(verify(run_dir, pg.target), "t")
+    assert (t.source_digest, t.target_digest) == (source, changed) and changed != source

@@ -15,10 +15,9 @@ from psycopg import sql
 
 from lite2pg.rows import safe_filename
 from lite2pg.source import quote_ident, register_collations
-from lite2pg.staging import stage_name
 
 from .._cli import ERROR_PREFIX, PROGRESS_LINE, Result, cli, known_error
-from ..conftest import PgSchema
+from ..conftest import PgSchema, staging_schema
 
 
 def succeeded(result: Result, *, code: int = 0) -> None:
@@ -47,7 +46,7 @@ def pg_state(pg: PgSchema) -> dict[str, Any]:
     """The test schema's tables with their columns and rows, and any lite2pg schema left."""
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         stage = conn.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname = %s", (stage_name(pg.schema),)
+            "SELECT nspname FROM pg_namespace WHERE nspname = %s", (staging_schema(pg.schema),)
         ).fetchall()
         out: dict[str, Any] = {"stage": stage}
         for (t,) in conn.execute(

@@ -13,7 +13,6 @@ test server of `tests/conftest.py`.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import pwd
@@ -40,7 +39,7 @@ from psycopg import sql
 
 from lite2pg import embedded
 
-from ..conftest import PgSchema
+from ..conftest import PgSchema, staging_schema
 from .conftest import FaultInjected, RowsLost
 
 LITE2PG = [sys.executable, "-m", "lite2pg"]
@@ -273,12 +272,12 @@ def _counts(dsn: str, schema: str) -> dict[str, int]:
 
 
 def _staging_left(dsn: str, schema: str) -> bool:
-    """A staging schema of `schema` is on the server. Its name written out here, not taken
-    from lite2pg: lite2pg_stage_ and the first 12 hex digits of the SHA-256 of the target
-    schema's name (a kill at a COPY must leave it: the kill test checks that it is found)."""
-    name = "lite2pg_stage_" + hashlib.sha256(schema.encode()).hexdigest()[:12]
+    """The staging schema of `schema` is on the server (by its name written out in
+    tests/conftest.py; a kill at a COPY must leave it, which the kill test checks)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (name,))
+        row = conn.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (staging_schema(schema),)
+        )
         return bool(row.fetchone() == (1,))
 
 
