@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import pwd
-import random
 import shutil
 import signal
 import socket
@@ -468,62 +467,77 @@ def test_connection_cut_mid_copy_fails_in_one_line_then_a_run_through_a_working_
     assert not _staging_left(cluster.dsn, cpg.schema)
 
 
-def _cut_after(proxy: Proxy, args: list[str], delay: float) -> subprocess.CompletedProcess[str]:
-    """Run lite2pg through the proxy and cut every connection `delay` seconds after its
-    first one opened."""
-    proxy.connected.clear()
+# Where a cut lands: the SQL a session of the run last sent, its transaction still open
+# (pg_stat_activity, seen on the cluster itself, not through the proxy).
+CUT_POINTS = {
+    "copying": "SELECT count(*) FROM pg_stat_progress_copy c JOIN pg_stat_activity a USING (pid)"
+    " WHERE a.application_name = %s AND c.tuples_processed > 0",
+    "building-keys": "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+    " AND xact_start IS NOT NULL AND query ILIKE '%%ADD CONSTRAINT%%PRIMARY KEY%%'",
+    "adding-foreign-keys": "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+    " AND xact_start IS NOT NULL AND query ILIKE '%%FOREIGN KEY%%'",
+    "publishing": "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+    " AND xact_start IS NOT NULL AND query ILIKE '%%SET SCHEMA%%'",
+}
+
+
+def _cut_at(proxy: Proxy, dsn: str, app: str, args: list[str], point: str) -> tuple[bool, Any]:
+    """Run lite2pg through the proxy; when the point is seen, freeze lite2pg (SIGSTOP),
+    check the point again, cut every connection, and let lite2pg go on. Whether the cut
+    landed at the point, and the finished command."""
     proc = _start(*args)
-    if proxy.connected.wait(timeout=60):
-        time.sleep(delay)
-        proxy.cut()
-    return _finish(proc)
+    landed = False
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while proc.poll() is None:
+            if conn.execute(CUT_POINTS[point], (app,)).fetchone() != (0,):
+                os.killpg(proc.pid, signal.SIGSTOP)
+                landed = conn.execute(CUT_POINTS[point], (app,)).fetchone() != (0,)
+                if landed:
+                    landed = proxy.cut() > 0
+                os.killpg(proc.pid, signal.SIGCONT)
+                break
+    return landed, _finish(proc)
 
 
-def _timed_through(proxy: Proxy, args: list[str]) -> float:
-    """A whole run through the proxy: seconds from its first connection to its end."""
-    proxy.connected.clear()
-    proc = _start(*args)
-    assert proxy.connected.wait(timeout=60)
-    started = time.monotonic()
-    done = _finish(proc)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return time.monotonic() - started
-
-
-def test_connection_cut_at_seeded_moments_leaves_all_or_nothing_and_the_run_again_finishes(
+@pytest.mark.parametrize("point", list(CUT_POINTS))
+def test_connection_cut_at_each_phase_leaves_all_or_nothing_and_the_run_again_finishes(
     tmp_path: Path,
     cluster: Cluster,
     cpg: PgSchema,
     proxy: Proxy,
     rows_lost: RowsLost,
     fault_injected: FaultInjected,
+    point: str,
 ) -> None:
-    """Cuts land anywhere in a load: COPY, keys, foreign keys, publish."""
+    """Cuts land in each phase of a load: COPY, keys, foreign keys, publish."""
     db = tmp_path / "small.db"
     expected = _orders_db(db, orders=20_000, customers=500)
-    through = f"postgresql://postgres@127.0.0.1:{proxy.port}/postgres"
+    app = f"lite2pg-cut-{uuid.uuid4().hex[:8]}"
+    through = f"postgresql://postgres@127.0.0.1:{proxy.port}/postgres?application_name={app}"
     run_dir = tmp_path / "run"
     args = [
         "migrate", str(db), "--target", through, "--schema", cpg.schema, "--drop",
         "--no-keep-artifacts", "-q", "--no-verify", "--run-dir", str(run_dir),
     ]  # fmt: skip
-    full = _timed_through(proxy, args)
-    rng = random.Random(2)
-    failed = 0
-    for delay in sorted(rng.uniform(0, full) for _ in range(3)):
-        done = _cut_after(proxy, args, delay)
-        if done.returncode != 0:
-            failed += 1
-            _assert_one_line_error(done)
-        # The earlier run or this one, whole: never a mix, never a part.
-        assert _counts(cluster.dsn, cpg.schema) == expected, delay
-        again = _lite2pg(*args)
-        assert again.returncode == 0, again.stdout + again.stderr
-        found = _counts(cluster.dsn, cpg.schema)
-        rows_lost(_lost(expected, found))
-        assert found == expected
-    fault_injected(failed > 0)
-    assert failed, "no cut landed inside a run"
+    first = _lite2pg(*args)  # a whole run first: a cut one must leave it as it was
+    assert first.returncode == 0, first.stdout + first.stderr
+    for _attempt in range(3):  # a short phase may end before lite2pg is frozen
+        landed, done = _cut_at(proxy, cluster.dsn, app, args, point)
+        if landed:
+            break
+        assert done.returncode == 0, done.stdout + done.stderr
+    fault_injected(landed)
+    assert landed, f"no cut landed at {point} in three runs"
+    _assert_one_line_error(done)
+    # The earlier run whole: never a mix, never a part.
+    assert _counts(cluster.dsn, cpg.schema) == expected
+    _wait_backends_gone(cluster.dsn, app)
+
+    again = _lite2pg(*args)
+    assert again.returncode == 0, again.stdout + again.stderr
+    found = _counts(cluster.dsn, cpg.schema)
+    rows_lost(_lost(expected, found))
+    assert found == expected
     assert not _staging_left(cluster.dsn, cpg.schema)
     proof = _lite2pg("verify", str(run_dir), "--target", cluster.dsn)
     assert proof.returncode == 0, proof.stdout + proof.stderr
