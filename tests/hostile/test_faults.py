@@ -776,7 +776,8 @@ class Seen:
             stages = json.loads((run / "journal.json").read_text())["stages"]
         except (OSError, ValueError, KeyError):
             return None
-        return stages.get(name, {}).get("state")
+        state = stages.get(name, {}).get("state")
+        return None if state is None else str(state)
 
     def writing(self, folder: str) -> bool:
         """A file of `folder` is being written (its temporary sibling exists)."""
