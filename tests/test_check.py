@@ -86,6 +86,7 @@ def test_check_without_a_plan_reports_type_disagreements_and_exits_nonzero(
         capture_output=True,
         text=True,
         check=False,
+        cwd=db.parent,
     )
 
     assert result.returncode == 1, result.stderr
@@ -104,6 +105,7 @@ def test_check_of_a_clean_database_exits_zero(make_db: MakeDb) -> None:
         capture_output=True,
         text=True,
         check=False,
+        cwd=db.parent,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK: all 1 rows would migrate" in result.stdout
@@ -208,13 +210,17 @@ def test_check_of_a_prisma_database_prints_one_line_per_column_and_the_plan_that
     _prisma_db(db, users=1_000, posts=4_000)
 
     text = subprocess.run(
-        [sys.executable, "-m", "lite2pg", "check", str(db)], capture_output=True, text=True
+        [sys.executable, "-m", "lite2pg", "check", str(db)],
+        capture_output=True,
+        text=True,
+        cwd=db.parent,
     )
     data = json.loads(
         subprocess.run(
             [sys.executable, "-m", "lite2pg", "check", str(db), "--json"],
             capture_output=True,
             text=True,
+            cwd=db.parent,
         ).stdout
     )
 
@@ -345,6 +351,7 @@ def test_check_never_shows_a_secret_columns_values(tmp_path: Path) -> None:
             [sys.executable, "-m", "lite2pg", "check", str(db), "--plan", str(plan), *args],
             capture_output=True,
             text=True,
+            cwd=db.parent,
         )
         assert result.returncode == 1, result.stderr
         assert "Correct-Horse" not in result.stdout + result.stderr

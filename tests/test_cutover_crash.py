@@ -98,8 +98,9 @@ def test_online_cutover_killed_after_the_config_moved_leaves_sqlite_blocked_and_
     assert '"state": "started"' in intent and "password" not in intent
 
     status = subprocess.run(
-        [*LITE2PG, "status", str(run_dir)], capture_output=True, text=True, timeout=60
-    )
+        [*LITE2PG, "status", str(run_dir)],
+        capture_output=True, text=True, timeout=60, cwd=run_dir.parent,
+    )  # fmt: skip
     assert status.returncode == 0, status.stderr
     first = [x for x in status.stdout.splitlines() if x.startswith("cutover")]
     assert first and "not run" not in first[0], status.stdout
@@ -108,8 +109,9 @@ def test_online_cutover_killed_after_the_config_moved_leaves_sqlite_blocked_and_
     assert "config holds PostgreSQL" in line[0] and "write block installed" in line[0]
     assert "finished it forwards" in line[0]
     again = subprocess.run(
-        [*LITE2PG, "status", str(run_dir)], capture_output=True, text=True, timeout=60
-    )
+        [*LITE2PG, "status", str(run_dir)],
+        capture_output=True, text=True, timeout=60, cwd=run_dir.parent,
+    )  # fmt: skip
     cutover_line = [x for x in again.stdout.splitlines() if x.startswith("cutover")]
     assert cutover_line and "done (online" in cutover_line[0], again.stdout
     assert "recovered" not in again.stdout  # finished once

@@ -44,7 +44,7 @@ def test_migrate_without_target_uses_database_url(
     result = subprocess.run(
         [sys.executable, "-m", "lite2pg", "migrate", str(db), "--schema", pg.schema,
          "--run-dir", str(tmp_path / "run"), "-q"],
-        env=env, capture_output=True, text=True, check=False,
+        env=env, capture_output=True, text=True, check=False, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert pg.query("SELECT id FROM t") == [(7,)]
@@ -67,7 +67,7 @@ def test_migrate_without_target_uses_the_pg_variables(
     result = subprocess.run(
         [sys.executable, "-m", "lite2pg", "migrate", str(db), "--schema", pg.schema,
          "--run-dir", str(tmp_path / "run"), "-q"],
-        env=env, capture_output=True, text=True, check=False,
+        env=env, capture_output=True, text=True, check=False, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert pg.query("SELECT id FROM t") == [(8,)]

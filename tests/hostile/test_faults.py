@@ -292,7 +292,7 @@ def _start(*args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-        cwd=cwd,
+        cwd=cwd or tempfile.gettempdir(),  # never the checkout: every path given is absolute
     )
 
 
