@@ -248,30 +248,44 @@ def test_server(workdir: Path) -> Iterator[str]:
         embedded.stop(data_dir)
 
 
-def summary(outcomes: list[Outcome], reasons: dict[Any, str], command: str) -> list[str]:
-    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [
-        f"Last run: {today}, `{command}`.",
-        "",
-        "| module | mutants | run | killed | survived, reasoned | survived, unexplained |",
-        "|---|---|---|---|---|---|",
-    ]
-    totals = [0, 0, 0, 0, 0]
+HEADER = "| module | mutants | run | killed | survived, reasoned | survived, unexplained | run on |"
+
+
+def summary_rows(outcomes: list[Outcome], reasons: dict[Any, str], command: str) -> list[str]:
+    """One table row per module: its counts, and when and how it was last run."""
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    rows = []
     for o in outcomes:
         reasoned = sum(1 for s in o.survivors if s.key in reasons)
-        row = [o.total, o.run, o.killed, reasoned, len(o.survivors) - reasoned]
-        totals = [a + b for a, b in zip(totals, row, strict=True)]
-        cells = " | ".join(str(n) for n in row)
-        lines.append(f"| `{o.module}` | {cells} |")
-    lines.append("| **all** | " + " | ".join(f"**{n}**" for n in totals) + " |")
-    return lines
+        cells = [o.total, o.run, o.killed, reasoned, len(o.survivors) - reasoned]
+        counts = " | ".join(str(n) for n in cells)
+        rows.append(f"| `{o.module}` | {counts} | {today}, `{command}` |")
+    return rows
 
 
-def write_summary(lines: list[str]) -> None:
+def write_summary(rows: list[str]) -> None:
+    """Put `rows` in tests/README.md's table, keeping the other modules' rows, and total it."""
     readme = ROOT / "tests" / "README.md"
     text = readme.read_text()
     head, rest = text.split(SUMMARY_BEGIN, 1)
-    _, tail = rest.split(SUMMARY_END, 1)
+    block, tail = rest.split(SUMMARY_END, 1)
+    fresh = {row.split("`")[1]: row for row in rows}
+    kept = [
+        line
+        for line in block.splitlines()
+        if line.startswith("| `") and line.split("`")[1] not in fresh
+    ]
+    order = [m.name for m in load_modules()]
+    table = sorted(
+        [*kept, *rows],
+        key=lambda r: order.index(m) if (m := r.split("`")[1]) in order else len(order),
+    )
+    totals = [0] * 5
+    for row in table:
+        cells = [c.strip() for c in row.split("|")[2:7]]
+        totals = [a + int(b) for a, b in zip(totals, cells, strict=True)]
+    total = "| **all** | " + " | ".join(f"**{n}**" for n in totals) + " | |"
+    lines = [HEADER, "|---|---|---|---|---|---|---|", *table, total]
     readme.write_text(head + SUMMARY_BEGIN + "\n" + "\n".join(lines) + "\n" + SUMMARY_END + tail)
 
 
@@ -294,7 +308,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mutation: no module {', '.join(sorted(unknown))} in modules.toml")
             return 2
         modules = [m for m in modules if m.name in args.module]
-    reasons = load_reasons()
     given = argv if argv is not None else sys.argv[1:]
     shown = [shlex.quote(a) for a in given if a != "--write-summary"]
     command = " ".join(["python tests/mutation/run.py", *shown])
@@ -310,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                 ]
                 outcomes = [f.result() for f in futures]
 
+    reasons = load_reasons()  # read now: they may have been written while the run went on
     failed = False
     for o in outcomes:
         if o.error:
@@ -327,10 +341,10 @@ def main(argv: list[str] | None = None) -> int:
             f"out), {o.killed} killed, "
             f"{len(o.survivors)} survived, {o.incompetent} incompetent, {o.seconds:.0f} s"
         )
-    lines = summary(outcomes, reasons, command)
-    print("\n".join(lines))
+    rows = summary_rows(outcomes, reasons, command)
+    print("\n".join([HEADER, *rows]))
     if args.write_summary:
-        write_summary(lines)
+        write_summary(rows)
     return 1 if failed else 0
 
 

@@ -104,3 +104,22 @@ def test_integer_text_is_taken_exactly_when_postgresql_bigint_takes_it(
         assert not accepts(integer, text), text
     else:
         assert integer(text) == theirs
+
+
+@pytest.mark.parametrize("text", ["1e999999999", "-1E200000", "1e-999999999"])
+def test_numeric_text_with_an_exponent_past_postgresqls_range_is_out_of_range(
+    pg_dsn: str, text: str
+) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.DataError):
+            conn.execute("SELECT %s::numeric", (text,))
+    with pytest.raises(TransformError) as caught:
+        make("numeric")(text)
+    assert caught.value.reason.endswith("is out of range")
+
+
+@pytest.mark.parametrize("value", [3.4, "3.4", -3.6, "-2.25", 0.1, "1.0000000001"])
+def test_integer_rejects_any_fraction_whichever_way_it_would_round(value: object) -> None:
+    with pytest.raises(TransformError) as caught:
+        make("integer")(value)
+    assert caught.value.reason.endswith("is not a whole number")
