@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 
 import argon2
+import pytest
 
-from lite2pg.transforms.passwords import CacheReader, PasswordHasher, PasswordPolicy
+from lite2pg.errors import PlanError
+from lite2pg.transforms.passwords import CacheReader, PasswordHasher, PasswordPolicy, parse_policy
 
 FAST_ARGON2 = PasswordPolicy(time_cost=1, memory_cost=64)
 
@@ -30,3 +33,34 @@ def test_verify_reads_a_cached_hash_only_for_its_plaintext_and_its_policy(tmp_pa
         assert reader.lookup("users.password", repr(7), "hunter2", costlier) is None
     finally:
         reader.close()
+
+
+@pytest.mark.parametrize(
+    ("memory_cost", "parallelism"), [(32, 4), (31, 4), (8, 1), (7, 1), (64, 8)]
+)
+def test_argon2_options_are_refused_exactly_when_argon2_itself_refuses_them(
+    memory_cost: int, parallelism: int
+) -> None:
+    options = {"memory_cost": memory_cost, "parallelism": parallelism, "time_cost": 1}
+    try:
+        argon2.PasswordHasher(time_cost=1, memory_cost=memory_cost, parallelism=parallelism).hash(
+            "x"
+        )
+        theirs = True
+    except argon2.exceptions.HashingError:
+        theirs = False
+    try:
+        parse_policy(options, "tables.users.columns.password.hash_password")
+        ours = True
+    except PlanError:
+        ours = False
+    assert ours is theirs
+
+
+def test_one_worker_hashes_in_this_process_and_starts_no_other() -> None:
+    with PasswordHasher(FAST_ARGON2, workers=1) as hasher:
+        hasher.start()
+        [(_, result)] = list(hasher.hash_many([(1, "hunter2")]))
+        assert multiprocessing.active_children() == []
+    stored = result.unwrap()
+    assert stored is not None and argon2.PasswordHasher().verify(stored, "hunter2")
