@@ -28,7 +28,17 @@ DOUBLES = [
     -(2.0**60) - 256,
     2.0**62 + 2.0**10,
     2.0**63 - 1024,  # the largest double below 2**63
+    # Outside 2**-64 .. 2**63 a double is the marker, never a text another double shares.
+    2.0**-65,
+    -1e-300,
+    5e-324,
+    2.0**63,
+    -1e300,
 ]
+
+
+def _in_bands(x: float) -> bool:
+    return 2.0**-64 <= abs(x) < 2.0**63
 
 
 def _exact(text: str) -> Fraction:
@@ -49,13 +59,16 @@ def test_a_double_renders_as_its_exact_value_and_alike_in_sqlite_and_postgresql(
         ).fetchone()
     assert row is not None
     assert in_sqlite == row[0]
-    assert _exact(in_sqlite) == Fraction(x), (x, in_sqlite)
+    if _in_bands(x):
+        assert _exact(in_sqlite) == Fraction(x), (x, in_sqlite)
+    else:
+        assert in_sqlite == "?", (x, in_sqlite)
 
 
 def test_neighbouring_doubles_render_apart() -> None:
     expression = _bits("x", "'0'", "?")
     with closing(sqlite3.connect(":memory:")) as db:
-        for x in DOUBLES:
+        for x in filter(_in_bands, DOUBLES):
             texts = {
                 db.execute(f"SELECT {expression} FROM (SELECT ? AS x)", (y,)).fetchone()[0]
                 for y in (math.nextafter(x, -math.inf), x, math.nextafter(x, math.inf))

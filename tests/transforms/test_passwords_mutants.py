@@ -7,10 +7,18 @@ import multiprocessing
 from pathlib import Path
 
 import argon2
+import bcrypt
 import pytest
 
 from lite2pg.errors import PlanError
-from lite2pg.transforms.passwords import CacheReader, PasswordHasher, PasswordPolicy, parse_policy
+from lite2pg.transforms.passwords import (
+    CacheReader,
+    PasswordHasher,
+    PasswordPolicy,
+    hash_password,
+    parse_policy,
+    verify_password,
+)
 
 FAST_ARGON2 = PasswordPolicy(time_cost=1, memory_cost=64)
 
@@ -64,3 +72,15 @@ def test_one_worker_hashes_in_this_process_and_starts_no_other() -> None:
         assert multiprocessing.active_children() == []
     stored = result.unwrap()
     assert stored is not None and argon2.PasswordHasher().verify(stored, "hunter2")
+
+
+def test_a_prehashed_long_bcrypt_password_logs_in_with_every_byte_and_only_with_it() -> None:
+    policy = PasswordPolicy(algorithm="bcrypt", cost=4, long="prehash")
+    long = "correct horse battery staple " * 4  # 116 bytes, past bcrypt's 72
+    stored = hash_password(policy, long)
+    assert isinstance(stored, str) and bcrypt.checkpw(b"x", stored.encode()) is False
+    assert verify_password(policy, long, stored)
+    assert not verify_password(policy, long[:-1] + "!", stored)  # same first 72 bytes
+    short = hash_password(policy, "hunter2")
+    assert isinstance(short, str) and bcrypt.checkpw(b"hunter2", short.encode())
+    assert verify_password(policy, "hunter2", short)
