@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 from pathlib import Path
 
 import argon2
@@ -84,3 +85,17 @@ def test_a_prehashed_long_bcrypt_password_logs_in_with_every_byte_and_only_with_
     short = hash_password(policy, "hunter2")
     assert isinstance(short, str) and bcrypt.checkpw(b"hunter2", short.encode())
     assert verify_password(policy, "hunter2", short)
+
+
+def test_an_argon2id_hash_verifies_with_its_password_and_not_another() -> None:
+    stored = argon2.PasswordHasher(time_cost=1, memory_cost=64).hash("hunter2")
+    assert verify_password(FAST_ARGON2, "hunter2", stored)
+    assert not verify_password(FAST_ARGON2, "hunter3", stored)
+    assert not verify_password(FAST_ARGON2, "hunter2", "not a hash")
+
+
+def test_the_hasher_uses_every_core_unless_told_otherwise() -> None:
+    with PasswordHasher(FAST_ARGON2) as hasher:
+        assert hasher.workers == (os.cpu_count() or 1)
+    with PasswordHasher(FAST_ARGON2, workers=3) as hasher:
+        assert hasher.workers == 3

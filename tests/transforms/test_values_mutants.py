@@ -110,9 +110,11 @@ def test_integer_text_is_taken_exactly_when_postgresql_bigint_takes_it(
 def test_numeric_text_with_an_exponent_past_postgresqls_range_is_out_of_range(
     pg_dsn: str, text: str
 ) -> None:
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        with pytest.raises(psycopg.errors.DataError):
-            conn.execute("SELECT %s::numeric", (text,))
+    with (
+        psycopg.connect(pg_dsn, autocommit=True) as conn,
+        pytest.raises(psycopg.errors.DataError),
+    ):
+        conn.execute("SELECT %s::numeric", (text,))
     with pytest.raises(TransformError) as caught:
         make("numeric")(text)
     assert caught.value.reason.endswith("is out of range")
