@@ -972,3 +972,23 @@ def test_money_takes_its_int64_of_cents_to_the_last_cent_as_postgresql_does(
     except TransformError:
         ours = None
     assert ours == theirs
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2000-01-01 00:30:00.5+01:00",  # 1999-12-31 23:30:00.5 in UTC: before 2000
+        "1999-12-31 23:30:00.5-01:00",  # 2000-01-01 00:30:00.5 in UTC: after 2000
+        "1999-12-31 23:59:59.5+00:00",
+        "2000-01-01 00:00:00.5Z",
+    ],
+)
+def test_a_tie_with_an_offset_rounds_as_postgresql_rounds_it_on_its_side_of_2000(
+    pg_dsn: str, text: str
+) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        row = conn.execute("SELECT %s::timestamptz(0)", (text,)).fetchone()
+    assert row is not None
+    ours = converter(parse_pg_type("timestamptz(0)"), rounding=True)(text)
+    assert dt.datetime.fromisoformat(ours) == row[0]

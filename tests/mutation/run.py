@@ -32,7 +32,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from cosmic_ray.work_db import WorkDB, use_db
 from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
@@ -61,6 +60,7 @@ class Survivor:
     line: str
     mutant: str
     diff: str
+    function: str  # where it is, as cosmic-ray names it (a line may recur elsewhere)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -88,14 +88,22 @@ def load_modules() -> list[Module]:
     ]
 
 
-def load_reasons() -> dict[tuple[str, str, str, str], str]:
-    """Reviewed survivors: (module, operator, line, mutated line) -> why it may survive."""
-    data = tomllib.loads((HERE / "survivors.toml").read_text())
-    reasons: dict[tuple[str, str, str, str], str] = {}
-    for entry in data.get("survivor", []):
-        key = (entry["module"], entry["operator"], entry["line"], entry["mutant"])
-        reasons[key] = entry["reason"]
-    return reasons
+class Reasons:
+    """Reviewed survivors (survivors.toml): module, operator, line and mutated line, and
+    optionally the function, when the same line elsewhere may not survive for that reason."""
+
+    def __init__(self) -> None:
+        data = tomllib.loads((HERE / "survivors.toml").read_text())
+        self.entries: dict[tuple[str, str, str, str], list[str | None]] = {}
+        for entry in data.get("survivor", []):
+            key = (entry["module"], entry["operator"], entry["line"], entry["mutant"])
+            if not entry.get("reason"):
+                raise SystemExit(f"mutation: survivors.toml: an entry without a reason: {key}")
+            self.entries.setdefault(key, []).append(entry.get("function"))
+
+    def __contains__(self, survivor: Survivor) -> bool:
+        where = self.entries.get(survivor.key, [])
+        return any(f is None or f == survivor.function for f in where)
 
 
 def _changed_lines(diff: str) -> tuple[str, str]:
@@ -221,7 +229,10 @@ def run_module(
                 line, mutant = _changed_lines(result.diff or "")
                 operator = item.mutations[0].operator_name
                 diff = result.diff or ""
-                outcome.survivors.append(Survivor(module.name, operator, line, mutant, diff))
+                function = str(item.mutations[0].definition_name or "")
+                outcome.survivors.append(
+                    Survivor(module.name, operator, line, mutant, diff, function)
+                )
             elif result.test_outcome == TestOutcome.INCOMPETENT:
                 outcome.incompetent += 1
             else:
@@ -251,12 +262,12 @@ def test_server(workdir: Path) -> Iterator[str]:
 HEADER = "| module | mutants | run | killed | survived, reasoned | survived, unexplained | run on |"
 
 
-def summary_rows(outcomes: list[Outcome], reasons: dict[Any, str], command: str) -> list[str]:
+def summary_rows(outcomes: list[Outcome], reasons: Reasons, command: str) -> list[str]:
     """One table row per module: its counts, and when and how it was last run."""
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     rows = []
     for o in outcomes:
-        reasoned = sum(1 for s in o.survivors if s.key in reasons)
+        reasoned = sum(1 for s in o.survivors if s in reasons)
         cells = [o.total, o.run, o.killed, reasoned, len(o.survivors) - reasoned]
         counts = " | ".join(str(n) for n in cells)
         rows.append(f"| `{o.module}` | {counts} | {today}, `{command}` |")
@@ -323,18 +334,18 @@ def main(argv: list[str] | None = None) -> int:
                 ]
                 outcomes = [f.result() for f in futures]
 
-    reasons = load_reasons()  # read now: they may have been written while the run went on
+    reasons = Reasons()  # read now: they may have been written while the run went on
     failed = False
     for o in outcomes:
         if o.error:
             print(f"== {o.module}: {o.error}")
             failed = True
         for s in o.survivors:
-            if s.key not in reasons:
+            if s not in reasons:
                 failed = True
                 print(f"== {s.module}: survived, unexplained ({s.operator})\n{s.diff}")
                 print("   survivors.toml entry:")
-                for k in ("module", "operator", "line", "mutant"):
+                for k in ("module", "function", "operator", "line", "mutant"):
                     print(f"   {k} = {getattr(s, k)!r}")
         print(
             f"{o.module}: {o.run} of {o.total} mutants run ({o.annotations} in annotations left "
