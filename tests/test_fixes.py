@@ -95,6 +95,10 @@ def test_round_rounds_half_away_from_zero_as_postgresql_does() -> None:
         ("1500000000000", "9000000000000", None),  # ms up to the year 2255
         ("-2000000000", "4000000000", "epoch seconds"),
         ("1500000000000000", "1600000000000000", None),  # microseconds: no transform reads them
+        # Up to 0: no value is 1e11 or more, so not milliseconds (and no division by 0).
+        ("-5", "0", "epoch seconds"),
+        # 5373484.5 is the Julian day of 10000-01-01, past every date: the range is seconds.
+        ("2451545", "5373484.5", "epoch seconds"),
     ],
 )
 def test_guess_epoch_takes_the_one_unit_that_puts_every_value_in_1900_to_2200(

@@ -183,6 +183,39 @@ def test_hour_24_and_second_60_with_anything_after_them_are_refused(text: str) -
     assert load(text).startswith("rejected: "), text
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["2021-01-01T00:00:00+05:30:45", "2021-06-30 23:59:59-01:02:03", "2021-01-01T12:00+14:59:59"],
+)
+def test_an_offset_with_seconds_is_read_as_postgresql_reads_it(pg_dsn: str, text: str) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        theirs = postgresql_reads(conn, text)
+    assert theirs is not None
+    assert utc(load(text)) == theirs
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2021-01-01T00:00:00+05:30:60", "2021-01-01T00:00:00+05:60", "2021-01-01T00:00:00+24:00"],
+)
+def test_an_offset_past_its_range_is_refused_as_postgresql_refuses_it(
+    pg_dsn: str, text: str
+) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        assert postgresql_reads(conn, text) is None
+    assert load(text).startswith("rejected: "), text
+
+
+@pytest.mark.parametrize(
+    "text", ["2021-01-01 10:00:61", "2021-01-01 10:59:99", "2021-01-01T23:59:61Z"]
+)
+def test_a_second_past_60_is_refused_as_postgresql_refuses_it(pg_dsn: str, text: str) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        assert postgresql_reads(conn, text) is None
+    assert load(text).startswith("rejected: "), text
+
+
 def test_a_date_column_refuses_a_time_that_runs_into_the_next_day() -> None:
     for text in ("2021-01-01 24:00:00", "2021-01-01 23:59:60", "2021-01-01 00:00:00.0000001"):
         assert load(text, type_sql="date").startswith(f"rejected: text {text!r} does not fit date")

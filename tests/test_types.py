@@ -946,3 +946,49 @@ def test_random_values_load_exactly_or_are_rejected_and_verify_agrees(
     finally:
         with psycopg.connect(pg_dsn, autocommit=True) as pgc:
             pgc.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-92233720368547758.08",  # -2**63 cents, money's least
+        "-92233720368547758.09",
+        "92233720368547758.07",  # 2**63 - 1 cents, money's most
+        "92233720368547758.08",
+    ],
+)
+def test_money_takes_its_int64_of_cents_to_the_last_cent_as_postgresql_does(
+    pg_dsn: str, text: str
+) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("SET lc_monetary = 'C'")
+        try:
+            row = conn.execute("SELECT %s::money::numeric", (text,)).fetchone()
+            theirs = None if row is None else row[0]
+        except psycopg.errors.NumericValueOutOfRange:
+            theirs = None
+    try:
+        ours = converter(parse_pg_type("money"))(text)
+    except TransformError:
+        ours = None
+    assert ours == theirs
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2000-01-01 00:30:00.5+01:00",  # 1999-12-31 23:30:00.5 in UTC: before 2000
+        "1999-12-31 23:30:00.5-01:00",  # 2000-01-01 00:30:00.5 in UTC: after 2000
+        "1999-12-31 23:59:59.5+00:00",
+        "2000-01-01 00:00:00.5Z",
+    ],
+)
+def test_a_tie_with_an_offset_rounds_as_postgresql_rounds_it_on_its_side_of_2000(
+    pg_dsn: str, text: str
+) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        row = conn.execute("SELECT %s::timestamptz(0)", (text,)).fetchone()
+    assert row is not None
+    ours = converter(parse_pg_type("timestamptz(0)"), rounding=True)(text)
+    assert dt.datetime.fromisoformat(ours) == row[0]

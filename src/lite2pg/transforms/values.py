@@ -150,8 +150,11 @@ def compile_integer(options: object, key: str, secret: bool) -> Transform:
             return None
         if isinstance(value, int):
             number = int(value)  # a bool becomes 0 or 1
-        elif isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
-            number = int(value.strip()) if len(value) < 30 else _INT64_MAX + 1
+        elif isinstance(value, str) and _INTEGER_TEXT.fullmatch(text := value.strip()):
+            # Past 29 significant digits it is out of range: no int() of a huge text. Blanks
+            # and leading zeros are not digits ('  007' is 7, as PostgreSQL reads it).
+            digits = text.lstrip("+-").lstrip("0")
+            number = int(text) if len(digits) < 30 else _INT64_MAX + 1
         else:
             exact = to_decimal(value, "integer", secret)
             if exact != exact.to_integral_value():
