@@ -355,3 +355,89 @@ def test_online_cutover_killed_at_each_rename_leaves_config_and_write_block_agre
                     )
     _print("cutover --online", table)
     assert {o for _, _, o in table} == {"old", "new"}
+
+
+# --- sync's position --------------------------------------------------------------------
+
+_SENDTO = re.compile(r"^(\d+)\s+sendto\(")
+
+
+def test_sync_killed_at_its_postgresql_sends_never_applies_a_change_twice_or_skips_one(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    """Sync's rows and its position are one transaction: killed at any message it sends
+    PostgreSQL (COMMIT among them), the next sync ends with PostgreSQL equal to SQLite and
+    the position at the last change, each change counted once."""
+    schemas: list[str] = []
+    runs: list[str] = []
+
+    def setup(where: Path) -> tuple[Path, Path, str]:
+        where.mkdir()
+        db = _db(make_db)
+        capture.prepare(db)
+        schema = f"{pg.schema}_{len(schemas)}"
+        schemas.append(schema)
+        run_dir = where / "run"
+        migrate(db, pg.target, MigrateOptions(schema=schema, run_dir=run_dir, verify=False))
+        runs.append(json.loads((run_dir / "run.json").read_text())["id"])
+        with closing(sqlite3.connect(db)) as conn, conn:
+            conn.execute("UPDATE notes SET body = body || '!' WHERE id % 3 = 0")
+            conn.executemany("INSERT INTO notes (body) VALUES (?)", [("new",)] * 7)
+            conn.execute("DELETE FROM notes WHERE id % 5 = 0")
+        return db, run_dir, schema
+
+    def rows(db: Path, schema: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        with closing(sqlite3.connect(db)) as conn:
+            want = conn.execute("SELECT id, body FROM notes ORDER BY id").fetchall()
+        got = pg.query(f'SELECT id, body FROM "{schema}".notes ORDER BY id')
+        return want, got
+
+    def position(run: str) -> tuple[int, int] | None:
+        found = pg.query("SELECT applied, changes FROM lite2pg.sync_state WHERE run = %s", (run,))
+        return (int(found[0][0]), int(found[0][1])) if found else None
+
+    try:
+        db, run_dir, schema = setup(tmp_path / "p0")
+        log = tmp_path / "p0.strace"
+        args = ["sync", str(run_dir), "--target", pg.dsn]
+        done = _run(args, run_dir.parent, log=log, calls="sendto")
+        assert done.returncode == 0, done.stderr
+        want, got = rows(db, schema)
+        assert want == got
+        full = position(runs[0])
+        text = log.read_text().splitlines()
+        main = next(m.group(1) for line in text if (m := _EXEC.match(line)))
+        sends = sum(1 for line in text if (m := _SENDTO.match(line)) and m.group(1) == main)
+        assert sends >= 4, sends
+        # The last sends (the round's writes, its position, COMMIT) and a few before.
+        points = sorted(
+            {*range(max(1, sends - 5), sends + 1), *range(1, sends, max(1, sends // 4))}
+        )
+        table = []
+        for n in points:
+            db, run_dir, schema = setup(tmp_path / f"s{n}")
+            args = ["sync", str(run_dir), "--target", pg.dsn]
+            _killed(args, run_dir.parent, "sendto", n, tmp_path / f"s{n}.strace")
+            killed_at = position(runs[-1])
+            outcome = "new" if killed_at == full else "old"
+            if outcome == "old":  # nothing of the round is in PostgreSQL
+                assert killed_at is None or killed_at[1] == 0, killed_at
+            again = _run(args, run_dir.parent)
+            assert again.returncode == 0, again.stderr
+            want, got = rows(db, schema)
+            assert want == got, n
+            assert position(runs[-1]) == full, n  # each change applied and counted once
+            table.append((f"sendto #{n}", f"of {sends}", outcome))
+        _print("sync", table)
+    finally:
+        with psycopg.connect(pg.dsn, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                    sql.Identifier(schema)))  # fmt: skip
+            for name in ("sync_state", "sync_rejected"):
+                conn.execute(
+                    sql.SQL("DELETE FROM lite2pg.{} WHERE run = ANY(%s)").format(
+                        sql.Identifier(name)
+                    ),
+                    (runs,),
+                )
