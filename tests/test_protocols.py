@@ -212,6 +212,25 @@ def test_offline_cutover_killed_at_each_rename_is_old_or_new_and_status_agrees_w
     assert {o for _, _, o in table} == {"old", "new"}
 
 
+def test_cutover_run_again_after_a_kill_past_the_switch_finishes_it_instead_of_switching_twice(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    run_dir = _verified_run(make_db, pg, tmp_path / "w", pg.schema)
+    config = run_dir.parent / ".env"
+    args = ["cutover", str(run_dir), "--config", str(config), "--target", pg.dsn]
+    # Renames: intent, backup, config, cutover.json: killed entering the fourth.
+    _killed(args, run_dir.parent, "rename", 4, tmp_path / "kill.strace")
+    assert config.read_text() == f"DATABASE_URL={pg.dsn}\n"
+    assert not (run_dir / "cutover.json").exists()
+    again = _run(args, run_dir.parent)
+    assert again.returncode == 0, again.stderr
+    assert "interrupted cutover was found; finished it forwards" in again.stdout
+    assert "cutover done" not in again.stdout  # no second switch over the first
+    assert len(list(config.parent.glob(".env.lite2pg-backup-*"))) == 1
+    assert json.loads((run_dir / "cutover.json").read_text())["state"] == "done"
+    assert "config holds PostgreSQL" in _line(_status(run_dir), "cutover")
+
+
 # --- rollback ---------------------------------------------------------------------------
 
 

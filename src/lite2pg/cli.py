@@ -596,18 +596,23 @@ def cutover_cmd(
     the config and block further SQLite writes, release; then verify the handed-over state.
     If anything fails before the release, the app stays on SQLite, unharmed.
     """
-    from lite2pg import cutover_intent
+    from lite2pg import cutover_intent, intent
     from lite2pg.lifecycle import cutover
+    from lite2pg.protocols import SWITCH
 
-    online_before = cutover_intent.unfinished(run_dir)
+    interrupted = [
+        kind for kind in (cutover_intent.KIND, SWITCH) if intent.unfinished(run_dir, kind)
+    ]
     try:
-        dsn = run_target(run_dir, target_uri).dsn if online_before is not None else None
+        dsn = run_target(run_dir, target_uri).dsn if interrupted else None
     except Lite2pgError as e:
         _fail(e)
     recover_run(run_dir, target_uri, dsn=dsn)
-    after = cutover_intent.read(run_dir)
-    if online_before is not None and after is not None and "forwards" in after.state:
-        return  # the interrupted online cutover is done now
+    for kind in interrupted:
+        after = intent.read(run_dir, kind)
+        switched = after is not None and after.data.get("action") != "restore"
+        if after is not None and switched and "forwards" in after.state:
+            return  # the interrupted cutover is done now: not a second switch over it
     if online:
         _cutover_online(
             run_dir, config, key, target_uri, smoke, smoke_timeout, max_lag, lock_wait,

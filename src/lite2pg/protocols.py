@@ -113,7 +113,12 @@ def undo_switch(run_dir: Path, change: ConfigChange, state: str) -> None:
     started = intent.begin(
         run_dir, SWITCH, RESTORE_STEPS, action="restore", change=change.as_dict(), state=state,
     )  # fmt: skip
-    restore(change)
+    try:
+        restore(change)
+    except BaseException:
+        if _sha256(change.path) != _sha256(change.backup):
+            intent.finish(run_dir, started, "failed: the config was not restored")
+        raise
     save_cutover(run_dir, change, state)
     intent.finish(run_dir, started, "done")
 
