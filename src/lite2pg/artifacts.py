@@ -41,6 +41,7 @@ manifest says which they are.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import hashlib
@@ -54,7 +55,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from lite2pg.errors import Lite2pgError
 from lite2pg.source import InvalidText, quote_ident, stream_query
@@ -70,8 +71,11 @@ __all__ = [
     "Journal",
     "Manifest",
     "ManifestFile",
+    "atomic_json",
     "atomic_write",
+    "atomic_writer",
     "describe_file",
+    "fsync_dir",
     "read_manifest",
     "read_table_csv",
     "verify_file",
@@ -354,10 +358,16 @@ def read_table_csv(path: Path) -> Iterator[list[tuple[object, ...]]]:
 # --- files, manifest ---------------------------------------------------------------------
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, exact_mode: bool = False) -> None:
-    """Replace `path` with `data` atomically: temp file in the same directory, fsync, rename.
+@contextlib.contextmanager
+def atomic_writer(path: Path, *, mode: int = 0o644, exact_mode: bool = False) -> Iterator[BinaryIO]:
+    """A file that appears under `path` only whole and durable: written under a temporary
+    name in the same directory, fsynced, renamed over `path`, the directory fsynced.
 
-    The file is created with `mode` (narrowed by the umask, unless `exact_mode`).
+    Every file a later command trusts (run.json, the journal, the manifest, evidence,
+    reports, intents, the app's config) is written through here or `atomic_write`, so a
+    kill or a power cut leaves the old file or the new one, never a torn one. The file is
+    created with `mode` (narrowed by the umask, unless `exact_mode`). An exception inside
+    the block removes the temporary file and leaves `path` as it was.
     """
     tmp = _tmp_name(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
@@ -365,7 +375,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, exact_mode: bool
         if exact_mode:
             os.fchmod(fd, mode)  # before any data: the umask only ever narrows it
         with open(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -373,6 +383,19 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, exact_mode: bool
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def atomic_write(
+    path: Path, data: bytes | str, *, mode: int = 0o644, exact_mode: bool = False
+) -> None:
+    """Replace `path` with `data` (text is written as UTF-8) durably: see `atomic_writer`."""
+    with atomic_writer(path, mode=mode, exact_mode=exact_mode) as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def atomic_json(path: Path, data: Any, *, mode: int = 0o644) -> None:
+    """`data` as indented JSON (non-ASCII kept as is), durably: see `atomic_writer`."""
+    atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", mode=mode)
 
 
 def file_sha256(path: Path) -> str:

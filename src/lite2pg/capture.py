@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from lite2pg import installed, source
+from lite2pg.artifacts import atomic_json
 from lite2pg.errors import SourceError, UsageError
 from lite2pg.source import Table, quote_ident
 
@@ -365,9 +365,7 @@ def write_capture_file(run_dir: Path, snap: Path, mode: str = "triggers") -> int
         path.unlink(missing_ok=True)
         return None
     data = {"mode": mode, "snapshot_seq": seq, "at": time.time()}
-    tmp = run_dir / (CAPTURE_FILE + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_json(path, data)
     return seq
 
 

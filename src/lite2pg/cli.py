@@ -380,6 +380,7 @@ def verify_cmd(
     from lite2pg.verify import verify
 
     err = Console(stderr=True)
+    recover_run(run_dir, target_uri)
     try:
         target = run_target(run_dir, target_uri)
         if err.is_terminal:
@@ -513,6 +514,18 @@ def load_cmd(
     sys.exit(report.exit_code(allow_rejects))
 
 
+def recover_run(run_dir: Path, target_uri: str | None, *, dsn: str | None = None) -> None:
+    """Finish what a crash interrupted in the run (protocols.py), one line for each."""
+    from lite2pg.protocols import recover
+
+    try:
+        lines = recover(run_dir, lambda: run_target(run_dir, target_uri), dsn=dsn)
+    except Lite2pgError as e:
+        _fail(e)
+    for line in lines:
+        click.echo(line)
+
+
 @main.command("status")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def status_cmd(run_dir: Path) -> None:
@@ -583,18 +596,23 @@ def cutover_cmd(
     the config and block further SQLite writes, release; then verify the handed-over state.
     If anything fails before the release, the app stays on SQLite, unharmed.
     """
-    from lite2pg.cutover_intent import recover, unfinished
+    from lite2pg import cutover_intent, intent
     from lite2pg.lifecycle import cutover
+    from lite2pg.protocols import SWITCH
 
-    if unfinished(run_dir) is not None:  # an interrupted online cutover: finish it first
-        try:
-            recovered = recover(run_dir, run_target(run_dir, target_uri).dsn)
-        except Lite2pgError as e:
-            _fail(e)
-        if recovered is not None:
-            click.echo(str(recovered))
-            if recovered.forwards:
-                return
+    interrupted = [
+        kind for kind in (cutover_intent.KIND, SWITCH) if intent.unfinished(run_dir, kind)
+    ]
+    try:
+        dsn = run_target(run_dir, target_uri).dsn if interrupted else None
+    except Lite2pgError as e:
+        _fail(e)
+    recover_run(run_dir, target_uri, dsn=dsn)
+    for kind in interrupted:
+        after = intent.read(run_dir, kind)
+        switched = after is not None and after.data.get("action") != "restore"
+        if after is not None and switched and "forwards" in after.state:
+            return  # the interrupted cutover is done now: not a second switch over it
     if online:
         _cutover_online(
             run_dir, config, key, target_uri, smoke, smoke_timeout, max_lag, lock_wait,
@@ -651,6 +669,7 @@ def rollback_cmd(run_dir: Path, target_uri: str | None, drop: bool, reload_: boo
     """
     from lite2pg.lifecycle import rollback
 
+    recover_run(run_dir, target_uri)
     try:
         result = rollback(run_dir, run_target(run_dir, target_uri), drop=drop, reload=reload_)
     except Lite2pgError as e:

@@ -99,6 +99,7 @@ def sync_cmd(
 
     Example: lite2pg sync .lite2pg/runs/20261124T101500Z --follow
     """
+    from lite2pg.cli import recover_run
     from lite2pg.sync import Round, sync
 
     stopping = False
@@ -118,6 +119,7 @@ def sync_cmd(
             click.echo(str(r))
             last_print = now
 
+    recover_run(run_dir, target_uri)
     try:
         total = sync(
             run_dir, run_target(run_dir, target_uri), follow=follow, interval=interval,

@@ -23,12 +23,12 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from lite2pg import capture
-from lite2pg.artifacts import atomic_write
+from lite2pg import intent as intent_mod
+from lite2pg.artifacts import atomic_json
 from lite2pg.cutover import (
     BACKUP_INFIX,
     ConfigChange,
@@ -38,14 +38,17 @@ from lite2pg.cutover import (
 )
 from lite2pg.errors import SyncError
 
-INTENT_FILE = "cutover-intent.json"
+KIND = "cutover"
+INTENT_FILE = f"{KIND}{intent_mod.SUFFIX}"  # cutover-intent.json
 CUTOVER_FILE = "cutover.json"  # the same name lifecycle's status reads
 STEPS = [
     "postgresql: commit the drained changes",
     "sqlite: commit the write block",
     "config: switch to postgresql",
 ]
-STARTED = "started"
+STARTED = intent_mod.STARTED
+
+Intent = intent_mod.Intent
 
 
 def _now() -> str:
@@ -59,61 +62,30 @@ def _sha256(path: Path) -> str:
         return ""
 
 
-@dataclass
-class Intent:
-    """What an online cutover is about to change (no password: the target is redacted)."""
-
-    config: str
-    key: str | None
-    source: str
-    tables: list[str]
-    target_redacted: str
-    config_sha256: str  # the config file before the switch
-    steps: list[str] = field(default_factory=lambda: list(STEPS))
-    state: str = STARTED
-    started_at: str = field(default_factory=_now)
-    finished_at: str = ""
-
-    def write(self, run_dir: Path) -> None:
-        data = json.dumps(asdict(self), indent=2) + "\n"
-        atomic_write(run_dir / INTENT_FILE, data.encode(), mode=0o600)
-
-
 def begin(
     run_dir: Path, config: Path, key: str | None, source: Path, tables: Sequence[str], dsn: str
 ) -> Intent:
-    """Write the intent record, durably, before the cutover's first change."""
-    intent = Intent(
-        config=str(config.absolute()),
-        key=key,
-        source=str(source),
-        tables=list(tables),
-        target_redacted=redact_url(dsn),
-        config_sha256=_sha256(config),
-    )
-    intent.write(run_dir)
-    return intent
+    """Write the intent record, durably, before the cutover's first change (no password:
+    the target is redacted)."""
+    return intent_mod.begin(
+        run_dir, KIND, STEPS,
+        config=str(config.absolute()), key=key, source=str(source), tables=list(tables),
+        target_redacted=redact_url(dsn), config_sha256=_sha256(config),
+    )  # fmt: skip
 
 
 def finish(run_dir: Path, intent: Intent, state: str) -> None:
     """The done record: how the cutover ended."""
-    intent.state = state
-    intent.finished_at = _now()
-    intent.write(run_dir)
+    intent_mod.finish(run_dir, intent, state)
 
 
 def read(run_dir: Path) -> Intent | None:
-    try:
-        data: dict[str, Any] = json.loads((run_dir / INTENT_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return Intent(**data)
+    return intent_mod.read(run_dir, KIND)
 
 
 def unfinished(run_dir: Path) -> Intent | None:
     """The intent of a cutover that was interrupted (started, never finished), if any."""
-    intent = read(run_dir)
-    return intent if intent is not None and intent.state == STARTED else None
+    return intent_mod.unfinished(run_dir, KIND)
 
 
 @dataclass
@@ -144,20 +116,21 @@ class Found:
 
 def inspect(intent: Intent) -> Found:
     """Read the config and SQLite's triggers as they are now (changes nothing)."""
-    config = Path(intent.config)
-    value = current_value(config, intent.key)
-    if _sha256(config) == intent.config_sha256:
+    d = intent.data
+    config = Path(d["config"])
+    value = current_value(config, d["key"])
+    if _sha256(config) == d["config_sha256"]:
         switched: bool | None = False
-    elif redact_url(value) == intent.target_redacted:
+    elif redact_url(value) == d["target_redacted"]:
         switched = True
     else:
         switched = None
-    conn = sqlite3.connect(f"file:{intent.source}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"file:{d['source']}?mode=ro", uri=True)
     try:
-        blocked = capture.blocked(conn, intent.tables)
+        blocked = capture.blocked(conn, d["tables"])
     finally:
         conn.close()
-    return Found(redact_url(value), switched, blocked, intent.tables)
+    return Found(redact_url(value), switched, blocked, list(d["tables"]))
 
 
 @dataclass
@@ -224,26 +197,28 @@ def recover(run_dir: Path, dsn: str | None = None) -> Recovered | None:
     if intent is None:
         return None
     found = inspect(intent)
-    config = Path(intent.config)
+    d = intent.data
+    config = Path(d["config"])
     if found.config_switched is None:
         raise SyncError(
             f"an interrupted online cutover left {config} changed by someone else ({found})",
             f"set the database URL by hand, then remove {run_dir / INTENT_FILE}",
         )
-    source = Path(intent.source)
+    source = Path(d["source"])
+    tables: list[str] = list(d["tables"])
     change: ConfigChange | None = None
     if found.config_switched:
-        _set_block(source, intent.tables, on=True)  # idempotent; there already in this order
+        _set_block(source, tables, on=True)  # idempotent; there already in this order
         backup = _latest_backup(config)
-        old = redact_url(current_value(backup, intent.key)) if backup.exists() else "?"
+        old = redact_url(current_value(backup, d["key"])) if backup.exists() else "?"
         change = ConfigChange(
             config.resolve(), backup, old, found.config_value_redacted,
-            intent.key or "DATABASE_URL", _sha256(config),
+            d["key"] or "DATABASE_URL", _sha256(config),
         )  # fmt: skip
-    elif found.blocked and dsn is not None and redact_url(dsn) == intent.target_redacted:
-        change = switch_config(config, dsn, key=intent.key)
+    elif found.blocked and dsn is not None and redact_url(dsn) == d["target_redacted"]:
+        change = switch_config(config, dsn, key=d["key"])
     if change is None:
-        _set_block(source, intent.tables, on=False)
+        _set_block(source, tables, on=False)
         finish(run_dir, intent, "finished backwards after an interruption")
         return Recovered(found, forwards=False)
     if not _recorded_since(run_dir, intent):  # killed before the cutover's own record
@@ -252,7 +227,7 @@ def recover(run_dir: Path, dsn: str | None = None) -> Recovered | None:
             "at": _now(),
             "change": change.as_dict(),
         }
-        atomic_write(run_dir / CUTOVER_FILE, (json.dumps(record, indent=2) + "\n").encode())
+        atomic_json(run_dir / CUTOVER_FILE, record)
     finish(run_dir, intent, "finished forwards after an interruption")
     return Recovered(found, forwards=True, change=change)
 

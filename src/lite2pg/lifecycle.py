@@ -13,19 +13,27 @@ import json
 import os
 import random
 import shutil
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from psycopg import sql
 
-from lite2pg import capture, cutover_intent, evidence, quarantine, source
-from lite2pg.artifacts import Journal, Manifest, atomic_write, write_manifest
-from lite2pg.cutover import ConfigChange, SmokeResult, restore, run_smoke_command, switch_config
+from lite2pg import capture, cutover_intent, evidence, protocols, source
+from lite2pg.artifacts import Journal, Manifest, write_manifest
+from lite2pg.cutover import (
+    ConfigChange,
+    SmokeResult,
+    current_value,
+    redact_url,
+    run_smoke_command,
+)
 from lite2pg.errors import Lite2pgError, TargetError, file_errors
 from lite2pg.existing import existing_maps
 from lite2pg.export import export_tables, record_tables, tables_to_export
 from lite2pg.layout import create_maps
+from lite2pg.protocols import recover
 from lite2pg.run import apply_profile, migrate
 from lite2pg.rundir import (
     SNAPSHOT_NAME,
@@ -35,7 +43,7 @@ from lite2pg.rundir import (
     read_run_file,
     write_run_file,
 )
-from lite2pg.sync import forget_sync_state
+from lite2pg.runtarget import run_target
 from lite2pg.target import Target, connect
 from lite2pg.transforms.passwords import is_hash, is_unusable, verify_password
 
@@ -127,6 +135,10 @@ def status(run_dir: Path) -> Status:
     out = Status(str(run_dir))
     if not (run_dir / "run.json").exists():
         raise RunStateError(run_dir, "not a lite2pg run directory", "give a directory migrate made")
+    # An interrupted step is finished first (forwards or backwards), then the state shown;
+    # PostgreSQL is asked only when a step needs it (a publish or a rollback).
+    for line in recover(run_dir, lambda: run_target(run_dir, None)):
+        out.steps.append(("recovered", line))
     journal = (
         json.loads((run_dir / "journal.json").read_text())
         if (run_dir / "journal.json").exists()
@@ -164,14 +176,6 @@ def status(run_dir: Path) -> Status:
             ("online", f"prepared source; snapshot at change {info['snapshot_seq']} "
              "(lite2pg sync RUN shows the lag)")
         )  # fmt: skip
-    # An interrupted online cutover is finished first (forwards or backwards), then shown.
-    try:
-        recovered = cutover_intent.recover(run_dir)
-    except Lite2pgError as e:
-        out.steps.append(("cutover", f"INTERRUPTED, not finished: {e}"))
-        return out
-    if recovered is not None:
-        out.steps.append(("recovered", str(recovered)))
     out.steps.append(("cutover", _cutover_state(run_dir)))
     return out
 
@@ -207,13 +211,47 @@ def _streamed(run_dir: Path, stages: dict[str, Any]) -> bool:
 
 
 def _cutover_state(run_dir: Path) -> str:
-    path = run_dir / CUTOVER_FILE
-    if not path.exists():
+    data = protocols.read_cutover(run_dir)
+    if data is None:
         return cutover_intent.describe(run_dir) or "not run"
-    data = json.loads(path.read_text())
-    state = data.get("state", "done")
+    state = str(data.get("state", "done"))
     freeze = f", write freeze {data['freeze_ms']} ms" if "freeze_ms" in data else ""
-    return f"{state}: {data['change']['path']}{freeze}"
+    line = f"{state}: {data['change']['path']}{freeze}"
+    return line + "; " + "; ".join(_truth(run_dir, state, data["change"]))
+
+
+def _truth(run_dir: Path, state: str, change: dict[str, Any]) -> list[str]:
+    """What the config and SQLite's write block hold now, read afresh (status never
+    repeats a record without checking it)."""
+    out: list[str] = []
+    try:
+        now = redact_url(current_value(Path(change["path"]), change.get("key") or None))
+    except (Lite2pgError, OSError) as e:
+        return [f"the config cannot be read: {e}"]
+    if now == change.get("new_value_redacted"):
+        out.append("config holds PostgreSQL")
+    elif now == change.get("old_value_redacted"):
+        out.append("config holds SQLite")
+    else:
+        out.append(f"config holds {now} (changed since)")
+    online = cutover_intent.read(run_dir)
+    if state.startswith("done (online") and online is not None:
+        tables = list(online.data.get("tables", []))
+        try:
+            conn = sqlite3.connect(f"file:{online.data['source']}?mode=ro", uri=True)
+            try:
+                blocked = capture.blocked(conn, tables)
+            finally:
+                conn.close()
+        except sqlite3.Error as e:
+            out.append(f"SQLite's write block cannot be read: {e}")
+        else:
+            n = len(blocked)
+            out.append(
+                "SQLite refuses writes" if n == len(tables)
+                else f"SQLite write block on only {n} of {len(tables)} table(s)"
+            )  # fmt: skip
+    return out
 
 
 @dataclass
@@ -253,26 +291,15 @@ def cutover(
             run_dir, "the run has not passed verify", "run lite2pg verify RUN first"
         )
     logins = _check_logins(run_dir, target, sample)
-    change = switch_config(config, target.dsn, key=key)
-    _save_cutover(run_dir, change, "done")
+    change = protocols.switch(run_dir, config, target.dsn, key)
     result: SmokeResult | None = None
     if smoke:
         env = dict(os.environ, DATABASE_URL=target.dsn)
         result = run_smoke_command(smoke, env=env, timeout=smoke_timeout)
         if not result.ok:
-            restore(change)
-            _save_cutover(run_dir, change, "restored after a failed smoke command")
+            protocols.undo_switch(run_dir, change, "restored after a failed smoke command")
             result.raise_on_failed()
     return CutoverResult(change, logins, result)
-
-
-def _save_cutover(run_dir: Path, change: ConfigChange, state: str) -> None:
-    data = {
-        "state": state,
-        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "change": change.as_dict(),
-    }
-    atomic_write(run_dir / CUTOVER_FILE, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def _check_logins(run_dir: Path, target: Target, sample: int) -> int:
@@ -363,38 +390,18 @@ def rollback(
     tables = [str(t["target"]) for t in report.get("tables", [])]
     if not tables:
         raise RunStateError(run_dir, "the run loaded no table", "nothing to roll back")
-    cut = run_dir / CUTOVER_FILE
-    if cut.exists() and json.loads(cut.read_text()).get("state") == "done (online)":
+    cut = protocols.read_cutover(run_dir) or {}
+    if str(cut.get("state", "")).startswith("done (online"):
         raise RunStateError(
             run_dir,
             "this run was cut over online: the app writes to PostgreSQL, and emptying its "
             "tables would destroy those writes",
             "to go back, point the app at SQLite yourself after lite2pg cleanup SOURCE",
         )
-    conn = connect(target, autocommit=False)
-    try:
-        with conn.transaction():
-            names = sql.SQL(", ").join(
-                sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(t)) for t in tables
-            )
-            verb = "DROP TABLE {} CASCADE" if drop else "TRUNCATE {}"
-            conn.execute(sql.SQL(verb).format(names))
-            run_id = json.loads((run_dir / "run.json").read_text()).get("id") or run_dir.name
-            quarantine.drop(conn, str(run_id))
-            # An online sync's position no longer holds for emptied tables: the next sync
-            # (after --reload) starts again from the snapshot.
-            forget_sync_state(conn, run_dir)
-    finally:
-        conn.close()
-    restored = None
-    cut = run_dir / CUTOVER_FILE
-    if cut.exists():
-        data = json.loads(cut.read_text())
-        if data.get("state") == "done":
-            change = ConfigChange.from_dict(data["change"])
-            restore(change)
-            _save_cutover(run_dir, change, "restored by rollback")
-            restored = str(change.path)
+    change = ConfigChange.from_dict(cut["change"]) if cut.get("state") == "done" else None
+    run_id = json.loads((run_dir / "run.json").read_text()).get("id") or run_dir.name
+    protocols.rollback_tables(run_dir, target, schema, tables, drop, str(run_id), change)
+    restored = str(change.path) if change is not None else None
     reloaded = None
     if reload:
         _, opts = read_run_file(run_dir)

@@ -32,7 +32,7 @@ from typing import Any
 import psycopg
 
 from lite2pg import capture, cutover_intent, evidence, source
-from lite2pg.artifacts import atomic_write
+from lite2pg.artifacts import atomic_json, atomic_write
 from lite2pg.cutover import ConfigChange, SmokeResult, run_smoke_command, switch_config
 from lite2pg.rows import safe_filename
 from lite2pg.rundir import RUN_FILE, SNAPSHOT_NAME
@@ -279,9 +279,7 @@ def _final_run_dir(run_dir: Path, s: Syncer, lines: list[dict[str, Any]]) -> Pat
     final.mkdir(mode=0o700)
     shutil.copy2(run_dir / RUN_FILE, final / RUN_FILE)
     source.snapshot(s.source_path, final / SNAPSHOT_NAME)
-    (final / "report.json").write_text(
-        json.dumps({"tables": lines, "mode": "online cutover"}, indent=2) + "\n"
-    )
+    atomic_json(final / "report.json", {"tables": lines, "mode": "online cutover"})
     for name in (KEY_FILE, CACHE_FILE):
         if (run_dir / name).exists():
             _copy_private(run_dir / name, final / name)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from lite2pg.artifacts import atomic_json
 from lite2pg.load import PhaseResult, TableResult
 
 REPORT_VERSION = 1
@@ -175,9 +174,7 @@ class RunReport:
         return out
 
     def write_json(self, path: Path) -> None:
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.as_dict(), indent=2, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
+        atomic_json(path, self.as_dict())
 
     def __str__(self) -> str:
         return self.verdict()

@@ -9,10 +9,11 @@ report.json never holds a secret, so neither does this page.
 from __future__ import annotations
 
 import html
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from lite2pg.artifacts import atomic_write
 
 __all__ = ["render_html", "write_html"]
 
@@ -49,9 +50,7 @@ ul.problems li{color:#7f1d1d}
 
 def write_html(path: Path, data: dict[str, Any]) -> None:
     """Write report.html for a report.json dict (atomically)."""
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(render_html(data), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, render_html(data))
 
 
 def render_html(data: dict[str, Any]) -> str:

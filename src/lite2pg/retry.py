@@ -39,7 +39,7 @@ import psycopg
 from psycopg import sql
 
 from lite2pg import evidence, keys, quarantine, source
-from lite2pg.artifacts import atomic_write
+from lite2pg.artifacts import atomic_write, fsync_dir
 from lite2pg.errors import Lite2pgError, TargetError
 from lite2pg.existing import existing_maps
 from lite2pg.layout import create_maps, parents_first, table_plan
@@ -448,6 +448,8 @@ def _finish(run_dir: Path, target: Target) -> None:
         if entry is not None and entry.get("rejected", 0) == t["retried"]:
             entry["loaded"] = entry.get("loaded", 0) + t["loaded"]
             entry["rejected"] = t["rejected"]
+    if rejects.is_dir():
+        fsync_dir(rejects)  # the moves above, before report.json says they happened
     shutil.rmtree(new, ignore_errors=True)
     totals = report.setdefault("totals", {})
     for k in ("loaded", "rejected"):

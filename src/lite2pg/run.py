@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg import sql
 
-from lite2pg import capture, caseless, evidence, quarantine, source, workers
+from lite2pg import capture, caseless, evidence, intent, quarantine, source, workers
 from lite2pg.artifacts import MANIFEST_NAME, FileInfo, Journal, Manifest, write_manifest
 from lite2pg.errors import Interrupted, Lite2pgError, TargetError, file_errors
 from lite2pg.exclude import exclude_tables
@@ -49,7 +49,7 @@ from lite2pg.rundir import (
 )
 from lite2pg.runtarget import record_target
 from lite2pg.schema import TableMap
-from lite2pg.staging import check_absent, run_staged
+from lite2pg.staging import PUBLISH, PUBLISH_STEPS, check_absent, publish_done, run_staged
 from lite2pg.target import Target, citext_type, connect, server_failure
 from lite2pg.verify import verify
 
@@ -193,11 +193,23 @@ def _migrate(
             clock.mark("load")
             try:
                 if opts.data_only:
+
+                    def committing() -> None:
+                        assert events is not None
+                        events.committing()
+                        # The load's one transaction is the publish: its intent (with
+                        # the transaction's id) is durable before COMMIT (intent.py).
+                        pub = intent.begin(
+                            run_dir, PUBLISH, PUBLISH_STEPS, schema=opts.schema, stage=None,
+                            tables=[t.name for t in layout.tables],
+                        )  # fmt: skip
+                        intent.mark_commit(conn, run_dir, pub)
+
                     results, phases, maps = run_in_place(
                         conn, src, layout, opts.plan, opts.schema,
                         truncate_first=opts.truncate, batch_size=opts.batch_size,
                         run_dir=run_dir, on_start=events.start, on_progress=events.advance,
-                        on_done=events.done, kept=kept, before_commit=events.committing,
+                        on_done=events.done, kept=kept, before_commit=committing,
                     )  # fmt: skip
                 else:
                     results, phases, maps = run_staged(
@@ -247,11 +259,12 @@ def _migrate(
         raise
     finally:
         src.close()
-    journal.set_stage("load", "done")
     report.tables = results
     report.phases.extend(phases)
     clock.mark("report")
     close_report(report, run_dir, started, schema, layout, maps, phases)
+    journal.set_stage("load", "done")
+    publish_done(run_dir)  # the publish intent's done record: the report says what it did
     if report.rejects_dir:
         keep_rejected(report, run_dir, target, opts.run_id or run_dir.name)
     manifest = Manifest(files={}, tables={})

@@ -9,7 +9,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
-import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lite2pg import source
+from lite2pg.artifacts import atomic_json
 from lite2pg.coerce import CITEXT
 from lite2pg.errors import UsageError
 from lite2pg.exclude import excluded
@@ -130,9 +130,7 @@ def write_run_file(run_dir: Path, source_path: Path, opts: MigrateOptions) -> No
         old = json.loads((run_dir / RUN_FILE).read_text())
         if old.get("id") == opts.run_id and old.get("target"):
             data["target"] = old["target"]
-    tmp = run_dir / (RUN_FILE + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, run_dir / RUN_FILE)
+    atomic_json(run_dir / RUN_FILE, data)
 
 
 def read_run_file(run_dir: Path) -> tuple[Path, MigrateOptions]:

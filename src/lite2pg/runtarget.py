@@ -7,12 +7,12 @@ names another. The recorded conninfo never holds a password: libpq finds it agai
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import psycopg.conninfo
 
+from lite2pg.artifacts import atomic_json
 from lite2pg.errors import UsageError
 from lite2pg.rundir import RUN_FILE
 from lite2pg.target import RECORDED, Target, resolve, start_embedded
@@ -44,9 +44,7 @@ def record_target(run_dir: Path, target: Target) -> None:
         "origin": target.origin,
         "embedded_dir": str(target.embedded_dir) if target.embedded_dir else None,
     }
-    tmp = run_dir / (RUN_FILE + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_json(path, data)
 
 
 def recorded_target(run_dir: Path) -> dict[str, Any] | None:

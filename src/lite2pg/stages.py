@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import decimal
-import os
+import io
 import re
 import time
 from collections.abc import Iterator
@@ -25,6 +25,7 @@ from lite2pg.artifacts import (
     READ_BATCH_SIZE,
     Journal,
     Manifest,
+    atomic_writer,
     describe_file,
     encode_value,
     read_manifest,
@@ -61,7 +62,14 @@ from lite2pg.rundir import SNAPSHOT_NAME, read_run_file, write_run_file
 from lite2pg.runtarget import record_target
 from lite2pg.schema import TableMap, create_table_sql
 from lite2pg.sinks import COPY_SUFFIX, copy_path
-from lite2pg.staging import check_absent, drop_stage, open_stage, publish, staged_maps
+from lite2pg.staging import (
+    check_absent,
+    drop_stage,
+    open_stage,
+    publish,
+    publish_done,
+    staged_maps,
+)
 from lite2pg.target import Target, connect, server_failure
 
 
@@ -138,18 +146,16 @@ def _manifest(run_dir: Path) -> Manifest:
 def _write_rows(path: Path, header: list[str], batches: Iterator[list[tuple[Any, ...]]]) -> int:
     """Rows to an RFC 4180 CSV in the artifacts' encoding, atomically; returns the count."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     count = 0
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(fd, "w", encoding="utf-8", newline="") as f:
+    with atomic_writer(path, mode=0o600) as raw:
+        f = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         writer = csv.writer(f, lineterminator="\r\n")
         writer.writerow(header)
         for batch in batches:
             writer.writerows([encode_value(_csv_value(v)) for v in row] for row in batch)
             count += len(batch)
         f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+        f.detach()  # atomic_writer fsyncs and closes the file itself
     return count
 
 
@@ -342,6 +348,7 @@ def load(
     close_report(report, run_dir, started, schema, layout, maps, phases)
     evidence.write_evidence(run_dir, "load")
     journal.set_stage("load", "done")
+    publish_done(run_dir)  # the publish intent's done record: the report says what it did
     if verify:
         verify_into(report, run_dir, target, progress)
     return report
@@ -421,7 +428,7 @@ def _load_staged(
             parts.append(keys.finish_table(conn, stage, tm, names))
         phases = keys.merge_phases(parts)
         phases.append(keys.build_foreign_keys(conn, stage, maps, names))
-        phases.append(publish(conn, stage, dest, maps, schema.views, drop=drop))
+        phases.append(publish(conn, stage, dest, maps, schema.views, drop=drop, run_dir=run_dir))
     except BaseException:
         drop_stage(conn, stage)
         raise

@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from lite2pg import keys, source
+from lite2pg import intent, keys, source
 from lite2pg.artifacts import FileInfo
 from lite2pg.coerce import CITEXT
 from lite2pg.errors import TargetError
@@ -246,7 +246,7 @@ def run_staged(
             )
         )
         on_phase("publish")
-        phases.append(publish(conn, stage, dest, maps, schema.views, drop=drop))
+        phases.append(publish(conn, stage, dest, maps, schema.views, drop=drop, run_dir=run_dir))
     except BaseException:
         drop_stage(conn, stage)
         raise
@@ -353,6 +353,13 @@ def open_stage(conn: psycopg.Connection[Any], dest: str) -> str:
     return stage
 
 
+PUBLISH = "publish"  # the intent kind (intent.py)
+PUBLISH_STEPS = [
+    "postgresql: the staged tables into the target schema, in one transaction",
+    "run directory: the journal and report.json",
+]
+
+
 def publish(
     conn: psycopg.Connection[Any],
     stage: str,
@@ -361,8 +368,43 @@ def publish(
     views: Sequence[source.Skipped],
     *,
     drop: bool,
+    run_dir: Path | None = None,
 ) -> PhaseResult:
-    """In one transaction: every staged table into the target schema, then the views."""
+    """In one transaction: every staged table into the target schema, then the views.
+
+    With `run_dir`, the publish intent is written first and the transaction's id recorded
+    in it before COMMIT (intent.py); the caller finishes it (`publish_done`) once the run's
+    journal and report say what was published.
+    """
+    started = (
+        intent.begin(
+            run_dir, PUBLISH, PUBLISH_STEPS, schema=dest, stage=stage,
+            tables=[tm.target for tm in maps],
+        )
+        if run_dir is not None
+        else None
+    )  # fmt: skip
+    try:
+        views_phase = _publish(conn, stage, dest, maps, views, drop=drop, run_dir=run_dir,
+                               started=started)  # fmt: skip
+    except BaseException:
+        if started is not None and run_dir is not None and started.xid is None:
+            intent.finish(run_dir, started, "failed before COMMIT: nothing was published")
+        raise  # past COMMIT's start, the outcome is the server's: recovery asks it
+    return views_phase
+
+
+def _publish(
+    conn: psycopg.Connection[Any],
+    stage: str,
+    dest: str,
+    maps: list[TableMap],
+    views: Sequence[source.Skipped],
+    *,
+    drop: bool,
+    run_dir: Path | None,
+    started: intent.Intent | None,
+) -> PhaseResult:
     with conn.transaction():
         lock_wait(conn)  # an app's open transaction on a table --drop replaces
         check_absent(conn, dest, maps, drop=drop, now=True)
@@ -376,7 +418,16 @@ def publish(
         conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(dest)))
         views_phase = keys.create_views(conn, dest, views, maps)
         conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(stage)))
+        if started is not None and run_dir is not None:
+            intent.mark_commit(conn, run_dir, started)
     return views_phase
+
+
+def publish_done(run_dir: Path) -> None:
+    """The done record of a publish, once the journal and report.json say what it did."""
+    found = intent.read(run_dir, PUBLISH)
+    if found is not None and found.state == intent.STARTED:
+        intent.finish(run_dir, found, "done")
 
 
 def drop_stage(conn: psycopg.Connection[Any], stage: str) -> None:

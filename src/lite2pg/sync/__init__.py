@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from lite2pg.errors import SyncError
 from lite2pg.sync._common import ROUND_LIMIT, STATE_SCHEMA, Round, TableSync, reject_key, run_id
-from lite2pg.sync._state import forget_sync_state
+from lite2pg.sync._state import forget_sync_state, mark_cut_over
 from lite2pg.sync._syncer import Syncer, sync
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "Syncer",
     "TableSync",
     "forget_sync_state",
+    "mark_cut_over",
     "reject_key",
     "run_id",
     "sync",

@@ -190,3 +190,19 @@ def forget_sync_state(conn: psycopg.Connection[Any], run_dir: Path) -> None:
             sql.SQL("DELETE FROM {} WHERE run = %s").format(qualified(STATE_SCHEMA, table)),
             (run_id(run_dir),),
         )
+
+
+def mark_cut_over(conn: psycopg.Connection[Any], run_dir: Path) -> bool:
+    """Record that a run was cut over (an interrupted online cutover finished forwards), so
+    sync refuses it from now on; idempotent. False when the run never synced."""
+    exists = conn.execute("SELECT to_regclass(%s)", (f"{STATE_SCHEMA}.sync_state",)).fetchone()
+    if not exists or exists[0] is None:
+        return False
+    cur = conn.execute(
+        sql.SQL(
+            "UPDATE {} SET state = 'cut over', updated_at = now() "
+            "WHERE run = %s AND state <> 'cut over'"
+        ).format(qualified(STATE_SCHEMA, "sync_state")),
+        (run_id(run_dir),),
+    )
+    return cur.rowcount > 0

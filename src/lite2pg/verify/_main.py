@@ -6,7 +6,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -18,6 +17,7 @@ from typing import Any
 from psycopg import sql
 
 from lite2pg import source
+from lite2pg.artifacts import atomic_json
 from lite2pg.coerce import Family, converter
 from lite2pg.errors import TransformError
 from lite2pg.layout import parents_first, table_plan
@@ -151,9 +151,7 @@ class _Background:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_json(path, data)
 
 
 def _verify(
