@@ -21,7 +21,14 @@ from psycopg import sql
 
 from lite2pg import capture, cutover_intent, evidence, quarantine, source
 from lite2pg.artifacts import Journal, Manifest, atomic_write, write_manifest
-from lite2pg.cutover import ConfigChange, SmokeResult, restore, run_smoke_command, switch_config
+from lite2pg.cutover import (
+    ConfigChange,
+    SmokeResult,
+    current_value,
+    restore,
+    run_smoke_command,
+    switch_config,
+)
 from lite2pg.errors import Lite2pgError, TargetError, file_errors
 from lite2pg.existing import existing_maps
 from lite2pg.export import export_tables, record_tables, tables_to_export
@@ -251,6 +258,14 @@ def cutover(
     if not checked or not checked.get("ok"):
         raise RunStateError(
             run_dir, "the run has not passed verify", "run lite2pg verify RUN first"
+        )
+    if current_value(config, key) == target.dsn:
+        # Switching again would back up the PostgreSQL URL as the value to go back to,
+        # and rollback would then "restore" PostgreSQL.
+        raise RunStateError(
+            run_dir,
+            f"{config} already names this target: the cutover is done",
+            "lite2pg status RUN shows it; lite2pg rollback RUN puts the app back on SQLite",
         )
     logins = _check_logins(run_dir, target, sample)
     change = switch_config(config, target.dsn, key=key)
