@@ -170,6 +170,7 @@ def parse(log: Path, base: Path) -> tuple[list[Call], str | None]:
         if ret == "?":
             last = f"{name}#{n}"  # entered, never returned: where the kill landed
             continue
+        last = None
         c = _CALL.match(rest)
         args = c["args"] if c else ""
         what = _describe(name, args, ret, base, sent.setdefault(args.split("<", 1)[0], []))

@@ -465,10 +465,20 @@ class App:
         )  # fmt: skip
 
     def stop(self) -> set[int]:
+        """Stop it; the ids it was told OK for."""
         self.stop_file.touch()
         _, err = self.proc.communicate(timeout=60)
         assert self.proc.returncode == 0, err
+        return self.told_ok()
+
+    def told_ok(self) -> set[int]:
         return {int(x) for x in self.oks.read_text().split()} if self.oks.exists() else set()
+
+    def kill(self) -> None:
+        """After a failed case: nothing left running."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate(timeout=60)
 
 
 @dataclass
@@ -510,6 +520,7 @@ def test_online_cutover_killed_after_any_state_change_loses_no_write_the_app_was
 ) -> None:  # fmt: skip
     sweep = Sweep("cutover --online", strace, tmp_path, budget, request)
     worlds: list[Online] = []
+    apps: list[App] = []
 
     def cmd(w: Online) -> list[str]:
         return [*LITE2PG, "cutover", str(w.run), "--config", str(w.config), "--target",
@@ -521,6 +532,7 @@ def test_online_cutover_killed_after_any_state_change_loses_no_write_the_app_was
         lite = sqlite_rows(w.db)
         assert {r[0] for r in lite["notes"]} >= oks
         assert lite["notes"][: len(w.rows_before["notes"])] == w.rows_before["notes"]
+        assert lite["tags"] == w.rows_before["tags"]  # the app writes notes only
         pg = pg_rows(pg_dsn, w.schema)
         assert pg["notes"] == lite["notes"] and pg["tags"] == lite["tags"]
         assert user_schema(w.db) == w.schema_before  # only _lite2pg_* objects were added
@@ -532,11 +544,13 @@ def test_online_cutover_killed_after_any_state_change_loses_no_write_the_app_was
     try:
         w = world()
         app = App(w.db, w.dir)
+        apps.append(app)
         points = sweep.reference(cmd(w))
         check(w, app.stop())
         for point in points:
             w = world()
             app = App(w.db, w.dir)
+            apps.append(app)
             run = sweep.kill(cmd(w), point)
             status_answers(w.run)  # finishes an interrupted cutover, either way
             forwards = w.on_postgresql()
@@ -544,12 +558,14 @@ def test_online_cutover_killed_after_any_state_change_loses_no_write_the_app_was
             assert w.blocked() == forwards, point.label
             sweep.record(point, run, "new" if forwards else "old")
             if not forwards:  # the app stays on SQLite: its writes so far are there
-                told_ok = app.oks.read_text().split() if app.oks.exists() else []
-                assert {r[0] for r in sqlite_rows(w.db)["notes"]} >= set(map(int, told_ok))
+                told_ok = app.told_ok()  # first: the app writes on, and says OK after
+                assert {r[0] for r in sqlite_rows(w.db)["notes"]} >= told_ok, point.label
                 ok(cli(*cmd(w)[3:], cwd=w.dir))  # the cutover again, the app still writing
             check(w, app.stop())
         sweep.done()
     finally:
+        for a in apps:
+            a.kill()
         for w in worlds:
             drop_schema(pg_dsn, w.schema)
 
