@@ -36,7 +36,11 @@ _TMP = re.compile(r"^\.?(?P<name>.+?)\.\d+\.[0-9a-f]{8}\.tmp$")
 _STAMP = re.compile(r"\d{8}T\d{6}(\.\d+)?Z")  # a backup's or a reload's UTC time
 _COMMIT = '\\vCOMMIT\\0"'  # a simple-query COMMIT as strace prints its bytes
 # The statements a transaction sent before its COMMIT, as a COMMIT's kill point names them.
-_VERB = re.compile(r"\b(INSERT|UPDATE|DELETE|TRUNCATE|DROP|CREATE|ALTER|COPY|SELECT|SET)\b")
+_VERBS = "INSERT|UPDATE|DELETE|TRUNCATE|DROP|CREATE|ALTER|COPY|SELECT|SET"
+# A simple query ("Q", 4 length bytes, the SQL) or a parse ("P", 4 bytes, a statement name
+# ending in NUL, the SQL), as strace escapes bytes: \0, \000, \v, \\ or one character.
+_BYTE = r"(?:\\[0-7]{1,3}|\\.|[^\\])"
+_SQL = re.compile(rf'"(?:Q{_BYTE}{{4}}|P{_BYTE}{{4}}(?:[^\\]|\\[^0])*\\0+)\s*({_VERBS})\b')
 _WRITES = ("INSERT", "UPDATE", "DELETE", "TRUNCATE", "DROP", "CREATE", "ALTER", "COPY")
 
 
@@ -101,7 +105,9 @@ def _describe(name: str, args: str, ret: str, base: Path, verbs: list[str]) -> s
     `verbs`: the statements the connection sent since its last COMMIT."""
     if name == "sendto":
         if _COMMIT not in args:
-            verbs.extend(v for v in _VERB.findall(args) if v not in verbs)
+            m = _SQL.search(args)
+            if m and m[1] not in verbs:
+                verbs.append(m[1])
             return None
         wrote = [v for v in verbs if v in _WRITES]
         verbs.clear()

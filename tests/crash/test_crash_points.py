@@ -23,6 +23,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
@@ -40,6 +41,7 @@ from lite2pg.errors import Lite2pgError
 from lite2pg.lifecycle import cutover, rollback, status
 from lite2pg.run import MigrateOptions, migrate
 from lite2pg.staging import stage_name
+from lite2pg.sync import forget_sync_state
 from lite2pg.target import Target
 
 from .._tables import CRASH_POINT
@@ -135,6 +137,12 @@ def drop_schema(dsn: str, schema: str) -> None:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
+def forget_sync(dsn: str, run_dir: Path) -> None:
+    """The run's sync position and rejected keys (in the shared lite2pg schema)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        forget_sync_state(conn, run_dir)
+
+
 def cli(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*LITE2PG, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
@@ -170,9 +178,32 @@ class Sweep:
     base: Path
     budget: int | None
     request: pytest.FixtureRequest
+    dsn: str = ""  # the server: after a kill, its sessions must be gone before the next run
     env: dict[str, str] = field(default_factory=dict)
     tried: int = 0
     landed: int = 0
+
+    def __post_init__(self) -> None:
+        # libpq names the command's sessions by this, so that the ones a kill left can be
+        # waited for (the server ends them when it reads the closed socket).
+        self.app = f"lite2pg-crash-{uuid.uuid4().hex[:8]}"
+        self.env["PGAPPNAME"] = self.app
+
+    def settle(self) -> None:
+        """Until the killed command's sessions are gone (their locks with them)."""
+        if not self.dsn:
+            return
+        deadline = time.monotonic() + 30
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while time.monotonic() < deadline:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                    (self.app,),
+                ).fetchone()
+                if row and row[0] == 0:
+                    return
+                time.sleep(0.02)
+        pytest.fail(f"sessions of a killed command still open after 30 s ({self.app})")
 
     def done(self) -> None:
         """Most kills must land: a run that made fewer calls than the reference would
@@ -215,6 +246,7 @@ class Sweep:
             self.strace, cmd, log=self.base / f"kill{self.tried}.strace", base=self.base,
             cwd=self.base, env=self._env(), inject=point.at,
         )  # fmt: skip
+        self.settle()
         return run
 
     def record(self, point: _strace.KillPoint, run: _strace.Run, state: str) -> None:
@@ -257,7 +289,7 @@ def test_migrate_killed_after_any_state_change_leaves_old_or_new_and_runs_again(
     digests = [file_digest(s) for s in srcs]
     target = Target(pg_dsn, "--target")
     flags = ["--drop"] if path == "staged" else ["--data-only", "--truncate"]
-    sweep = Sweep(f"migrate ({path})", strace, tmp_path, budget, request)
+    sweep = Sweep(f"migrate ({path})", strace, tmp_path, budget, request, dsn=pg_dsn)
 
     def cmd(i: int) -> list[str]:
         return [*LITE2PG, "migrate", str(srcs[i % 2]), "--target", pg_dsn, "--schema", schema,
@@ -299,7 +331,7 @@ def test_load_killed_after_any_state_change_leaves_old_or_new_and_runs_again(
         ok(cli("export", str(src), "--run-dir", str(run_dir), "--schema", schema, cwd=tmp_path))
         ok(cli("transform", str(run_dir), cwd=tmp_path))
         runs.append(run_dir)
-    sweep = Sweep("load", strace, tmp_path, budget, request)
+    sweep = Sweep("load", strace, tmp_path, budget, request, dsn=pg_dsn)
 
     def cmd(i: int) -> list[str]:
         return [*LITE2PG, "load", str(runs[i % 2]), "--target", pg_dsn, "--drop"]
@@ -376,7 +408,7 @@ def test_cutover_killed_after_any_state_change_leaves_the_config_whole_and_statu
     strace: str, offline: Offline, request: pytest.FixtureRequest, budget: int | None
 ) -> None:
     w = offline
-    sweep = Sweep("cutover", strace, w.base, budget, request)
+    sweep = Sweep("cutover", strace, w.base, budget, request, dsn=w.dsn)
     cmd = [*LITE2PG, "cutover", str(w.run), "--config", str(w.config), "--target", w.dsn]
     points = sweep.reference(cmd)
     assert w.config_value() == "postgresql"
@@ -402,7 +434,7 @@ def test_rollback_killed_after_any_state_change_never_points_the_app_at_emptied_
     strace: str, offline: Offline, request: pytest.FixtureRequest, budget: int | None
 ) -> None:
     w = offline
-    sweep = Sweep("rollback", strace, w.base, budget, request)
+    sweep = Sweep("rollback", strace, w.base, budget, request, dsn=w.dsn)
     cmd = [*LITE2PG, "rollback", str(w.run), "--target", w.dsn]
     full = pg_rows(w.dsn, w.schema)
     empty: dict[str, list[tuple[Any, ...]]] = {t: [] for t in full}
@@ -518,7 +550,7 @@ def test_online_cutover_killed_after_any_state_change_loses_no_write_the_app_was
     strace: str, pg_dsn: str, tmp_path: Path, request: pytest.FixtureRequest,
     budget: int | None,
 ) -> None:  # fmt: skip
-    sweep = Sweep("cutover --online", strace, tmp_path, budget, request)
+    sweep = Sweep("cutover --online", strace, tmp_path, budget, request, dsn=pg_dsn)
     worlds: list[Online] = []
     apps: list[App] = []
 
@@ -568,13 +600,14 @@ def test_online_cutover_killed_after_any_state_change_loses_no_write_the_app_was
             a.kill()
         for w in worlds:
             drop_schema(pg_dsn, w.schema)
+            forget_sync(pg_dsn, w.run)
 
 
 def test_sync_killed_after_any_state_change_applies_a_round_whole_or_not_at_all(
     strace: str, pg_dsn: str, tmp_path: Path, request: pytest.FixtureRequest,
     budget: int | None,
 ) -> None:  # fmt: skip
-    sweep = Sweep("sync", strace, tmp_path, budget, request)
+    sweep = Sweep("sync", strace, tmp_path, budget, request, dsn=pg_dsn)
     w = Online(pg_dsn, tmp_path, 0)
     cmd = [*LITE2PG, "sync", str(w.run), "--target", pg_dsn]
     step = iter(range(1, 10_000))
@@ -611,3 +644,4 @@ def test_sync_killed_after_any_state_change_applies_a_round_whole_or_not_at_all(
         sweep.done()
     finally:
         drop_schema(pg_dsn, w.schema)
+        forget_sync(pg_dsn, w.run)
