@@ -12,6 +12,7 @@ there, and the log of every injected run says where the kill really landed.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import re
@@ -51,6 +52,9 @@ class Call:
     syscall: str
     ordinal: int  # the how-many-th call of this syscall in its thread (strace's when=)
     what: str  # e.g. "rename -> journal.json", "COMMIT", "pwrite64 app.db-journal"
+    # Another thread or process made its call of this number earlier in the reference run:
+    # when=N would likely land there first.
+    contested: bool = False
 
 
 @dataclass(frozen=True)
@@ -139,17 +143,25 @@ def parse(log: Path, base: Path) -> tuple[list[Call], str | None]:
     first: int | None = None
     counts: dict[str, int] = {}
     calls: list[Call] = []
-    pending: dict[str, tuple[str, int]] = {}
+    pending: dict[str, tuple[str, int, int]] = {}
     last: str | None = None
     killed: str | None = None
     sent: dict[str, list[str]] = {}  # per socket: statements since its last COMMIT
-    for raw in log.read_text(errors="replace").splitlines():
+    others: dict[int, dict[str, int]] = {}  # other threads' and processes' counts
+    reached: dict[tuple[str, int], int] = {}  # (syscall, number) -> first line, elsewhere
+    entered: list[int] = []  # the line each main-thread call was entered on
+    for line, raw in enumerate(log.read_text(errors="replace").splitlines()):
         m = _LINE.match(raw)
         if m is None:
             continue
         pid, rest = int(m["pid"]), m["rest"]
         first = pid if first is None else first
         if pid != first:
+            o = _CALL.match(rest)
+            if o is not None and o["name"] in TRACED:
+                mine = others.setdefault(pid, {})
+                mine[o["name"]] = mine.get(o["name"], 0) + 1
+                reached.setdefault((o["name"], mine[o["name"]]), line)
             continue
         if rest.startswith("+++ killed by SIGKILL"):
             killed = last
@@ -158,7 +170,7 @@ def parse(log: Path, base: Path) -> tuple[list[Call], str | None]:
             name = rest[5:].split(" ", 1)[0]
             if name not in pending:
                 continue
-            args, n = pending.pop(name)
+            args, n, at = pending.pop(name)
             rest, last = f"{name}({args}{rest}", None
         else:
             c = _CALL.match(rest)
@@ -168,9 +180,10 @@ def parse(log: Path, base: Path) -> tuple[list[Call], str | None]:
             counts[name] = counts.get(name, 0) + 1
             n = counts[name]
             if rest.endswith("<unfinished ...>"):
-                pending[name] = (c["args"].removesuffix("<unfinished ...>"), n)
+                pending[name] = (c["args"].removesuffix("<unfinished ...>"), n, line)
                 last = None  # blocked in it: a kill here is not at its entry
                 continue
+            at = line
         r = _RESULT.search(rest)
         ret = r["ret"] if r else "?"
         if ret == "?":
@@ -181,13 +194,32 @@ def parse(log: Path, base: Path) -> tuple[list[Call], str | None]:
         args = c["args"] if c else ""
         what = _describe(name, args, ret, base, sent.setdefault(args.split("<", 1)[0], []))
         calls.append(Call(name, n, what or ""))
+        entered.append(at)
+    calls = [
+        dataclasses.replace(c, contested=reached.get((c.syscall, c.ordinal), at) < at)
+        for c, at in zip(calls, entered, strict=True)
+    ]
     return calls, killed
 
 
 def kill_points(calls: Sequence[Call]) -> list[KillPoint]:
     """One kill point per state-changing call: at the entry of the main thread's next
-    traced call, so that the process dies right after it (none after the very last)."""
-    return [KillPoint(c, calls[i + 1]) for i, c in enumerate(calls[:-1]) if c.what]
+    traced call, so that the process dies right after it (none after the very last).
+    When another thread reached that call's number first, the next uncontested call is
+    taken instead, if no state changes before it."""
+    points = []
+    for i, c in enumerate(calls[:-1]):
+        if not c.what:
+            continue
+        at = calls[i + 1]
+        for later in calls[i + 1 :]:
+            if not later.contested:
+                at = later
+                break
+            if later.what:
+                break
+        points.append(KillPoint(c, at))
+    return points
 
 
 def changes(calls: Sequence[Call]) -> list[Call]:
