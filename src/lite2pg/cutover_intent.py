@@ -143,7 +143,9 @@ class Found:
 
 
 def inspect(intent: Intent) -> Found:
-    """Read the config and SQLite's triggers as they are now (changes nothing)."""
+    """Read the config and SQLite's triggers as they are now (changes nothing but what any
+    writer would: a hot journal left by a cutover killed inside SQLite's commit is rolled
+    back, which a read-only connection cannot do)."""
     config = Path(intent.config)
     value = current_value(config, intent.key)
     if _sha256(config) == intent.config_sha256:
@@ -152,7 +154,7 @@ def inspect(intent: Intent) -> Found:
         switched = True
     else:
         switched = None
-    conn = sqlite3.connect(f"file:{intent.source}?mode=ro", uri=True)
+    conn = capture.open_writable(Path(intent.source))
     try:
         blocked = capture.blocked(conn, intent.tables)
     finally:
