@@ -228,17 +228,19 @@ def changes(calls: Sequence[Call]) -> list[Call]:
 
 
 def _priority(p: KillPoint) -> int:
-    """0: right after a commit (a COMMIT that wrote; SQLite's, when its journal goes) or
-    after the app's config moved; 1: after any other rename, or a write to the app's
-    database; 2: the rest."""
+    """0: right after the app's config moved, or SQLite committed (its journal went);
+    1: after a COMMIT that wrote, or inside SQLite's commit (its journal written);
+    2: after any other rename, or a write to the app's database; 3: the rest."""
     after = p.after.what
-    if after.startswith("COMMIT of") or (after.startswith("unlink") and after.endswith("-journal")):
-        return 0
     if after.startswith("rename") and (".env" in after or "config" in after):
         return 0
-    if after.startswith("rename") or "app.db" in after:
+    if after.startswith("unlink") and after.endswith("-journal"):
+        return 0
+    if after.startswith("COMMIT of") or after.endswith("-journal"):
         return 1
-    return 2
+    if after.startswith("rename") or "app.db" in after:
+        return 2
+    return 3
 
 
 def sample(points: Sequence[KillPoint], budget: int | None, seed: str) -> list[KillPoint]:
@@ -248,14 +250,16 @@ def sample(points: Sequence[KillPoint], budget: int | None, seed: str) -> list[K
         return list(points)
     seen: dict[str, KillPoint] = {}
     for p in points:
-        if p.label.startswith("after COMMIT"):
-            seen[p.label] = p  # the last: a command's final COMMIT is the one that publishes
+        if p.label.startswith("after COMMIT") or p.label.endswith("-journal"):
+            # The last: a command's final COMMIT is the one that publishes; SQLite's journal
+            # is whole (hot, to be rolled back) after its last write.
+            seen[p.label] = p
         else:
             seen.setdefault(p.label, p)
     rng = random.Random(seed)
     # Always the last COMMIT that wrote: the one that publishes (or applies) the work.
     chosen = [p for p in points if p.label.startswith("after COMMIT of")][-1:]
-    for tier in (0, 1, 2):
+    for tier in (0, 1, 2, 3):
         kinds = [p for p in seen.values() if _priority(p) == tier and p not in chosen]
         room = budget - len(chosen)
         chosen += kinds if len(kinds) <= room else rng.sample(kinds, room)
