@@ -16,6 +16,7 @@ ROWS_LOST = "rows_lost"  # the user property a hostile case records its lost row
 # The user property a fault case records True under once its fault demonstrably happened;
 # a fault case (tests/hostile/test_faults.py) without it is left out of the table.
 FAULT_INJECTED = "fault_injected"
+CRASH_POINT = "crash_point"  # the user property tests/crash records each kill point under
 
 
 @dataclass
@@ -128,3 +129,83 @@ class Mutations:
             terminalreporter.section("verify mutations caught (path x kind, caught/tried)")
             for line in self.lines():
                 terminalreporter.write_line(line)
+
+
+@dataclass
+class _Command:
+    calls: int = 0  # state-changing calls strace listed in a whole run
+    chosen: int = 0  # kill points this run chose among them
+    tried: int = 0
+    landed: int = 0  # SIGKILL injected, as planned
+    elsewhere: int = 0  # injected, but in another thread or process first
+    old: int = 0
+    new: int = 0
+    half: int = 0
+    failed: int = 0  # cases (tests) that failed
+
+
+class CrashPoints:
+    """tests/crash: per command, the calls listed, kill points tried, where the kill
+    landed and the state it left (old, new, or a mix); and every kill point's outcome."""
+
+    def __init__(self) -> None:
+        self.commands: dict[str, _Command] = defaultdict(_Command)
+        self.points: list[tuple[str, str, str, str]] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if "tests/crash/" not in report.nodeid.replace("\\", "/") or report.when != "call":
+            return
+        seen: set[str] = set()
+        for key, value in report.user_properties:
+            if key != CRASH_POINT or not isinstance(value, dict):
+                continue
+            c = self.commands[value["command"]]
+            seen.add(value["command"])
+            if "calls" in value:
+                c.calls += value["calls"]
+                c.chosen += value["chosen"]
+                continue
+            c.tried += 1
+            landed = str(value["landed"])
+            if landed == "as planned":
+                c.landed += 1
+            elif not landed.startswith("not injected"):
+                c.elsewhere += 1
+            state = str(value["state"])
+            c.old += state == "old"
+            c.new += state == "new"
+            c.half += state == "HALF"
+            self.points.append((value["command"], str(value["point"]), landed, state))
+        if report.failed:
+            for name in seen:
+                self.commands[name].failed += 1
+
+    def lines(self) -> list[str]:
+        out = [
+            "| command | state-changing calls | kill points tried | SIGKILL landed as planned "
+            "| landed in another thread | left the old state | left the new state | "
+            "left a mix | recovered |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, c in self.commands.items():
+            recovered = "all" if not c.failed and not c.half else "NO"
+            out.append(
+                f"| {name} | {c.calls} | {c.tried} | {c.landed} | {c.elsewhere} | {c.old} "
+                f"| {c.new} | {c.half} | {recovered} |"
+            )
+        return out
+
+    def detail(self) -> list[str]:
+        out = ["| command | killed right after | landed | state left |", "|---|---|---|---|"]
+        out += [f"| {c} | {p} | {landed} | {s} |" for c, p, landed, s in self.points]
+        return out
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.commands:
+            return
+        terminalreporter.section("lite2pg crash points (tests/crash: SIGKILL after a system call)")
+        for line in self.lines():
+            terminalreporter.write_line(line)
+        terminalreporter.write_line("")
+        for line in self.detail():
+            terminalreporter.write_line(line)

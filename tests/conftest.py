@@ -36,13 +36,24 @@ settings.register_profile("ci", derandomize=True, database=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--all-points",
+        action="store_true",
+        default=False,
+        help="tests/crash: kill each command after every state-changing system call, "
+        "not a sample of them (minutes longer).",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """The tables printed at the end: counted from the reports, so that they come out
     whole when pytest-xdist runs the tests in several processes."""
-    from tests._tables import Mutations, Reliability
+    from tests._tables import CrashPoints, Mutations, Reliability
 
     config.pluginmanager.register(Reliability(), "lite2pg-reliability")
     config.pluginmanager.register(Mutations(), "lite2pg-mutations")
+    config.pluginmanager.register(CrashPoints(), "lite2pg-crash-points")
 
 
 @pytest.fixture(scope="session")

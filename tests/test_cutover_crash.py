@@ -167,3 +167,34 @@ def test_cutover_again_finishes_a_cutover_killed_before_the_switch_forwards(
     assert backup.read_text() == "DATABASE_URL=sqlite:///app.db\n"
     assert "done (online" in str(status(run_dir)).splitlines()[-1]
     assert cutover_intent.recover(run_dir, dsn) is None  # finished once
+
+
+HOT_JOURNAL = r"""
+import os, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA cache_size = 1")  # dirty pages spill: the journal is synced, the file written
+conn.execute("BEGIN IMMEDIATE")
+conn.executemany("INSERT INTO notes (body) VALUES (?)", [("x" * 500,) for _ in range(400)])
+os._exit(9)  # killed inside the transaction: a hot journal is left for the next writer
+"""
+
+
+def test_status_finishes_a_cutover_killed_inside_sqlites_commit_over_a_hot_journal(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path
+) -> None:
+    """Found by tests/crash (--all-points): a cutover killed while SQLite wrote the write
+    block left a hot journal, which status's read-only look at the triggers could not roll
+    back ("attempt to write a readonly database", a traceback)."""
+    db, run_dir, config = _interrupted_between_block_and_switch(make_db, pg, tmp_path, pg.dsn)
+    with closing(sqlite3.connect(db)) as conn, conn:
+        for stmt in capture.unblock_sql("notes"):
+            conn.execute(stmt)  # the block's transaction is the one that dies below
+    died = subprocess.run([sys.executable, "-c", HOT_JOURNAL, str(db)], timeout=60)
+    assert died.returncode == 9 and Path(f"{db}-journal").stat().st_size > 0
+
+    shown = str(status(run_dir))
+
+    assert "finished it backwards" in shown, shown
+    assert not Path(f"{db}-journal").exists()  # rolled back, as the app's next write would
+    assert not _blocked(db)  # the app writes to SQLite again
+    assert config.read_text() == "DATABASE_URL=sqlite:///app.db\n"

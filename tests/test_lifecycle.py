@@ -124,6 +124,23 @@ def test_cutover_refuses_when_a_sampled_user_cannot_log_in_and_leaves_the_config
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".env")) == [".env"]
 
 
+def test_cutover_again_is_refused_so_that_rollback_still_puts_sqlite_back(
+    tmp_path: Path, pg: PgSchema
+) -> None:
+    """Found by tests/crash: an operator told "not run" after a crash at the config's
+    rename ran cutover again, which backed up the PostgreSQL URL as the value to restore."""
+    run_dir = _helpdesk_run(tmp_path, pg)
+    env = tmp_path / ".env"
+    env.write_text("DATABASE_URL=sqlite:///dev.db\n")
+    cutover(run_dir, pg.target, env)
+
+    with pytest.raises(RunStateError, match="already names this target"):
+        cutover(run_dir, pg.target, env)
+    rollback(run_dir, pg.target)
+
+    assert env.read_text() == "DATABASE_URL=sqlite:///dev.db\n"
+
+
 def test_a_failing_smoke_command_puts_the_old_config_back(tmp_path: Path, pg: PgSchema) -> None:
     run_dir = _helpdesk_run(tmp_path, pg)
     env = tmp_path / ".env"

@@ -115,7 +115,9 @@ class Found:
 
 
 def inspect(intent: Intent) -> Found:
-    """Read the config and SQLite's triggers as they are now (changes nothing)."""
+    """Read the config and SQLite's triggers as they are now (changes nothing but what any
+    writer would: a hot journal left by a cutover killed inside SQLite's commit is rolled
+    back, which a read-only connection cannot do)."""
     d = intent.data
     config = Path(d["config"])
     value = current_value(config, d["key"])
@@ -125,7 +127,7 @@ def inspect(intent: Intent) -> Found:
         switched = True
     else:
         switched = None
-    conn = sqlite3.connect(f"file:{d['source']}?mode=ro", uri=True)
+    conn = capture.open_writable(Path(d["source"]))
     try:
         blocked = capture.blocked(conn, d["tables"])
     finally:

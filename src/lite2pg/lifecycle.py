@@ -290,6 +290,14 @@ def cutover(
         raise RunStateError(
             run_dir, "the run has not passed verify", "run lite2pg verify RUN first"
         )
+    if current_value(config, key) == target.dsn:
+        # Switching again would back up the PostgreSQL URL as the value to go back to,
+        # and rollback would then "restore" PostgreSQL.
+        raise RunStateError(
+            run_dir,
+            f"{config} already names this target: the cutover is done",
+            "lite2pg status RUN shows it; lite2pg rollback RUN puts the app back on SQLite",
+        )
     logins = _check_logins(run_dir, target, sample)
     change = protocols.switch(run_dir, config, target.dsn, key)
     result: SmokeResult | None = None
