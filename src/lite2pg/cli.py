@@ -34,7 +34,7 @@ from rich.text import Text
 
 from lite2pg import source as source_mod
 from lite2pg import target as target_mod
-from lite2pg.cli_params import source_argument
+from lite2pg.cli_params import recover_run, source_argument
 from lite2pg.errors import Interrupted, Lite2pgError, UsageError
 from lite2pg.load import TableResult
 from lite2pg.plan import NAMES_MODES, load_plan
@@ -512,18 +512,6 @@ def load_cmd(
     print_summary(report, out)
     out.print(report.verdict())
     sys.exit(report.exit_code(allow_rejects))
-
-
-def recover_run(run_dir: Path, target_uri: str | None, *, dsn: str | None = None) -> None:
-    """Finish what a crash interrupted in the run (protocols.py), one line for each."""
-    from lite2pg.protocols import recover
-
-    try:
-        lines = recover(run_dir, lambda: run_target(run_dir, target_uri), dsn=dsn)
-    except Lite2pgError as e:
-        _fail(e)
-    for line in lines:
-        click.echo(line)
 
 
 @main.command("status")

@@ -10,7 +10,7 @@ from types import FrameType
 
 import click
 
-from lite2pg.cli_params import source_argument
+from lite2pg.cli_params import recover_run, source_argument
 from lite2pg.errors import Lite2pgError
 from lite2pg.runtarget import run_target
 
@@ -99,7 +99,6 @@ def sync_cmd(
 
     Example: lite2pg sync .lite2pg/runs/20261124T101500Z --follow
     """
-    from lite2pg.cli import recover_run
     from lite2pg.sync import Round, sync
 
     stopping = False
