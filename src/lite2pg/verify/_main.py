@@ -33,7 +33,7 @@ from lite2pg.verify._distributions import _map_distributions
 from lite2pg.verify._evidence import check_record, replay_refused
 from lite2pg.verify._fast import fast_path_refusal
 from lite2pg.verify._fks import _check_foreign_keys
-from lite2pg.verify._parallel import Progress, _run_jobs, _unit_specs
+from lite2pg.verify._parallel import Progress, _run_jobs, _unit_specs, start_workers_early
 from lite2pg.verify._rejects import _check_run_rejects
 from lite2pg.verify._report import EvidenceCheck, TableVerification, VerifyError, VerifyReport
 from lite2pg.verify._run import _key_columns, _open_run, _Run
@@ -71,6 +71,7 @@ def _run_verify(
         (run_report.get("verify") or {}).get("snapshot") or {}
     ).get("sha256")
     hashing = _Background(snapshot_sha256, snap)
+    start_workers_early(_rows_read(run_report), parallel_min_rows)
     try:
         report = _verify(
             run_dir,
@@ -113,6 +114,16 @@ def _run_verify(
     run_report["verify"] = report.as_dict()
     _write_json(report_path, run_report)
     return report
+
+
+def _rows_read(run_report: dict[str, Any]) -> int:
+    """The source rows report.json says the run read (a hint only: counted afresh later)."""
+    rows = 0
+    for t in run_report.get("tables") or []:
+        read = t.get("read") if isinstance(t, dict) else None
+        if isinstance(read, int):
+            rows += read
+    return rows
 
 
 def _snapshot_changed(snap: Path, recorded: str, actual: str) -> VerifyError:
@@ -221,9 +232,11 @@ def _verify(
             alias = tm.source.rowid_alias
             bounds[tm.source.name] = None
             if alias is not None and tm.has(alias) and tv.source_rows > unit_rows:
-                q = quote_ident(alias)
+                q, table_q = quote_ident(alias), quote_ident(tm.source.name)
+                # Two subqueries: SQLite looks each end up, where min() and max() in one
+                # query scan the whole table.
                 lo, hi = main.src.execute(
-                    f"SELECT min({q}), max({q}) FROM {quote_ident(tm.source.name)}"
+                    f"SELECT (SELECT min({q}) FROM {table_q}), (SELECT max({q}) FROM {table_q})"
                 ).fetchone()
                 if isinstance(lo, int) and isinstance(hi, int):
                     bounds[tm.source.name] = (lo, hi)
