@@ -32,7 +32,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import operator
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from psycopg import sql
@@ -58,6 +58,8 @@ from lite2pg.verify._stream import _UnitResult
 from lite2pg.verify._table import _Table
 from lite2pg.verify._unordered import _UnorderedStream
 
+# Rows of the first batch each side reads: a stored order that differs shows there.
+PROBE_ROWS = 100
 _digest = operator.methodcaller("digest")  # SHA-256 of a row's text, as bytes (big-endian)
 _CONTROL = "[\x1b\x1d-\x1f]"  # ESC, GS, RS, US: what the canonical text escapes
 
@@ -154,15 +156,22 @@ class _Sorted(_UnorderedStream):
         within, pg_within = self._slice()
         src = t.run.src.execute(self._sqlite_rows(ordered, within))
         pg_rows = self._pg_rows(ordered, pg_within)
-        pg = prefetch(pg_rows, depth=2)
+        # In stored order, the first few rows before the rest is read ahead: PostgreSQL's
+        # order, when not SQLite's, shows there at once, before it renders batches no one
+        # compares. Sorted, both sides sort at once (the first row waits for the sort).
+        ahead: Generator[list[Any], None, None] | None = None
+        batches: Iterator[list[Any]] = pg_rows
+        if ordered:
+            batches = ahead = prefetch(pg_rows, depth=2)
+        size = PROBE_ROWS
         first = operator.itemgetter(0)
         total = 0
         rows = 0
         equal = True
         try:
             while True:
-                s = src.fetchmany(_fast.CHUNK_ROWS)
-                p: list[Any] = next(pg, [])
+                s = src.fetchmany(size)
+                p: list[Any] = next(batches, [])
                 if len(s) != len(p) or list(map(first, s)) != list(map(first, p)):
                     equal = False
                     break
@@ -172,9 +181,13 @@ class _Sorted(_UnorderedStream):
                 # The digest hashes the canonical text: PostgreSQL's, the same on both sides.
                 texts = map(operator.itemgetter(1), p) if len(p[0]) > 1 else (r[1:] for (r,) in s)
                 total += sum(map(int.from_bytes, map(_digest, map(hashlib.sha256, texts))))
+                size = _fast.CHUNK_ROWS
+                if ahead is None:
+                    batches = ahead = prefetch(pg_rows, depth=2)
         finally:
             src.close()
-            pg.close()  # the reading thread ends
+            if ahead is not None:
+                ahead.close()  # the reading thread ends
             pg_rows.close()  # then its cursor is closed, in this thread
         if not equal:
             return False
@@ -282,8 +295,10 @@ class _Sorted(_UnorderedStream):
             cur.adapters.register_loader("text", ByteaBinaryLoader)
             cur.itersize = _fast.CHUNK_ROWS
             cur.execute(query)
-            while batch := cur.fetchmany(_fast.CHUNK_ROWS):
+            size = PROBE_ROWS  # then CHUNK_ROWS: as `_compare` reads SQLite's
+            while batch := cur.fetchmany(size):
                 yield batch
+                size = _fast.CHUNK_ROWS
 
     def _orphans_nulled(self, within: str = "1") -> int:
         t = self.t
