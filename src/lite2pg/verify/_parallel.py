@@ -1,5 +1,6 @@
-"""Content jobs: key ranges per table, run parents first, in worker processes (forkserver)
-when the run is big enough; `_run_unit` is what each worker runs."""
+"""Content jobs: key ranges per table (or slices of a table without a key), run parents
+first, in worker processes (forkserver) when the run is big enough; `_run_unit` is what
+each worker runs."""
 
 from __future__ import annotations
 

@@ -25,6 +25,11 @@ NULL too, by the guard against a value that prints as the marker. Any other fiel
 same text on both sides, which by the per-column guards (`_render`, the argument of `_fast`)
 means transform(value) is PostgreSQL's value. Both sequences have the same length, so
 every source row has its own equal target row and there is no other.
+
+A big table (more rows than a job takes) is cut into slices by the values of its first
+integer column (`slice_column`), each a job of its own, on each side the same ranges
+(`_Sorted._slice` says why slices proven equal prove the table). A slice not proven sends
+the whole table row by row, in one job.
 """
 
 from __future__ import annotations
