@@ -71,10 +71,14 @@ _CONTROL = "[\x1b\x1d-\x1f]"  # ESC, GS, RS, US: what the canonical text escapes
 
 def slice_column(t: _Table) -> int | None:
     """The column that cuts table `t` into slices (`_parallel`): its first column that
-    PostgreSQL holds as an integer and the plan does not transform, or None."""
+    PostgreSQL holds as an integer as loaded (no plan transform, not nulled for orphans:
+    a row would then fall in other slices on the two sides), or None."""
     plan = t.tp.columns if t.tp is not None else {}
+    nulled = {
+        p for policy, positions in t.pipe.orphan_policies if policy == "null" for p in positions
+    }
     for i, name in enumerate(t.pipe.source_columns):
-        if t.columns[i].pg_type.family is Family.INTEGER and name not in plan:
+        if t.columns[i].pg_type.family is Family.INTEGER and name not in plan and i not in nulled:
             return i
     return None
 
