@@ -79,9 +79,12 @@ def one_round(db: Path, target: str, out: Path, k: int, args: argparse.Namespace
         raise SystemExit(f"migrate failed (exit {rc}): see {out / f'migrate-{k}.log'}")
     load_s = float(json.loads((run_dir / "report.json").read_text())["seconds"])
     verify = ["verify", str(run_dir), "--target", url]
-    verify_s, verify_rss, rc = _timed([lite2pg, *verify], out / f"verify-{k}.log")
     baseline_s = None
-    if args.baseline:
+    # With a baseline, odd rounds verify with it first: neither build always goes second.
+    if args.baseline and k % 2:
+        baseline_s, _, _ = _timed([args.baseline, *verify], out / f"baseline-{k}.log")
+    verify_s, verify_rss, rc = _timed([lite2pg, *verify], out / f"verify-{k}.log")
+    if args.baseline and not k % 2:
         baseline_s, _, _ = _timed([args.baseline, *verify], out / f"baseline-{k}.log")
     return Round(load, migrate_s, migrate_rss, load_s, verify_s, verify_rss, rc == 0, baseline_s)
 

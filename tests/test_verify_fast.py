@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import lite2pg.verify as verify_package
 from lite2pg.load import prefetch
 from lite2pg.plan import parse_plan
 from lite2pg.run import MigrateOptions, migrate
@@ -327,7 +328,7 @@ REALS = (
     "  CASE i % 4 WHEN 0 THEN round(0.001 * i, 3) WHEN 1 THEN round(123456.789 + i, 3)"
     "   WHEN 2 THEN round(-0.5 / i, 6) ELSE round(1e13 / i, 2) END,"
     "  CASE i % 3 WHEN 0 THEN 0 WHEN 1 THEN i / 8.0 ELSE round(-i * 0.1, 1) END,"
-    "  round(i * 0.7, 3),"
+    "  CASE WHEN i % 23 = 0 THEN NULL ELSE round(i * 0.7, 3) END,"  # NULL in a double column
     "  i * 0.25"
     " FROM n;"
 )
@@ -366,6 +367,8 @@ def test_decimal_and_float_columns_holding_reals_are_compared_in_chunks(
         "UPDATE t SET ratio = 18.750000000000004 WHERE id = 150",  # one ulp more
         "UPDATE t SET ratio = '-0' WHERE id = 150",  # 0.0 in SQLite
         "UPDATE t SET weight = weight * (1 + 1e-15) WHERE id = 150",
+        "UPDATE t SET weight = NULL WHERE id = 150",
+        "UPDATE t SET weight = 0 WHERE id = 230",  # NULL in SQLite
         "UPDATE t SET loose = 37.5000001 WHERE id = 150",
     ],
 )
@@ -766,3 +769,81 @@ def test_columns_the_plan_adds_to_a_table_without_a_key_are_compared_as_sorted_t
     assert (table(clean, "log").fast_chunks, table(clean, "log").slow_chunks) == (3, 0)
     assert not tampered.ok
     assert table(tampered, "log").slow_chunks == 1
+
+
+# -- big tables without a key: slices by the values of an integer column -------------------
+
+SLICED = "INSERT INTO log (parent_id, msg, n) VALUES (NULL, 'no parent', 8), (NULL, NULL, NULL);"
+
+
+def sliced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables of more than 100 rows are cut into jobs (the log: three slices)."""
+    monkeypatch.setattr(verify_package, "UNIT_ROWS", 100)
+
+
+def test_a_big_table_without_a_key_is_compared_in_slices_with_the_same_digest(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, small_chunks: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    run_dir = unkeyed_run(make_db, pg, tmp_path, SLICED)
+    pg.execute("UPDATE log SET n = n WHERE n < 3")  # stored order no longer SQLite's
+    whole = verify(run_dir, pg.target)
+    sliced(monkeypatch)
+
+    report = verify(run_dir, pg.target)
+
+    assert report.ok and whole.ok, report.problems
+    log, one = table(report, "log"), table(whole, "log")
+    # Slices by parent_id (NULL, 1, 2): each sorted, none row by row.
+    assert (log.mode, log.slow_chunks, log.slow_rows) == ("unordered", 0, 0)
+    assert log.fast_chunks > one.fast_chunks
+    assert (log.source_digest, log.target_digest) == (one.source_digest, one.target_digest)
+    assert [d.as_dict() for d in report.distributions] == [d.as_dict() for d in whole.distributions]
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        "UPDATE log SET msg = 'line 9 ' WHERE msg = 'line 9' AND n = 2",
+        # A row moved to another slice, a NULL to a value, a value to NULL.
+        "UPDATE log SET parent_id = 3 - parent_id"
+        " WHERE ctid = (SELECT min(ctid) FROM log WHERE parent_id IS NOT NULL)",
+        "UPDATE log SET parent_id = 1 WHERE ctid = (SELECT min(ctid) FROM log WHERE n = 8)",
+        "UPDATE log SET parent_id = NULL"
+        " WHERE ctid = (SELECT max(ctid) FROM log WHERE parent_id = 2)",
+        "DELETE FROM log WHERE ctid = (SELECT min(ctid) FROM log WHERE parent_id IS NULL)",
+        "INSERT INTO log SELECT * FROM log WHERE n = 5 LIMIT 1",
+    ],
+)
+def test_one_changed_cell_of_a_table_compared_in_slices_is_caught_and_named(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, small_chunks: None,
+    monkeypatch: pytest.MonkeyPatch, update: str,
+) -> None:  # fmt: skip
+    run_dir = unkeyed_run(make_db, pg, tmp_path, SLICED)
+    pg.execute(update)
+    sliced(monkeypatch)
+
+    report = verify(run_dir, pg.target)
+
+    assert not report.ok
+    log = table(report, "log")
+    # The whole table went row by row, in one job: the rows that differ are named.
+    assert (log.fast_chunks, log.slow_chunks) == (0, 1)
+    kind = {"DELETE": "missing", "INSERT": "extra"}.get(update.split()[0], "changed")
+    assert [d["kind"] for d in log.differences] == ["digest", kind], log.differences
+
+
+def test_a_row_the_run_rejected_sends_a_sliced_table_row_by_row(
+    make_db: MakeDb, pg: PgSchema, tmp_path: Path, small_chunks: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # Text in the integer column that cuts the slices: SQLite sorts it above every bound.
+    run_dir = unkeyed_run(make_db, pg, tmp_path, "UPDATE log SET parent_id = 'x' WHERE n = 4;")
+    sliced(monkeypatch)
+    monkeypatch.setattr(verify_package, "PARALLEL_MIN_ROWS", 0)  # in worker processes
+
+    report = verify(run_dir, pg.target)
+
+    log = table(report, "log")
+    assert report.ok, report.problems
+    assert log.rejected > 0 and (log.fast_chunks, log.slow_chunks) == (0, 1)

@@ -35,7 +35,8 @@ at once, and compared as bytes, with guards that make equal bytes a proof (the a
 in _fast's docstring, the per-type renderings and their guards in _render). Columns with
 plan transforms are rendered by Python from the snapshot through the run's own steps, the
 others in SQL. Tables without a primary key (_sorted) are rendered the same way row by row
-and compared as sequences, in stored order or else sorted. Any chunk not proven equal, and
+and compared as sequences, in stored order or else sorted (big ones in slices by the values
+of an integer column, one job each). Any chunk not proven equal, and
 the tables the fast paths do not take (password columns, interval and money columns, more
 than 400 columns), go through the row-by-row path: PostgreSQL renders every column in SQL
 into a *canonical* Python value (integers and 0/1 booleans as int, floats as float,
@@ -99,7 +100,8 @@ __all__ = ["VerifyError", "VerifyReport", "snapshot_sha256", "verify"]
 
 # Tuning constants read by `verify` on each call (so that a test may set them here).
 # Tables with an INTEGER PRIMARY KEY are verified in key ranges of about this many rows,
-# in parallel. Fixed, not derived from the core count: the digest combines the ranges'.
+# in parallel (tables without a key: slices by an integer column's values, `_sorted`).
+# Fixed, not derived from the core count: the digest combines the ranges'.
 UNIT_ROWS = 250_000
 # Below this many rows in all, starting worker processes costs more than it saves.
 PARALLEL_MIN_ROWS = 200_000

@@ -320,8 +320,8 @@ class _Fast(_Ordered):
         return f"SELECT {', '.join(exprs)} FROM {self.table_q} WHERE {_WHERE} ORDER BY {self.key_q}"
 
     def _pg_select(self) -> sql.Composable:
-        """Row count, every column's non-NULL count, whether dates and times are in the
-        canonical range, and each column's text."""
+        """Row count, the non-NULL count of each column that may hold text, whether dates
+        and times are in the canonical range, and each column's text."""
         t = self.t
         ranges: list[sql.Composable] = []
         texts: list[sql.Composable] = []
@@ -335,9 +335,15 @@ class _Fast(_Ordered):
             if by_sql and not compares_canonical(c, declared):
                 self.canonical_at[j] = len(canonical)
                 canonical.append(_string_agg(pg_text(c), null))
+        # Non-NULL counts only where `_equal` checks them (the columns that may hold text):
+        # each costs a step per row.
+        self.pg_counted = {j: k for k, j in enumerate(sorted(self.textual))}
         parts: list[sql.Composable] = [
             sql.SQL("count(*)"),
-            *(sql.SQL("count({})").format(sql.Identifier(c.target)) for c in t.columns),
+            *(
+                sql.SQL("count({})").format(sql.Identifier(t.columns[j].target))
+                for j in self.pg_counted
+            ),
             sql.SQL(" AND ").join(ranges) if ranges else sql.SQL("true"),
             *texts,
             *canonical,
@@ -450,9 +456,10 @@ class _Fast(_Ordered):
         n, bad, nulled = source[0], source[1], source[2]
         s_counts = source[3 : 3 + len(self.counted)]
         s_texts = iter(source[3 + len(self.counted) :])
-        n_pg, pg_counts, in_range = target[0], target[1 : 1 + k], target[1 + k]
-        p_texts = target[2 + k : 2 + 2 * k]
-        p_canonical = target[2 + 2 * k :]
+        c = len(self.pg_counted)
+        n_pg, pg_counts, in_range = target[0], target[1 : 1 + c], target[1 + c]
+        p_texts = target[2 + c : 2 + c + k]
+        p_canonical = target[2 + c + k :]
         if n != n_pg or bad or not in_range or (self.python and chunk.rows != n):
             return False
         texts: list[bytes] = []
@@ -469,15 +476,16 @@ class _Fast(_Ordered):
             p_text = b"" if p_texts[j] is None else bytes(p_texts[j])
             if s_text != p_text:
                 return False
-            if j in self.textual and nonnull != pg_counts[j]:
+            counted = self.pg_counted.get(j)
+            if counted is not None and nonnull != pg_counts[counted]:
                 return False
             if j in self.free:
                 # PostgreSQL's text of this column: the values may hold control characters.
                 # RS too: the canonical text puts ESC before it, PostgreSQL's does not, and
-                # the digests hash the canonical text.
+                # the digests hash the canonical text. (FREE is part of TEXTUAL: counted.)
                 if _ESC in p_text or _RS in p_text or (n and p_text.count(_US) != n - 1):
                     return False
-                if self.nulls[j] and p_text.count(_GS) != n - pg_counts[j]:
+                if self.nulls[j] and p_text.count(_GS) != n - pg_counts[self.pg_counted[j]]:
                     return False
             at = self.canonical_at.get(j)
             if at is not None:

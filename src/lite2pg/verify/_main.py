@@ -33,10 +33,11 @@ from lite2pg.verify._distributions import _map_distributions
 from lite2pg.verify._evidence import check_record, replay_refused
 from lite2pg.verify._fast import fast_path_refusal
 from lite2pg.verify._fks import _check_foreign_keys
-from lite2pg.verify._parallel import Progress, _run_jobs, _unit_specs
+from lite2pg.verify._parallel import Progress, _run_jobs, _unit_specs, start_workers_early
 from lite2pg.verify._rejects import _check_run_rejects
 from lite2pg.verify._report import EvidenceCheck, TableVerification, VerifyError, VerifyReport
 from lite2pg.verify._run import _key_columns, _open_run, _Run
+from lite2pg.verify._sorted import slice_column, sorted_refusal
 from lite2pg.verify._spot import _spot_checks
 from lite2pg.verify._table import _Table
 
@@ -71,6 +72,7 @@ def _run_verify(
         (run_report.get("verify") or {}).get("snapshot") or {}
     ).get("sha256")
     hashing = _Background(snapshot_sha256, snap)
+    start_workers_early(*_jobs_expected(run_report, unit_rows), parallel_min_rows)
     try:
         report = _verify(
             run_dir,
@@ -113,6 +115,47 @@ def _run_verify(
     run_report["verify"] = report.as_dict()
     _write_json(report_path, run_report)
     return report
+
+
+def _bounds(main: _Run, tm: TableMap) -> tuple[int, int] | None:
+    """The range of values that cuts a big table into jobs: its INTEGER PRIMARY KEY's, or
+    for a table without a key whose rows render in SQL, the integers of its
+    `slice_column` (`_sorted`); None when there is none."""
+    table_q = quote_ident(tm.source.name)
+    alias = tm.source.rowid_alias
+    if alias is not None and tm.has(alias):
+        q = quote_ident(alias)
+        # Two subqueries: SQLite looks each end up, where min() and max() in one query
+        # scan the whole table.
+        lo, hi = main.src.execute(
+            f"SELECT (SELECT min({q}) FROM {table_q}), (SELECT max({q}) FROM {table_q})"
+        ).fetchone()
+    elif not _key_columns(tm):
+        t = _Table(main, tm.source.name, {})
+        i = slice_column(t)
+        if i is None or sorted_refusal(t) is not None:
+            return None
+        q = quote_ident(t.pipe.source_columns[i])
+        lo, hi = main.src.execute(
+            f"SELECT min({q}), max({q}) FROM {table_q} WHERE typeof({q}) = 'integer'"
+        ).fetchone()
+    else:
+        return None
+    if isinstance(lo, int) and isinstance(hi, int):
+        return lo, hi
+    return None
+
+
+def _jobs_expected(run_report: dict[str, Any], unit_rows: int) -> tuple[int, int]:
+    """The source rows report.json says the run read, and about how many content jobs
+    they make (a hint only: the rows are counted afresh, the jobs cut, later)."""
+    rows = jobs = 0
+    for t in run_report.get("tables") or []:
+        read = t.get("read") if isinstance(t, dict) else None
+        if isinstance(read, int) and read >= 0:
+            rows += read
+            jobs += max(1, -(-read // unit_rows))
+    return rows, jobs
 
 
 def _snapshot_changed(snap: Path, recorded: str, actual: str) -> VerifyError:
@@ -216,15 +259,9 @@ def _verify(
                     main.src, tm.source.name, f"NOT coalesce(({tp.where}), 0)"
                 )
             sizes[tm.source.name] = tv.source_rows
-            alias = tm.source.rowid_alias
             bounds[tm.source.name] = None
-            if alias is not None and tm.has(alias) and tv.source_rows > unit_rows:
-                q = quote_ident(alias)
-                lo, hi = main.src.execute(
-                    f"SELECT min({q}), max({q}) FROM {quote_ident(tm.source.name)}"
-                ).fetchone()
-                if isinstance(lo, int) and isinstance(hi, int):
-                    bounds[tm.source.name] = (lo, hi)
+            if tv.source_rows > unit_rows:
+                bounds[tm.source.name] = _bounds(main, tm)
         phases["counts"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()

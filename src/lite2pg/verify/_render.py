@@ -68,6 +68,7 @@ FAMILIES = frozenset(
 TEXTUAL = FAMILIES - {Family.INTEGER, Family.BOOLEAN, Family.BYTEA, Family.FLOAT}
 # Families whose PostgreSQL text is free text (may hold any character but NUL).
 FREE = frozenset({Family.TEXT, Family.ENUM, Family.OTHER})
+assert FREE <= TEXTUAL  # `_fast` checks the non-NULL count of every FREE column
 
 _NATIVE = (Family.JSONB, Family.JSON, Family.UUID, Family.INET)
 
@@ -158,9 +159,11 @@ def sqlite_column(c: ColumnMap, q: str, declared: str) -> Column:
         # PostgreSQL prints it, or, where SQLite has no atan2, sent row by row.
         zero = f"CASE WHEN atan2({p}, -1.0) < 0 THEN '-0' ELSE '0' END" if signed_zeros() else "'?'"
         real, whole = _bits(p, zero, "?"), _bits(f"({q} * 1.0)", "'0'", "?")
+        # NULL stays NULL (as `_bits` keeps it on PostgreSQL's side): both print the marker.
         return Column(
             f"CASE typeof({q}) WHEN 'real' THEN {real} "
-            f"WHEN 'integer' THEN CASE WHEN {exact} THEN {whole} ELSE '?' END ELSE '?' END"
+            f"WHEN 'integer' THEN CASE WHEN {exact} THEN {whole} ELSE '?' END "
+            f"WHEN 'null' THEN NULL ELSE '?' END"
         )
     raise AssertionError(fam)
 
@@ -291,7 +294,7 @@ def _bits(x: str, zero: str, marker: str) -> str:
     with x = M * 2**-K exactly: equal texts are equal doubles. The same SQL serves SQLite
     and PostgreSQL: a product with a power of two (an integer literal, exact as a double)
     is exact, a whole double below 2**62 converts to an integer exactly. `zero` is the
-    text of a zero, `marker` that of what no band holds (or NaN, infinities)."""
+    text of a zero, `marker` that of what no band holds (or NaN, infinities); NULL stays NULL."""
     a = f"abs({x})"
 
     def at_least(e: int) -> str:  # |x| >= 2**e, exactly
@@ -320,8 +323,8 @@ def _bits(x: str, zero: str, marker: str) -> str:
         return f"CASE WHEN {at_least(_BANDS[mid][0])} THEN {above} ELSE {below} END"
 
     return (
-        f"CASE WHEN {x} = 0 THEN {zero} WHEN NOT ({a} < {2**63}) THEN '{marker}' "
-        f"ELSE {tree(0, len(_BANDS) - 1)} END"
+        f"CASE WHEN {x} IS NULL THEN NULL WHEN {x} = 0 THEN {zero} "
+        f"WHEN NOT ({a} < {2**63}) THEN '{marker}' ELSE {tree(0, len(_BANDS) - 1)} END"
     )
 
 

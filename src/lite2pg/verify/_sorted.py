@@ -25,6 +25,11 @@ NULL too, by the guard against a value that prints as the marker. Any other fiel
 same text on both sides, which by the per-column guards (`_render`, the argument of `_fast`)
 means transform(value) is PostgreSQL's value. Both sequences have the same length, so
 every source row has its own equal target row and there is no other.
+
+A big table (more rows than a job takes) is cut into slices by the values of its first
+integer column (`slice_column`), each a job of its own, on each side the same ranges
+(`_Sorted._slice` says why slices proven equal prove the table). A slice not proven sends
+the whole table row by row, in one job.
 """
 
 from __future__ import annotations
@@ -32,12 +37,13 @@ from __future__ import annotations
 import collections
 import hashlib
 import operator
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from psycopg import sql
 from psycopg.types.string import ByteaBinaryLoader
 
+from lite2pg.coerce import Family
 from lite2pg.load import prefetch
 from lite2pg.source import quote_ident
 from lite2pg.verify import _fast
@@ -57,8 +63,24 @@ from lite2pg.verify._stream import _UnitResult
 from lite2pg.verify._table import _Table
 from lite2pg.verify._unordered import _UnorderedStream
 
+# Rows of the first batch each side reads: a stored order that differs shows there.
+PROBE_ROWS = 100
 _digest = operator.methodcaller("digest")  # SHA-256 of a row's text, as bytes (big-endian)
 _CONTROL = "[\x1b\x1d-\x1f]"  # ESC, GS, RS, US: what the canonical text escapes
+
+
+def slice_column(t: _Table) -> int | None:
+    """The column that cuts table `t` into slices (`_parallel`): its first column that
+    PostgreSQL holds as an integer as loaded (no plan transform, not nulled for orphans:
+    a row would then fall in other slices on the two sides), or None."""
+    plan = t.tp.columns if t.tp is not None else {}
+    nulled = {
+        p for policy, positions in t.pipe.orphan_policies if policy == "null" for p in positions
+    }
+    for i, name in enumerate(t.pipe.source_columns):
+        if t.columns[i].pg_type.family is Family.INTEGER and name not in plan and i not in nulled:
+            return i
+    return None
 
 
 def sorted_refusal(t: _Table) -> str | None:
@@ -75,15 +97,54 @@ class _Sorted(_UnorderedStream):
         t = self.t
         self.declared = {c.name: c.declared_type for c in t.tm.source.columns}
         refusal = sorted_refusal(t)
-        if refusal is None:
-            if self.rejects.refused_rows:
-                refusal = "rows PostgreSQL refused in the run: compared without order"
-            # Stored order first: the load copies rows in SQLite's order, and a sequence
-            # equal to the other is an equal multiset just as well, without sorting.
-            elif self._compare(ordered=False) or self._compare(ordered=True):
-                return
+        if refusal is None and self.rejects.refused_rows:
+            refusal = "rows PostgreSQL refused in the run: compared without order"
+        # Stored order first: the load copies rows in SQLite's order, and a sequence equal
+        # to the other is an equal multiset just as well, without sorting.
+        texts = refusal is None and self.spec.texts
+        if texts and (self._compare(ordered=False) or self._compare(ordered=True)):
+            return
+        if self.spec.lo is not None or self.spec.hi is not None:
+            # A slice of a big table (`_parallel`) not proven: the whole table is compared
+            # row by row in one job (the multisets need every row). Its sorted texts would
+            # differ too: equal tables make equal slices.
+            self.res.whole_again = True
+            return
         self.res = self._restart(refusal)
         super().run()
+
+    def _slice(self) -> tuple[str, sql.Composable | None]:
+        """The slice's rows on each side (SQLite SQL, a PostgreSQL WHERE), cut by the
+        values of `slice_column` at the job's bounds [lo, hi); the whole table when the
+        job has none. The first slice also takes NULL, the last one text and blobs.
+
+        Why slices proven equal prove the table: on each side the slices partition the
+        rows (NULL is below every bound on both sides, a number lies in exactly one range,
+        and SQLite sorts text and blobs above every number), so equal multisets slice by
+        slice make equal multisets. A row may fall in another slice on each side (an
+        orphan the plan nulls, a value a guard refuses): then a slice differs, and the
+        whole table is compared row by row; never a wrong verdict."""
+        lo, hi = self.spec.lo, self.spec.hi
+        if lo is None and hi is None:
+            return "1", None
+        i = slice_column(self.t)
+        assert i is not None  # `_main` cuts only tables that have one
+        q = "+" + quote_ident(self.t.pipe.source_columns[i])  # no affinity: as stored
+        col = sql.Identifier(self.t.columns[i].target)
+        parts: list[str] = []
+        pg: list[sql.Composable] = []
+        if lo is not None:
+            parts.append(f"{q} >= {int(lo)}")
+            pg.append(sql.SQL("{} >= {}").format(col, sql.Literal(int(lo))))
+        if hi is not None:
+            below = f"{q} < {int(hi)}"
+            pg_below = sql.SQL("{} < {}").format(col, sql.Literal(int(hi)))
+            if lo is None:
+                below = f"coalesce({below}, 1)"
+                pg_below = sql.SQL("coalesce({}, true)").format(pg_below)
+            parts.append(below)
+            pg.append(pg_below)
+        return " AND ".join(parts), sql.SQL(" WHERE ") + sql.SQL(" AND ").join(pg)
 
     def _restart(self, refusal: str | None) -> _UnitResult:
         """A fresh result for the row-by-row comparison, which starts over."""
@@ -101,17 +162,25 @@ class _Sorted(_UnorderedStream):
         recorded) when the sequences are equal."""
         t, res = self.t, self.res
         res.mode = "unordered"
-        src = t.run.src.execute(self._sqlite_rows(ordered))
-        pg_rows = self._pg_rows(ordered)
-        pg = prefetch(pg_rows, depth=2)
+        within, pg_within = self._slice()
+        src = t.run.src.execute(self._sqlite_rows(ordered, within))
+        pg_rows = self._pg_rows(ordered, pg_within)
+        # In stored order, the first few rows before the rest is read ahead: PostgreSQL's
+        # order, when not SQLite's, shows there at once, before it renders batches no one
+        # compares. Sorted, both sides sort at once (the first row waits for the sort).
+        ahead: Generator[list[Any], None, None] | None = None
+        batches: Iterator[list[Any]] = pg_rows
+        if ordered:
+            batches = ahead = prefetch(pg_rows, depth=2)
+        size = PROBE_ROWS
         first = operator.itemgetter(0)
         total = 0
         rows = 0
         equal = True
         try:
             while True:
-                s = src.fetchmany(_fast.CHUNK_ROWS)
-                p: list[Any] = next(pg, [])
+                s = src.fetchmany(size)
+                p: list[Any] = next(batches, [])
                 if len(s) != len(p) or list(map(first, s)) != list(map(first, p)):
                     equal = False
                     break
@@ -121,9 +190,13 @@ class _Sorted(_UnorderedStream):
                 # The digest hashes the canonical text: PostgreSQL's, the same on both sides.
                 texts = map(operator.itemgetter(1), p) if len(p[0]) > 1 else (r[1:] for (r,) in s)
                 total += sum(map(int.from_bytes, map(_digest, map(hashlib.sha256, texts))))
+                size = _fast.CHUNK_ROWS
+                if ahead is None:
+                    batches = ahead = prefetch(pg_rows, depth=2)
         finally:
             src.close()
-            pg.close()  # the reading thread ends
+            if ahead is not None:
+                ahead.close()  # the reading thread ends
             pg_rows.close()  # then its cursor is closed, in this thread
         if not equal:
             return False
@@ -131,11 +204,12 @@ class _Sorted(_UnorderedStream):
         digest = (total % (1 << 256)).to_bytes(32, "big")
         res.source_digest = res.target_digest = digest
         res.streamed = res.target_rows = res.present = res.fast = rows
-        res.orphans_nulled = self._orphans_nulled()
-        self._count_foreign_keys()
+        res.orphans_nulled = self._orphans_nulled(within)
+        if self.spec.lo is None:  # once per table: the first slice, or the whole table
+            self._count_foreign_keys()
         return True
 
-    def _sqlite_rows(self, ordered: bool) -> str:
+    def _sqlite_rows(self, ordered: bool, within: str = "1") -> str:
         t = self.t
         nulled_by: dict[int, list[int]] = collections.defaultdict(list)
         nulls_any = any(policy == "null" for policy, _ in t.pipe.orphan_policies)
@@ -175,7 +249,7 @@ class _Sorted(_UnorderedStream):
             pieces.append(f"printf('{template}', {', '.join(group)})")
         row = f"CAST({' || '.join(pieces)} AS BLOB)"
         where = f"({t.pipe.where})" if t.pipe.where else "1"
-        source = f"{quote_ident(t.pipe.table.name)} WHERE {where}"
+        source = f"{quote_ident(t.pipe.table.name)} WHERE {where} AND {within}"
         if nulls_any:
             orphans = ", ".join(f"{e} AS _o{k}" for k, e in enumerate(t.pipe.orphan_exprs))
             source = f"(SELECT *, {orphans} FROM {source} LIMIT -1)"
@@ -186,7 +260,9 @@ class _Sorted(_UnorderedStream):
             f"WITH m AS MATERIALIZED (SELECT {row} AS r FROM {source}) SELECT r FROM m ORDER BY r"
         )
 
-    def _pg_rows(self, ordered: bool) -> Generator[list[Any], None, None]:
+    def _pg_rows(
+        self, ordered: bool, where: sql.Composable | None = None
+    ) -> Generator[list[Any], None, None]:
         """PostgreSQL's rows in stored order or sorted by compare text: (compare text,
         canonical text) when a column is compared in another form, else (compare text,)."""
         t = self.t
@@ -218,8 +294,8 @@ class _Sorted(_UnorderedStream):
             else sql.SQL("chr(1)")
         )
         extra = sql.SQL(", {}").format(_concat(canonical)) if both else sql.SQL("")
-        query = sql.SQL("SELECT {} || {} AS r{} FROM {}").format(
-            flag, _concat(fields), extra, t.qualified
+        query = sql.SQL("SELECT {} || {} AS r{} FROM {}{}").format(
+            flag, _concat(fields), extra, t.qualified, where or sql.SQL("")
         )
         if ordered:
             query = sql.SQL('SELECT * FROM ({}) AS s ORDER BY r COLLATE "C"').format(query)
@@ -228,10 +304,12 @@ class _Sorted(_UnorderedStream):
             cur.adapters.register_loader("text", ByteaBinaryLoader)
             cur.itersize = _fast.CHUNK_ROWS
             cur.execute(query)
-            while batch := cur.fetchmany(_fast.CHUNK_ROWS):
+            size = PROBE_ROWS  # then CHUNK_ROWS: as `_compare` reads SQLite's
+            while batch := cur.fetchmany(size):
                 yield batch
+                size = _fast.CHUNK_ROWS
 
-    def _orphans_nulled(self) -> int:
+    def _orphans_nulled(self, within: str = "1") -> int:
         t = self.t
         nulling = [
             t.pipe.orphan_exprs[k]
@@ -240,7 +318,7 @@ class _Sorted(_UnorderedStream):
         ]
         if not nulling:
             return 0
-        where = f" WHERE {t.pipe.where}" if t.pipe.where else ""
+        where = f" WHERE ({t.pipe.where}) AND {within}" if t.pipe.where else f" WHERE {within}"
         sums = " + ".join(f"total({e})" for e in nulling)
         row = t.run.src.execute(
             f"SELECT {sums} FROM {quote_ident(t.pipe.table.name)}{where}"

@@ -44,6 +44,9 @@ class _UnitSpec:
     sample: int
     seed: int
     tolerance: float
+    # A table without a key: compare its rows as texts first (`_Sorted`; False when a
+    # slice of it was not proven that way: then row by row at once).
+    texts: bool = True
 
 
 @dataclass
@@ -85,6 +88,9 @@ class _UnitResult:
     gone: dict[str, list[Row]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # A slice of a table without a key that its stored order did not prove: the whole
+    # table is compared again in one job, and this result is dropped.
+    whole_again: bool = False
 
 
 class _Stream:
