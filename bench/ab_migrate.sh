@@ -5,6 +5,11 @@
 # postgresql://root@127.0.0.1:5432) and its own run directory; prints wall time and peak RSS.
 set -eu
 old=$1 new=$2 db=$3 rounds=${4:-3} server=${5:-postgresql://root@127.0.0.1:5432}
+# Both packages byte-compiled first, as pip install does (see harness.compile_package).
+for exe in "$old" "$new"; do
+  py=$(head -n 1 "$exe" | sed 's/^#!//')
+  "$py" -m compileall -q "$("$py" -c 'import lite2pg, os; print(os.path.dirname(lite2pg.__file__))')"
+done
 for round in $(seq "$rounds"); do
   for build in old new; do
     if [ "$build" = old ]; then exe=$old; else exe=$new; fi

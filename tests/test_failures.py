@@ -14,6 +14,7 @@ from contextlib import closing
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg import conninfo, sql
 
 from lite2pg.lifecycle import status
@@ -137,6 +138,28 @@ def test_a_run_that_fails_before_publishing_removes_its_copies(
     kept = tmp_path / "kept"
     known_error(cli(*args, "--run-dir", str(kept), "--keep-failed", cwd=tmp_path))
     assert (kept / SNAPSHOT_NAME).exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_forkserver_ignores_ctrl_c_while_it_is_still_importing() -> None:
+    # The run starts the server early and loads while it imports lite2pg; a Ctrl-C then
+    # must reach the run alone, not kill the server with a traceback of its own.
+    code = (
+        "import multiprocessing.forkserver as fs, signal\n"
+        "from lite2pg import workers\n"
+        "workers.start_early()\n"
+        "pid = fs._forkserver._forkserver_pid\n"
+        "status = open(f'/proc/{pid}/status').read()\n"
+        "ignored = int(status.split('SigIgn:')[1].split()[0], 16)\n"
+        "print(bool(ignored & (1 << (signal.SIGINT - 1))))\n"
+        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n"
+        "print(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.split()
+    # The server ignores it; this process has its own handler back, and nothing blocked.
+    assert out == ["True", "True", "False"]
 
 
 def test_ctrl_c_during_the_load_publishes_nothing_and_exits_130(

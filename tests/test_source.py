@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lite2pg.source import Table, declared_constraints, discover
+from lite2pg.source import Table, declared_constraints, discover, snapshot
 
 
 def _table(path: Path, ddl: str, name: str) -> Table:
@@ -108,3 +109,46 @@ def test_any_quoted_constraint_name_is_read_back_exactly(
     t = _table(path, ddl, "t")  # SQLite takes the statement as the parser reads it
     assert (t.pk_name, t.check_names) == (names[0], (names[2],))
     assert {fk.name for fk in t.foreign_keys} == {names[3], names[4]}
+
+
+def test_a_rollback_journal_snapshot_holds_the_committed_rows_and_no_pending_ones(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "live.db"
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, note TEXT)")
+    writer.executemany("INSERT INTO t VALUES (?, ?)", [(i, "x" * 500) for i in range(1, 2001)])
+    # The app is inside a write transaction (RESERVED lock, a -journal file): its rows are
+    # not committed and must not be in the copy; the file copy runs under a shared lock.
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("DELETE FROM t WHERE id <= 1000")
+    writer.execute("INSERT INTO t VALUES (5000, 'pending')")
+    dest = tmp_path / "snap.db"
+    snapshot(db, dest)
+    writer.execute("COMMIT")
+    writer.close()
+
+    assert dest.stat().st_mode & 0o777 == 0o600
+    with closing(sqlite3.connect(dest)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT count(*), min(id), max(id) FROM t").fetchone() == (
+            2000,
+            1,
+            2000,
+        )
+
+
+def test_a_wal_snapshot_still_holds_the_frames_not_yet_checkpointed(tmp_path: Path) -> None:
+    db = tmp_path / "live.db"
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    writer.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(1, 101)])
+    # The main file alone lacks these rows: a file copy would lose them.
+    dest = tmp_path / "snap.db"
+    snapshot(db, dest)
+    writer.close()
+
+    with closing(sqlite3.connect(dest)) as conn:
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (100,)

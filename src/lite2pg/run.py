@@ -51,7 +51,6 @@ from lite2pg.runtarget import record_target
 from lite2pg.schema import TableMap
 from lite2pg.staging import PUBLISH, PUBLISH_STEPS, check_absent, publish_done, run_staged
 from lite2pg.target import Target, citext_type, connect, server_failure
-from lite2pg.verify import verify
 
 # The run-directory names are re-exported: `lite2pg.run` is the library's entry point.
 __all__ = [
@@ -139,7 +138,7 @@ def _migrate(
     # A prepared source: where the snapshot stands in the change log (sync starts there).
     capture.write_capture_file(run_dir, snap)
     report.phases.append(PhaseResult("snapshot", 1, 0, time.perf_counter() - snap_started))
-    # The evidence record pins the snapshot's SHA-256: the export process hashes it when
+    # The evidence record pins the snapshot's SHA-256: the export thread hashes it when
     # artifacts are kept, else a thread beside the load (hashlib releases the GIL).
     snap_hash = None if opts.keep_artifacts else _Hashing(snap)
     src = source.open_readonly(snap)
@@ -550,6 +549,9 @@ def verify_into(
     """Verify a committed load and put the verdict into report.json (verify writes its own
     section and report.html first). A lost connection is one line, with exit code 1 (the
     run is loaded) and the command that finishes the proof."""
+    # Imported here: a run without verify (--no-verify) need not load it.
+    from lite2pg.verify import verify
+
     try:
         checked = verify(
             run_dir,

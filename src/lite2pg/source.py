@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import os
 import re
+import shutil
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -339,16 +341,21 @@ def _quiet_wal(path: Path) -> bool:
 
 
 def snapshot(path: Path, dest: Path) -> None:
-    """Copy a consistent snapshot of `path` to `dest` with SQLite's online backup API.
+    """Copy a consistent snapshot of `path` to `dest`.
 
-    One backup step copies every page under a single read lock, so the copy is consistent
-    even while the application writes (WAL or rollback journal); committed WAL frames are
-    included.
+    A database in rollback-journal mode is copied as a file while this process holds a read
+    transaction on it: SQLite writes the main file only under an exclusive lock, which a
+    reader's shared lock keeps out, so the file is consistent for as long as the copy
+    takes (the kernel copies it: 0.2 s where the backup API took 0.7 to 0.9 s for 69 MB).
+    A WAL database goes through SQLite's online backup API, whose one step copies every
+    page under a single read lock, committed WAL frames included.
     """
     src = open_readonly(path)
     try:
         # The copy holds whatever the source holds, plaintext passwords included: 0600.
         os.close(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        if _copy_under_read_lock(src, path, dest):
+            return
         dst = sqlite3.connect(dest)
         # The snapshot is a scratch copy: a crash mid-copy means copying again, so skip
         # the journal and fsyncs.
@@ -366,6 +373,36 @@ def snapshot(path: Path, dest: Path) -> None:
             dst.close()
     finally:
         src.close()
+
+
+def _copy_under_read_lock(src: sqlite3.Connection, path: Path, dest: Path) -> bool:
+    """Copy the main file of a rollback-journal database inside a read transaction of `src`;
+    False (nothing copied) for a WAL database, whose main file lacks the WAL's frames."""
+    try:
+        src.execute("BEGIN")
+        src.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the shared lock
+    except sqlite3.DatabaseError as e:
+        raise source_error(path, e, "snapshot failed") from e
+    try:
+        # Read under the lock: a switch to WAL needs the exclusive lock, so the mode holds.
+        if src.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+            return False
+        try:
+            # The lock is POSIX's, which closing any descriptor of the file drops: the
+            # copy's own descriptor closes only once every byte is read.
+            shutil.copyfile(path, dest)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise RunDirError(
+                    str(dest), str(e), "free some space, or pass --run-dir on a disk with room"
+                ) from e
+            raise SourceError(
+                str(path), f"snapshot failed: {e.strerror or e}", "check that the file can be read"
+            ) from e
+        return True
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            src.rollback()
 
 
 def quick_check(conn: sqlite3.Connection, path: Path) -> None:

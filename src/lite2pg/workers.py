@@ -1,5 +1,5 @@
-"""Worker processes: every pool of a run (table loads, the export, verify, password
-hashing) forks from one forkserver, which imports lite2pg once.
+"""Worker processes: every pool of a run (table loads, verify, password hashing) forks
+from one forkserver, which imports lite2pg once.
 
 `start_early` starts that server at the beginning of a run, so that its imports overlap
 the snapshot instead of delaying the first table (0.3 s measured on a 2-core machine).
@@ -20,8 +20,9 @@ from typing import Any
 
 __all__ = ["context", "deferred_interrupts", "ignore_interrupts", "kill_pool", "start_early"]
 
-# What the server imports before it forks a worker: the stages the workers run.
-PRELOAD = ["lite2pg.staging", "lite2pg.export"]
+# What the server imports before it forks a worker: the stages the workers run (the export
+# runs in a thread of the run's own process).
+PRELOAD = ["lite2pg.staging"]
 
 
 def context() -> ForkServerContext:
@@ -38,8 +39,32 @@ def start_early() -> None:
         context()
     except ValueError:  # no forkserver here (Windows): pools start processes their way
         return
-    with deferred_interrupts():
+    with deferred_interrupts(), _sigint_ignored_by_child():
         multiprocessing.forkserver.ensure_running()
+
+
+@contextlib.contextmanager
+def _sigint_ignored_by_child() -> Iterator[None]:
+    """Start the forkserver from here with SIGINT ignored, which it inherits.
+
+    The server ignores Ctrl-C only once it has imported `PRELOAD`; a Ctrl-C in the second
+    that takes (the run may be loading by then) killed it with a traceback of its own. A
+    signal ignored at exec stays ignored, for the server and every worker it forks: the
+    parent alone decides what Ctrl-C means (`ignore_interrupts`). Here, SIGINT is blocked
+    meanwhile (Linux keeps a blocked signal pending even while it is ignored), so a Ctrl-C
+    in between reaches this process's own handler once the block ends."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "pthread_sigmask"
+    ):
+        yield
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def ignore_interrupts(*_: Any) -> None:
