@@ -56,12 +56,37 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(CrashPoints(), "lite2pg-crash-points")
 
 
+def _forget_runs(dsn: str, base: Path) -> None:
+    """What the session's runs kept in the server's shared `lite2pg` schema (sync
+    positions, quarantine tables), found by the run ids and directories under `base`:
+    removed, so that the suite leaves nothing behind on a server it shares."""
+    ids = set()
+    for run_file in base.rglob("run.json"):
+        with contextlib.suppress(OSError, ValueError):
+            ids.add(str(json.loads(run_file.read_text()).get("id") or ""))
+    ids.discard("")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if conn.execute("SELECT to_regnamespace('lite2pg')").fetchone() == (None,):
+            return
+        for name in sorted({quarantine.table_name(i) for i in ids}):
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS lite2pg.{}").format(sql.Identifier(name)))
+        if conn.execute("SELECT to_regclass('lite2pg.sync_state')").fetchone() == (None,):
+            return
+        gone = conn.execute(
+            "DELETE FROM lite2pg.sync_state WHERE run = ANY(%s) OR run_dir LIKE %s RETURNING run",
+            (list(ids), str(base.resolve()) + "/%"),
+        ).fetchall()
+        runs = [str(r[0]) for r in gone] + list(ids)
+        conn.execute("DELETE FROM lite2pg.sync_rejected WHERE run = ANY(%s)", (runs,))
+
+
 @pytest.fixture(scope="session")
 def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The test server: LITE2PG_TEST_DSN when set, else an embedded one for this session."""
     dsn = os.environ.get("LITE2PG_TEST_DSN")
     if dsn:
         yield dsn
+        _forget_runs(dsn, tmp_path_factory.getbasetemp())
         return
     # The major is $LITE2PG_EMBEDDED_PG when set (CI runs the suite on each one shipped).
     data_dir = tmp_path_factory.mktemp("embedded-pg") / "pg"
@@ -112,39 +137,6 @@ def pg(pg_dsn: str) -> Iterator[PgSchema]:
     yield PgSchema(pg_dsn, name)
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
-
-
-@pytest.fixture(autouse=True)
-def _server_left_clean(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
-    """After a test that used the server: the rows and tables its runs kept in the shared
-    `lite2pg` schema (sync positions, quarantine tables) are removed, found by the run ids
-    and directories under this test's tmp_path."""
-    yield
-    if "pg_dsn" not in request.fixturenames:
-        return
-    dsn = request.getfixturevalue("pg_dsn")
-    ids = set()
-    for run_file in tmp_path.rglob("run.json"):
-        with contextlib.suppress(OSError, ValueError):
-            ids.add(str(json.loads(run_file.read_text()).get("id") or ""))
-    ids.discard("")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        if conn.execute("SELECT to_regnamespace('lite2pg')").fetchone() != (None,):
-            for name in sorted({quarantine.table_name(i) for i in ids}):
-                drop = sql.SQL("DROP TABLE IF EXISTS lite2pg.{}").format(sql.Identifier(name))
-                conn.execute(drop)
-            if conn.execute("SELECT to_regclass('lite2pg.sync_state')").fetchone() != (None,):
-                runs = [
-                    r[0]
-                    for r in conn.execute(
-                        "DELETE FROM lite2pg.sync_state WHERE run = ANY(%s) OR run_dir LIKE %s"
-                        " RETURNING run",
-                        (list(ids), str(tmp_path.resolve()) + "/%"),
-                    )
-                ]
-                conn.execute(
-                    "DELETE FROM lite2pg.sync_rejected WHERE run = ANY(%s)", (runs + list(ids),)
-                )
 
 
 MakeDb = Callable[..., Path]

@@ -97,6 +97,9 @@ def test_every_connection_a_migrate_opens_to_the_server_sets_tcp_keepalives(
     if not host or host.startswith("/"):
         pytest.skip("the test server is reached over a Unix socket (no TCP keepalives)")
     port = int(params.get("port") or 5432)
+    probe = subprocess.run(["strace", "-f", "-o", os.devnull, "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"strace cannot trace here: {probe.stderr.decode(errors='replace')[:200]}")
     db = make_db(
         "CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT);"
         "CREATE TABLE b (id INTEGER PRIMARY KEY, a_id INTEGER REFERENCES a(id));",
