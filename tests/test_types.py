@@ -992,3 +992,21 @@ def test_a_tie_with_an_offset_rounds_as_postgresql_rounds_it_on_its_side_of_2000
     assert row is not None
     ours = converter(parse_pg_type("timestamptz(0)"), rounding=True)(text)
     assert dt.datetime.fromisoformat(ours) == row[0]
+
+
+@pytest.mark.parametrize(
+    ("type_sql", "text"),
+    [("macaddr", "08:00:2b:01:02:03"), ("point", "(1.5,-2)"), ("tsvector", "a fat cat")],
+)
+def test_a_type_postgresql_parses_itself_gets_the_text_as_it_is_and_never_a_nul(
+    pg_dsn: str, type_sql: str, text: str
+) -> None:
+    conv = converter(parse_pg_type(type_sql))
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        # PostgreSQL takes the text the load hands it, and can hold no NUL in any text.
+        conn.execute(f"SELECT %s::{type_sql}", (conv(text),))
+        with pytest.raises(psycopg.DataError):
+            conn.execute(f"SELECT %s::{type_sql}", (text + "\x00",))
+    assert conv(text) == text
+    with pytest.raises(TransformError, match="contains a NUL character"):
+        conv(text + "\x00")
