@@ -1010,3 +1010,11 @@ def test_a_type_postgresql_parses_itself_gets_the_text_as_it_is_and_never_a_nul(
     assert conv(text) == text
     with pytest.raises(TransformError, match="contains a NUL character"):
         conv(text + "\x00")
+
+
+@pytest.mark.parametrize("text", ["10:00:00", "00:00", "23:59:59.999999", "12:34:56.5", "07:08"])
+def test_a_time_of_day_lands_as_postgresql_reads_the_same_text(pg_dsn: str, text: str) -> None:
+    ours = converter(parse_pg_type("time"))(text)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT %s::time = %s::time", (ours, text)).fetchone()
+    assert row == (True,), (text, ours)
