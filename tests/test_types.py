@@ -1018,3 +1018,21 @@ def test_a_time_of_day_lands_as_postgresql_reads_the_same_text(pg_dsn: str, text
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         row = conn.execute("SELECT %s::time = %s::time", (ours, text)).fetchone()
     assert row == (True,), (text, ours)
+
+
+def test_sqlite_passes_a_whole_number_to_money_unconverted_exactly_when_money_holds_it(
+    pg_dsn: str,
+) -> None:
+    pred = ok_predicate(parse_pg_type("money"), "v")
+    edges = [-92233720368547758, -92233720368547759, 92233720368547758, 92233720368547759]
+    with closing(sqlite3.connect(":memory:")) as db, psycopg.connect(pg_dsn) as conn:
+        conn.execute("SET lc_monetary = 'C'")
+        for v in [*edges, -5, 0, 7]:
+            [(passes,)] = db.execute(f"SELECT {pred} FROM (SELECT ? AS v)", (v,)).fetchall()
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT %s::numeric::money", (v,))
+                holds = True
+            except psycopg.errors.NumericValueOutOfRange:
+                holds = False
+            assert bool(passes) is holds, v
