@@ -992,3 +992,47 @@ def test_a_tie_with_an_offset_rounds_as_postgresql_rounds_it_on_its_side_of_2000
     assert row is not None
     ours = converter(parse_pg_type("timestamptz(0)"), rounding=True)(text)
     assert dt.datetime.fromisoformat(ours) == row[0]
+
+
+@pytest.mark.parametrize(
+    ("type_sql", "text"),
+    [("macaddr", "08:00:2b:01:02:03"), ("point", "(1.5,-2)"), ("tsvector", "a fat cat")],
+)
+def test_a_type_postgresql_parses_itself_gets_the_text_as_it_is_and_never_a_nul(
+    pg_dsn: str, type_sql: str, text: str
+) -> None:
+    conv = converter(parse_pg_type(type_sql))
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        # PostgreSQL takes the text the load hands it, and can hold no NUL in any text.
+        conn.execute(f"SELECT %s::{type_sql}", (conv(text),))
+        with pytest.raises(psycopg.DataError):
+            conn.execute(f"SELECT %s::{type_sql}", (text + "\x00",))
+    assert conv(text) == text
+    with pytest.raises(TransformError, match="contains a NUL character"):
+        conv(text + "\x00")
+
+
+@pytest.mark.parametrize("text", ["10:00:00", "00:00", "23:59:59.999999", "12:34:56.5", "07:08"])
+def test_a_time_of_day_lands_as_postgresql_reads_the_same_text(pg_dsn: str, text: str) -> None:
+    ours = converter(parse_pg_type("time"))(text)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT %s::time = %s::time", (ours, text)).fetchone()
+    assert row == (True,), (text, ours)
+
+
+def test_sqlite_passes_a_whole_number_to_money_unconverted_exactly_when_money_holds_it(
+    pg_dsn: str,
+) -> None:
+    pred = ok_predicate(parse_pg_type("money"), "v")
+    edges = [-92233720368547758, -92233720368547759, 92233720368547758, 92233720368547759]
+    with closing(sqlite3.connect(":memory:")) as db, psycopg.connect(pg_dsn) as conn:
+        conn.execute("SET lc_monetary = 'C'")
+        for v in [*edges, -5, 0, 7]:
+            [(passes,)] = db.execute(f"SELECT {pred} FROM (SELECT ? AS v)", (v,)).fetchall()
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT %s::numeric::money", (v,))
+                holds = True
+            except psycopg.errors.NumericValueOutOfRange:
+                holds = False
+            assert bool(passes) is holds, v
