@@ -47,6 +47,8 @@ class Intent:
     data: dict[str, Any] = field(default_factory=dict)
     state: str = STARTED
     pid: int = field(default_factory=os.getpid)
+    # The process's start (process_start): a reused id is not taken for this one.
+    pid_start: int | None = field(default_factory=lambda: process_start(os.getpid()))
     started_at: str = field(default_factory=_now)
     finished_at: str = ""
     xid: int | None = None  # the PostgreSQL transaction the step commits (mark_commit)
@@ -92,14 +94,37 @@ def finish(run_dir: Path, intent: Intent, state: str) -> None:
 def read(run_dir: Path, kind: str) -> Intent | None:
     try:
         data: dict[str, Any] = json.loads(path(run_dir, kind).read_text())
+        data.setdefault("pid_start", None)  # a record from before it was kept
         return Intent(**data)
     except (OSError, ValueError, TypeError):
         return None
 
 
-def alive(pid: object) -> bool:
-    """Whether a process of that id is there (then its step is not ours to finish)."""
+def process_start(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot (Linux), else None.
+
+    With the id it names one process for good: an id the kernel hands out again belongs to
+    a process that started later."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold anything, ")" included.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return -1  # killed and not yet reaped: gone, though its id still answers kill(0)
+    return int(fields[19])
+
+
+def alive(pid: object, started: object = None) -> bool:
+    """Whether that process is still there (then its step is not ours to finish).
+
+    A zombie is gone (a SIGKILLed command whose parent has not reaped it yet), and so is
+    a process under the same id that started at another time than the one recorded."""
     if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    start = process_start(pid)
+    if start == -1 or (start is not None and isinstance(started, int) and start != started):
         return False
     try:
         os.kill(pid, 0)
@@ -113,7 +138,7 @@ def alive(pid: object) -> bool:
 def unfinished(run_dir: Path, kind: str) -> Intent | None:
     """The intent of a step a crash interrupted: started, never finished, its process gone."""
     intent = read(run_dir, kind)
-    if intent is None or intent.state != STARTED or alive(intent.pid):
+    if intent is None or intent.state != STARTED or alive(intent.pid, intent.pid_start):
         return None
     return intent
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from psycopg import sql
 
-from lite2pg import capture, cutover_intent, evidence, protocols, source
+from lite2pg import capture, cutover_intent, evidence, intent, protocols, source
 from lite2pg.artifacts import Journal, Manifest, write_manifest
 from lite2pg.cutover import (
     ConfigChange,
@@ -194,15 +194,7 @@ def _stage_state(st: dict[str, Any]) -> str:
 
 def _alive(pid: object) -> bool:
     """Whether a process of that id is there (an old journal without one: assume so)."""
-    if not isinstance(pid, int):
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
+    return intent.alive(pid) if isinstance(pid, int) else True
 
 
 def _streamed(run_dir: Path, stages: dict[str, Any]) -> bool:
