@@ -194,7 +194,11 @@ def _stage_state(st: dict[str, Any]) -> str:
 
 def _alive(pid: object) -> bool:
     """Whether a process of that id is there (an old journal without one: assume so)."""
-    return intent.alive(pid) if isinstance(pid, int) else True
+    if not isinstance(pid, int):
+        return True
+    # This very process is running the stage (intent.alive says no: a step is never its
+    # own to recover).
+    return pid == os.getpid() or intent.alive(pid)
 
 
 def _streamed(run_dir: Path, stages: dict[str, Any]) -> bool:
