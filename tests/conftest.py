@@ -19,7 +19,7 @@ import pytest
 from hypothesis import settings
 from psycopg import sql
 
-from lite2pg import embedded, quarantine
+from lite2pg import capture, embedded, quarantine
 from lite2pg.target import Target
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
@@ -166,3 +166,16 @@ def corpus_files() -> list[Path]:
     if not CORPUS.is_dir():
         return []
     return sorted(p for p in CORPUS.iterdir() if p.suffix in (".db", ".sqlite"))
+
+
+def sqlite_refuses_writes(db: Path) -> bool:
+    """Whether lite2pg's write block (cutover) refuses an app's write to `notes` in `db`;
+    a write that goes through is committed."""
+    with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+        try:
+            conn.execute("INSERT INTO notes (body) VALUES ('late app write')")
+            conn.commit()
+        except sqlite3.IntegrityError as e:
+            assert capture.MOVED_MESSAGE in str(e)
+            return True
+    return False

@@ -22,7 +22,7 @@ from lite2pg.cli import main
 from lite2pg.lifecycle import status
 from lite2pg.run import MigrateOptions, migrate
 
-from .conftest import MakeDb, PgSchema
+from .conftest import MakeDb, PgSchema, sqlite_refuses_writes
 
 LITE2PG = [sys.executable, "-m", "lite2pg"]
 # Each rename returns this late (strace delays it), so the kill lands right after the
@@ -40,17 +40,6 @@ def _strace_prefix(log: Path) -> list[str] | None:
            "-e", f"inject={renames}:delay_exit={RENAME_DELAY_US}"]  # fmt: skip
     probe = subprocess.run([*cmd, "true"], capture_output=True, timeout=30)
     return cmd if probe.returncode == 0 else None
-
-
-def _blocked(db: Path) -> bool:
-    with closing(sqlite3.connect(db, timeout=5)) as conn:
-        try:
-            conn.execute("INSERT INTO notes (body) VALUES ('late app write')")
-            conn.commit()
-        except sqlite3.IntegrityError as e:
-            assert capture.MOVED_MESSAGE in str(e)
-            return True
-    return False
 
 
 def test_online_cutover_killed_after_the_config_moved_leaves_sqlite_blocked_and_status_finishes(
@@ -93,7 +82,7 @@ def test_online_cutover_killed_after_the_config_moved_leaves_sqlite_blocked_and_
 
     # The config says PostgreSQL: SQLite must refuse the app's writes (no split).
     assert pg.dsn in config.read_text()
-    assert _blocked(db)
+    assert sqlite_refuses_writes(db)
     intent = (run_dir / "cutover-intent.json").read_text()
     assert '"state": "started"' in intent and "password" not in intent
 
@@ -115,7 +104,7 @@ def test_online_cutover_killed_after_the_config_moved_leaves_sqlite_blocked_and_
     cutover_line = [x for x in again.stdout.splitlines() if x.startswith("cutover")]
     assert cutover_line and "done (online" in cutover_line[0], again.stdout
     assert "recovered" not in again.stdout  # finished once
-    assert pg.dsn in config.read_text() and _blocked(db)
+    assert pg.dsn in config.read_text() and sqlite_refuses_writes(db)
 
 
 def _interrupted_between_block_and_switch(
@@ -146,7 +135,7 @@ def test_status_finishes_a_cutover_killed_before_the_switch_backwards(
     assert "config still holds SQLite" in shown and "finished it backwards" in shown
     assert "finished backwards" in shown.splitlines()[-1]
     assert config.read_text() == "DATABASE_URL=sqlite:///app.db\n"
-    assert not _blocked(db)  # the app writes to SQLite again
+    assert not sqlite_refuses_writes(db)  # the app writes to SQLite again
 
 
 def test_cutover_again_finishes_a_cutover_killed_before_the_switch_forwards(
@@ -162,7 +151,7 @@ def test_cutover_again_finishes_a_cutover_killed_before_the_switch_forwards(
     assert "write block installed" in done.output and "finished it forwards" in done.output
     assert "s3cret-pw" not in done.output + (run_dir / "cutover-intent.json").read_text()
     assert "s3cret-pw" not in (run_dir / "cutover.json").read_text()
-    assert "s3cret-pw" in config.read_text() and _blocked(db)
+    assert "s3cret-pw" in config.read_text() and sqlite_refuses_writes(db)
     [backup] = tmp_path.glob(".env.lite2pg-backup-*")
     assert backup.read_text() == "DATABASE_URL=sqlite:///app.db\n"
     assert "done (online" in str(status(run_dir)).splitlines()[-1]
@@ -196,5 +185,5 @@ def test_status_finishes_a_cutover_killed_inside_sqlites_commit_over_a_hot_journ
 
     assert "finished it backwards" in shown, shown
     assert not Path(f"{db}-journal").exists()  # rolled back, as the app's next write would
-    assert not _blocked(db)  # the app writes to SQLite again
+    assert not sqlite_refuses_writes(db)  # the app writes to SQLite again
     assert config.read_text() == "DATABASE_URL=sqlite:///app.db\n"

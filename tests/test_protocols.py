@@ -30,7 +30,7 @@ from lite2pg import capture
 from lite2pg.lifecycle import cutover
 from lite2pg.run import MigrateOptions, migrate
 
-from .conftest import MakeDb, PgSchema
+from .conftest import MakeDb, PgSchema, sqlite_refuses_writes
 
 STRACE = shutil.which("strace")
 pytestmark = pytest.mark.skipif(STRACE is None, reason="strace is not installed")
@@ -303,15 +303,35 @@ def test_migrate_killed_at_each_rename_of_publish_leaves_tables_published_or_not
 # --- online cutover ---------------------------------------------------------------------
 
 
-def _blocked(db: Path) -> bool:
-    with closing(sqlite3.connect(db, timeout=5)) as conn:
-        try:
-            conn.execute("INSERT INTO notes (body) VALUES ('late app write')")
-            conn.commit()
-        except sqlite3.IntegrityError as e:
-            assert capture.MOVED_MESSAGE in str(e)
-            return True
-    return False
+def _captured_run(
+    make_db: MakeDb, pg: PgSchema, where: Path, schemas: list[str]
+) -> tuple[Path, Path]:
+    """A source prepared for sync and migrated into a schema of its own (added to
+    `schemas` for `_drop_runs`): the source and the run directory."""
+    where.mkdir()
+    db = _db(make_db)
+    capture.prepare(db)
+    schemas.append(f"{pg.schema}_{len(schemas)}")
+    run_dir = where / "run"
+    migrate(db, pg.target, MigrateOptions(schema=schemas[-1], run_dir=run_dir, verify=False))
+    return db, run_dir
+
+
+def _drop_runs(pg: PgSchema, schemas: list[str], runs: list[str]) -> None:
+    """The runs' schemas, and their rows in lite2pg's own sync tables."""
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        for schema in schemas:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                sql.Identifier(schema)))  # fmt: skip
+        found = conn.execute("SELECT to_regclass('lite2pg.sync_state')").fetchone()
+        if found and found[0] is not None:
+            for name in ("sync_state", "sync_rejected"):
+                conn.execute(
+                    sql.SQL("DELETE FROM lite2pg.{} WHERE run = ANY(%s)").format(
+                        sql.Identifier(name)
+                    ),
+                    (runs,),
+                )
 
 
 def test_online_cutover_killed_at_each_rename_leaves_config_and_write_block_agreeing(
@@ -321,13 +341,7 @@ def test_online_cutover_killed_at_each_rename_leaves_config_and_write_block_agre
     dbs: dict[Path, Path] = {}
 
     def setup(where: Path) -> Path:
-        where.mkdir()
-        db = _db(make_db)
-        capture.prepare(db)
-        schema = f"{pg.schema}_{len(schemas)}"
-        schemas.append(schema)
-        run_dir = where / "run"
-        migrate(db, pg.target, MigrateOptions(schema=schema, run_dir=run_dir, verify=False))
+        db, run_dir = _captured_run(make_db, pg, where, schemas)
         with closing(sqlite3.connect(db)) as conn, conn:
             conn.execute("UPDATE notes SET body = 'changed' WHERE id = 7")  # a change to drain
         (where / ".env").write_text(f"DATABASE_URL={SQLITE_URL}\n")
@@ -340,7 +354,7 @@ def test_online_cutover_killed_at_each_rename_leaves_config_and_write_block_agre
 
     def check(run_dir: Path, out: str) -> str:
         config = (run_dir.parent / ".env").read_text()
-        blocked = _blocked(dbs[run_dir])
+        blocked = sqlite_refuses_writes(dbs[run_dir])
         line = _line(out, "cutover")
         sync = _run(["sync", str(run_dir), "--target", pg.dsn], run_dir.parent)
         if config == f"DATABASE_URL={SQLITE_URL}\n":
@@ -358,20 +372,7 @@ def test_online_cutover_killed_at_each_rename_leaves_config_and_write_block_agre
     try:
         table = _sweep(tmp_path, args, setup, "cutover-intent.json", check)
     finally:
-        with psycopg.connect(pg.dsn, autocommit=True) as conn:
-            for schema in schemas:
-                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-                    sql.Identifier(schema)))  # fmt: skip
-            found = conn.execute("SELECT to_regclass('lite2pg.sync_state')").fetchone()
-            runs = [json.loads((r / "run.json").read_text())["id"] for r in dbs]
-            if found and found[0] is not None:
-                for name in ("sync_state", "sync_rejected"):
-                    conn.execute(
-                        sql.SQL("DELETE FROM lite2pg.{} WHERE run = ANY(%s)").format(
-                            sql.Identifier(name)
-                        ),
-                        (runs,),
-                    )
+        _drop_runs(pg, schemas, [json.loads((r / "run.json").read_text())["id"] for r in dbs])
     _print("cutover --online", table)
     assert {o for _, _, o in table} == {"old", "new"}
 
@@ -391,19 +392,13 @@ def test_sync_killed_at_its_postgresql_sends_never_applies_a_change_twice_or_ski
     runs: list[str] = []
 
     def setup(where: Path) -> tuple[Path, Path, str]:
-        where.mkdir()
-        db = _db(make_db)
-        capture.prepare(db)
-        schema = f"{pg.schema}_{len(schemas)}"
-        schemas.append(schema)
-        run_dir = where / "run"
-        migrate(db, pg.target, MigrateOptions(schema=schema, run_dir=run_dir, verify=False))
+        db, run_dir = _captured_run(make_db, pg, where, schemas)
         runs.append(json.loads((run_dir / "run.json").read_text())["id"])
         with closing(sqlite3.connect(db)) as conn, conn:
             conn.execute("UPDATE notes SET body = body || '!' WHERE id % 3 = 0")
             conn.executemany("INSERT INTO notes (body) VALUES (?)", [("new",)] * 7)
             conn.execute("DELETE FROM notes WHERE id % 5 = 0")
-        return db, run_dir, schema
+        return db, run_dir, schemas[-1]
 
     def rows(db: Path, schema: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
         with closing(sqlite3.connect(db)) as conn:
@@ -449,14 +444,4 @@ def test_sync_killed_at_its_postgresql_sends_never_applies_a_change_twice_or_ski
             table.append((f"sendto #{n}", f"of {sends}", outcome))
         _print("sync", table)
     finally:
-        with psycopg.connect(pg.dsn, autocommit=True) as conn:
-            for schema in schemas:
-                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-                    sql.Identifier(schema)))  # fmt: skip
-            for name in ("sync_state", "sync_rejected"):
-                conn.execute(
-                    sql.SQL("DELETE FROM lite2pg.{} WHERE run = ANY(%s)").format(
-                        sql.Identifier(name)
-                    ),
-                    (runs,),
-                )
+        _drop_runs(pg, schemas, runs)

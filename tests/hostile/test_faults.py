@@ -797,30 +797,37 @@ class Seen:
             return False
         return report is not None and report.get("verify") is None
 
-    def copying(self) -> bool:
-        """A COPY of the run has rows in, on the server."""
-        row = self.conn.execute(
-            "SELECT count(*) FROM pg_stat_progress_copy c JOIN pg_stat_activity a USING (pid) "
-            "WHERE a.application_name = %s AND c.tuples_processed > 0",
-            (self.app,),
-        ).fetchone()
-        return bool(row and row[0])
-
-    def sessions(self, state: str | None = None) -> int:
-        row = self.conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
-            "AND (%s::text IS NULL OR state = %s)",
-            (self.app, state, state),
-        ).fetchone()
+    def _count(self, query: str, *params: object) -> int:
+        """count(*) of `query`, whose first parameter is the run's application_name."""
+        row = self.conn.execute(query, (self.app, *params)).fetchone()
         return int(row[0]) if row else 0
 
-    def exported_snapshot(self) -> bool:
-        row = self.conn.execute(
+    def copying(self) -> bool:
+        """A COPY of the run has rows in, on the server."""
+        return (
+            self._count(
+                "SELECT count(*) FROM pg_stat_progress_copy c JOIN pg_stat_activity a USING (pid) "
+                "WHERE a.application_name = %s AND c.tuples_processed > 0"
+            )
+            > 0
+        )
+
+    def sessions(self, state: str | None = None) -> int:
+        return self._count(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
-            "AND query = 'SELECT pg_export_snapshot()' AND xact_start IS NOT NULL",
-            (self.app,),
-        ).fetchone()
-        return bool(row and row[0])
+            "AND (%s::text IS NULL OR state = %s)",
+            state,
+            state,
+        )
+
+    def exported_snapshot(self) -> bool:
+        return (
+            self._count(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                "AND query = 'SELECT pg_export_snapshot()' AND xact_start IS NOT NULL"
+            )
+            > 0
+        )
 
     def counts(self) -> dict[str, int]:
         return _counts(self.conn.info.dsn, self.schema)
