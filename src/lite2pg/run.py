@@ -569,9 +569,11 @@ def verify_into(
     except TargetError as e:
         # A connection verify opens fails (the server went away since the load): the load
         # is committed all the same, which exit code 1 says.
-        lost = "cannot connect" in e.problem or "lost the connection" in e.problem
+        problem = e.problem
+        if "cannot connect" in problem and not problem.startswith("lost the connection"):
+            problem = f"lost the connection while verifying: {problem}"
         failure = TargetError(
-            f"lost the connection while verifying: {e.problem}" if lost else e.problem,
+            problem,
             f"the load is committed; once the server answers, run lite2pg verify {run_dir}",
         )
         failure.exit_code = 1

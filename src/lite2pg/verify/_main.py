@@ -19,7 +19,7 @@ from psycopg import sql
 from lite2pg import source
 from lite2pg.artifacts import atomic_json
 from lite2pg.coerce import Family, converter
-from lite2pg.errors import TransformError
+from lite2pg.errors import TargetError, TransformError
 from lite2pg.layout import parents_first, table_plan
 from lite2pg.rundir import SNAPSHOT_NAME
 from lite2pg.schema import TableMap
@@ -329,6 +329,15 @@ def _verify(
         report.phases = phases
         report.seconds = time.perf_counter() - started
         return report
+    except TargetError as e:
+        # Verify was connected: a connection it opens now (a worker joining the shared
+        # snapshot, the catalog's, the evidence's) failing means the server went away.
+        if not e.problem.startswith("cannot connect"):
+            raise
+        raise TargetError(
+            f"lost the connection while verifying: {e.problem}",
+            "verify writes nothing; once the server answers, run lite2pg verify RUN again",
+        ) from None
     finally:
         main.close()
 

@@ -74,7 +74,7 @@ def _connect_snapshot(target: Target, pg_snapshot: str | None) -> psycopg.Connec
             # The session that exported the snapshot is gone (its connection was lost).
             conn.close()
             raise TargetError(
-                "lost the connection during verify: its shared snapshot is gone",
+                "lost the connection while verifying: its shared snapshot is gone",
                 "nothing was changed; run lite2pg verify RUN again",
             ) from None
     return conn
