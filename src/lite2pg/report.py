@@ -106,20 +106,16 @@ class RunReport:
         return all(t.read == t.loaded + t.rejected + t.filtered for t in self.tables)
 
     def verdict(self) -> str:
-        if not self.reconciled:
-            return "FAILED: row counts do not reconcile"
-        parts = [f"{self.rows_loaded} rows loaded into {len(self.tables)} tables"]
-        if self.rows_rejected:
-            parts.append(f"{self.rows_rejected} rejected (see {self.rejects_dir})")
-        if self.rows_filtered:
-            parts.append(f"{self.rows_filtered} filtered out by the plan")
-        if self.problems:
-            parts.append(f"{self.problems} key/index/constraint problems (see notes)")
-        verified = self.verify is None or bool(self.verify.get("ok"))
-        if self.verify is not None:
-            parts.append("verified row by row" if verified else "VERIFY FAILED (see report.html)")
-        ok = not self.rows_rejected and not self.problems and verified
-        return ("OK: " if ok else "ATTENTION: ") + ", ".join(parts)
+        return verdict_line(
+            loaded=self.rows_loaded,
+            tables=len(self.tables),
+            rejected=self.rows_rejected,
+            rejects_dir=self.rejects_dir,
+            filtered=self.rows_filtered,
+            problems=self.problems,
+            verify=self.verify,
+            reconciled=self.reconciled,
+        )
 
     def exit_code(self, allow_rejects: bool = False) -> int:
         """0 when clean; 1 when rows were rejected, constraints could not be built, or the
@@ -237,3 +233,36 @@ def print_summary(report: RunReport, console: Console) -> None:
     for p in report.phases:
         for note in p.notes:
             console.print(f"note: {note}")
+
+
+def verdict_line(
+    *,
+    loaded: int,
+    tables: int,
+    rejected: int,
+    rejects_dir: str | None,
+    filtered: int,
+    problems: int,
+    verify: dict[str, Any] | None,
+    reconciled: bool = True,
+    unproven: str | None = None,
+) -> str:
+    """The report's one-line verdict ("OK: ..." or "ATTENTION: ..."), from its figures.
+    `unproven`: what to say when there is no proof (a retry: "not verified since the
+    retry"); without it, a run with --no-verify says nothing of proof."""
+    if not reconciled:
+        return "FAILED: row counts do not reconcile"
+    parts = [f"{loaded} rows loaded into {tables} tables"]
+    if rejected:
+        parts.append(f"{rejected} rejected (see {rejects_dir})")
+    if filtered:
+        parts.append(f"{filtered} filtered out by the plan")
+    if problems:
+        parts.append(f"{problems} key/index/constraint problems (see notes)")
+    verified = verify is None or bool(verify.get("ok"))
+    if verify is not None:
+        parts.append("verified row by row" if verified else "VERIFY FAILED (see report.html)")
+    elif unproven:
+        parts.append(unproven)
+    ok = not rejected and not problems and verified
+    return ("OK: " if ok else "ATTENTION: ") + ", ".join(parts)

@@ -45,6 +45,7 @@ from lite2pg.existing import existing_maps
 from lite2pg.layout import create_maps, parents_first, table_plan
 from lite2pg.load import TableResult, load_table
 from lite2pg.plan import Plan, TablePlan, merge_plans
+from lite2pg.report import verdict_line
 from lite2pg.rows import (
     GoneRows,
     RejectSink,
@@ -480,18 +481,17 @@ def _finish(run_dir: Path, target: Target) -> None:
 
 
 def _verdict(report: dict[str, Any]) -> str:
+    """report.json's verdict after a retry, as RunReport.verdict words it."""
     totals = report.get("totals", {})
-    parts = [f"{totals.get('loaded', 0)} rows loaded into {len(report.get('tables', []))} tables"]
-    if totals.get("rejected"):
-        parts.append(f"{totals['rejected']} rejected (see {report.get('rejects_dir')})")
-    if totals.get("filtered"):
-        parts.append(f"{totals['filtered']} filtered out by the plan")
-    proof = report.get("verify")
-    if proof is None:
-        parts.append("not verified since the retry")
-    else:
-        parts.append(
-            "verified row by row" if proof.get("ok") else "VERIFY FAILED (see report.html)"
-        )
-    bad = totals.get("rejected") or (proof is not None and not proof.get("ok"))
-    return ("ATTENTION: " if bad else "OK: ") + ", ".join(parts)
+    return verdict_line(
+        loaded=totals.get("loaded", 0),
+        tables=len(report.get("tables", [])),
+        rejected=totals.get("rejected", 0),
+        rejects_dir=report.get("rejects_dir"),
+        filtered=totals.get("filtered", 0),
+        problems=sum(
+            p.get("failed", 0) for p in report.get("phases", []) if p.get("name") != "views"
+        ),
+        verify=report.get("verify"),
+        unproven="not verified since the retry",
+    )

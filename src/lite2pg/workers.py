@@ -78,10 +78,14 @@ def kill_pool(pool: concurrent.futures.Executor | None) -> None:
     server), instead of waiting for the tasks they run."""
     if not isinstance(pool, concurrent.futures.ProcessPoolExecutor):
         return
-    processes = dict(getattr(pool, "_processes", None) or {})
-    for proc in processes.values():
+    kill = getattr(pool, "kill_workers", None)  # public from Python 3.14
+    if kill is not None:
         with contextlib.suppress(OSError, ValueError):
-            proc.kill()
+            kill()
+    else:  # before 3.14 the pool names its processes only in this attribute
+        for proc in dict(getattr(pool, "_processes", None) or {}).values():
+            with contextlib.suppress(OSError, ValueError):
+                proc.kill()
     # Wait for the pool's own thread to see them gone (else the interpreter's exit races
     # it over the pipe it closes), but not forever.
     closer = threading.Thread(
